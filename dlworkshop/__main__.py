@@ -1,0 +1,3 @@
+from dlworkshop.cli import main
+
+main()

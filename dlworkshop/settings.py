@@ -1,0 +1,378 @@
+"""The settings model: `workshop.yaml` read once, validated, and handed to every other part.
+
+Data flows one way: workshop.yaml -> Settings -> {image build args, hub config, ansible vars,
+smoke-test budgets}. Nothing else reads the YAML file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import date, datetime
+from fractions import Fraction
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from dlworkshop.errors import ConfigError
+
+DEFAULT_CONFIG_NAME = "workshop.yaml"
+CONFIG_ENV = "DLWORKSHOP_CONFIG"
+
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def parse_bytes(value: Any) -> int:
+    """Parse a Docker-style size (`512M`, `2G`, `1.5g`, or a plain number of bytes)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as 2G or 512M")
+    if isinstance(value, int):
+        return value
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", str(value), flags=re.IGNORECASE)
+    if not match:
+        raise ValueError(f"{value!r} is not a size; write it like 2G or 512M")
+    number, unit = match.groups()
+    return int(float(number) * _SIZE_UNITS[unit.lower()])
+
+
+def format_bytes(size: int) -> str:
+    """The inverse of parse_bytes, as Docker and JupyterHub accept it (`2G`, `512M`)."""
+    for unit in ("T", "G", "M", "K"):
+        factor = _SIZE_UNITS[unit.lower()]
+        if size >= factor and size % factor == 0:
+            return f"{size // factor}{unit}"
+    return str(size)
+
+
+ByteSize = Annotated[int, BeforeValidator(parse_bytes)]
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors: a typo in workshop.yaml must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
+
+
+class WorkshopInfo(StrictModel):
+    name: str = "Introduction to deep learning"
+    start: datetime | None = Field(
+        default=None, description="When learners arrive; servers are pre-warmed shortly before."
+    )
+    end: date | None = None
+    prewarm_minutes: int = Field(default=15, ge=0, description="How long before `start` to pre-warm.")
+
+
+class Learners(StrictModel):
+    count: int | None = Field(default=None, ge=1, le=1000)
+    names: list[str] | None = None
+    expected_concurrent: int | None = Field(
+        default=None, ge=1, description="Learners expected at once; allows a quota overcommit."
+    )
+    smoke_test_user: str = "smoke-test"
+
+    @model_validator(mode="after")
+    def _count_or_names(self) -> Learners:
+        if self.count is None and not self.names:
+            raise ValueError("give either a learner count or a list of names")
+        if self.count is not None and self.names and self.count != len(self.names):
+            raise ValueError(f"count {self.count} disagrees with the {len(self.names)} names listed")
+        return self
+
+    @property
+    def total(self) -> int:
+        return self.count if self.count is not None else len(self.names or [])
+
+    @property
+    def concurrent(self) -> int:
+        return self.expected_concurrent or self.total
+
+
+class GitHubAuth(StrictModel):
+    client_id: str
+    client_secret: SecretStr
+    callback_url: str | None = None
+    allowed_organizations: list[str] = []
+
+
+class Auth(StrictModel):
+    mode: Literal["shared-code", "accounts", "github"] = "shared-code"
+    access_code: SecretStr | None = Field(
+        default=None, description="The code learners type in `shared-code` mode."
+    )
+    accounts_file: Path | None = Field(
+        default=None, description="CSV of usernames and password hashes from `dlworkshop accounts generate`."
+    )
+    github: GitHubAuth | None = None
+    admins: list[str] = []
+    login_attempts_per_minute: int = Field(default=10, ge=1)
+
+    @model_validator(mode="after")
+    def _mode_needs_its_fields(self) -> Auth:
+        if self.mode == "shared-code" and not (self.access_code and self.access_code.get_secret_value()):
+            raise ValueError("mode shared-code needs auth.access_code (the code learners type)")
+        if self.mode == "github" and self.github is None:
+            raise ValueError("mode github needs auth.github with client_id and client_secret")
+        return self
+
+
+class Image(StrictModel):
+    name: str = "dlworkshop/learner"
+    tag: str = "latest"
+    variant: Literal["cpu", "cuda"] = "cpu"
+    base_image: str = Field(
+        default="python:3.11-slim-bookworm",
+        description="A Debian/Ubuntu image with Python 3.11; `dlworkshop image base` builds one offline.",
+    )
+    source: Literal["build", "pull", "archive"] = "build"
+    archive: Path | None = Field(default=None, description="A `docker save` file, for source: archive.")
+    data_mirror: str | None = Field(default=None, description="Folder or URL laid out by dataset name.")
+    ca_bundle: Path | None = Field(default=None, description="Extra CA bundle pip trusts during the build.")
+
+    @property
+    def reference(self) -> str:
+        return f"{self.name}:{self.tag}"
+
+    @model_validator(mode="after")
+    def _archive_needs_file(self) -> Image:
+        if self.source == "archive" and self.archive is None:
+            raise ValueError("source archive needs image.archive, the path of a `docker save` file")
+        return self
+
+
+def _parse_share(value: Any) -> Any:
+    """Accept `1/3` as well as 0.333 for a GPU share."""
+    if isinstance(value, str) and "/" in value:
+        numerator, _, denominator = value.partition("/")
+        try:
+            return float(Fraction(int(numerator), int(denominator)))
+        except (ValueError, ZeroDivisionError):
+            raise ValueError(f"{value!r} is not a fraction like 1/2") from None
+    return value
+
+
+class GPU(StrictModel):
+    policy: Literal["none", "whole", "shared", "mig"] = "none"
+    per_learner: Annotated[float, BeforeValidator(_parse_share)] = Field(
+        default=1.0,
+        gt=0,
+        description="whole: GPUs per learner (1, 2...); shared: a fraction of one GPU (1/2, 1/3...).",
+    )
+    devices: list[str] | Literal["auto"] = Field(
+        default="auto", description="GPU UUIDs or indexes, or `auto` to ask nvidia-smi on the host."
+    )
+    memory_mb: int | None = Field(
+        default=None, ge=256, description="Memory of one GPU; `auto` inventories read it from nvidia-smi."
+    )
+    mig_devices: list[str] = Field(default=[], description="MIG device UUIDs, one per learner slot.")
+    memory_cap_mb: int | None = Field(
+        default=None, ge=128, description="Per-learner TensorFlow memory cap; default: the learner's share."
+    )
+
+    @model_validator(mode="after")
+    def _share_fits_policy(self) -> GPU:
+        if self.policy == "whole" and self.per_learner != int(self.per_learner):
+            raise ValueError(f"per_learner: {self.per_learner} is not a whole number of GPUs")
+        if self.policy == "shared":
+            if self.per_learner >= 1:
+                raise ValueError("per_learner: a shared GPU gives each learner less than one; use whole")
+            learners_per_gpu = 1 / self.per_learner
+            if abs(learners_per_gpu - round(learners_per_gpu)) > 1e-6:
+                raise ValueError(
+                    f"per_learner: {self.per_learner:g} does not divide one GPU; use 1/2, 1/3, 1/4..."
+                )
+        if self.policy == "mig" and not self.mig_devices:
+            raise ValueError("mig_devices: policy mig needs the MIG device UUIDs (nvidia-smi -L lists them)")
+        return self
+
+    @property
+    def learners_per_gpu(self) -> int:
+        return round(1 / self.per_learner) if self.policy == "shared" else 1
+
+
+class Resources(StrictModel):
+    cpu: float = Field(default=1.0, gt=0, description="CPUs per learner (a limit, like docker --cpus).")
+    memory: ByteSize = Field(default=parse_bytes("2G"), description="Memory limit per learner.")
+    pids: int = Field(default=512, ge=32, description="Processes per learner container.")
+    disk_free_min: ByteSize = Field(
+        default=parse_bytes("2G"), description="Free disk the host must keep; spawns refused below it."
+    )
+    disk_per_learner: ByteSize | None = Field(
+        default=None, description="Size cap of a learner's work volume where the storage driver allows it."
+    )
+    gpu: GPU = GPU()
+
+    @field_validator("memory")
+    @classmethod
+    def _memory_at_least_256m(cls, value: int) -> int:
+        if value < parse_bytes("256M"):
+            raise ValueError(f"{format_bytes(value)} is too little for TensorFlow; give at least 256M")
+        return value
+
+
+class Culling(StrictModel):
+    idle_timeout: int = Field(default=3600, ge=60, description="Seconds idle before a server is stopped.")
+    every: int = Field(default=300, ge=10, description="Seconds between culler sweeps.")
+    max_age: int = Field(default=0, ge=0, description="Stop servers older than this (0: never).")
+
+
+class TLS(StrictModel):
+    mode: Literal["none", "self-signed", "letsencrypt", "files"] = "none"
+    domain: str | None = None
+    email: str | None = None
+    certificate: Path | None = None
+    key: Path | None = None
+    acme_directory: str = "https://acme-v02.api.letsencrypt.org/directory"
+
+    @model_validator(mode="after")
+    def _mode_needs_its_fields(self) -> TLS:
+        if self.mode == "letsencrypt" and not (self.domain and self.email):
+            raise ValueError("mode letsencrypt needs a public domain and a contact email")
+        if self.mode == "files" and not (self.certificate and self.key):
+            raise ValueError("mode files needs certificate and key paths")
+        return self
+
+
+class Hub(StrictModel):
+    backend: Literal["docker", "swarm", "slurm", "kubernetes"] = "docker"
+    image: str = "dlworkshop/hub:latest"
+    bind: str = Field(default="127.0.0.1", description="Address the hub's public port listens on.")
+    port: int = Field(default=8000, ge=1, le=65535)
+    public_url: str | None = Field(default=None, description="URL learners open; derived when empty.")
+    network: str = "dlworkshop"
+    data_volume: str = "dlworkshop-hub-data"
+    container_name: str = "dlworkshop-hub"
+    spawn_concurrency: int | None = Field(
+        default=None, ge=1, description="Server starts admitted at once; default from the host's cores."
+    )
+    start_timeout: int = Field(default=600, ge=30)
+    tls: TLS = TLS()
+
+    @field_validator("backend")
+    @classmethod
+    def _backend_implemented(cls, value: str) -> str:
+        if value != "docker":
+            raise ValueError(f"backend {value} is not implemented yet; use docker")
+        return value
+
+    @property
+    def url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        scheme = "https" if self.tls.mode != "none" else "http"
+        host = self.tls.domain or ("localhost" if self.bind in ("127.0.0.1", "0.0.0.0") else self.bind)
+        return f"{scheme}://{host}:{self.port}"
+
+
+class Settings(StrictModel):
+    workshop: WorkshopInfo = WorkshopInfo()
+    learners: Learners = Learners(count=4)
+    auth: Auth
+    image: Image = Image()
+    resources: Resources = Resources()
+    culling: Culling = Culling()
+    hub: Hub = Hub()
+
+
+# The embedded default behind `dlworkshop up` with no file: CPU image, shared-code login, 4 learners.
+DEFAULT_SETTINGS_YAML = """\
+workshop:
+  name: Introduction to deep learning
+learners:
+  count: 4
+auth:
+  mode: shared-code
+  access_code: {access_code}
+resources:
+  cpu: 0.5
+  memory: 2G
+"""
+
+
+def _line_numbers(text: str) -> dict[tuple[str | int, ...], int]:
+    """Map each key path in the YAML text to its 1-based line, to point problems at the file."""
+    lines: dict[tuple[str | int, ...], int] = {}
+
+    def walk(node: yaml.Node, path: tuple[str | int, ...]) -> None:
+        lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                child = (*path, key.value)
+                lines[child] = key.start_mark.line + 1
+                walk(value, child)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                walk(item, (*path, index))
+
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return lines
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def _describe(error: dict[str, Any], lines: dict[tuple[str | int, ...], int], source: str) -> str:
+    loc = tuple(part for part in error["loc"] if not str(part).startswith("function-"))
+    path = ".".join(str(part) for part in loc)
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key (check its spelling and indentation)"
+    elif error["type"] == "missing":
+        message = "required, but missing"
+    line = next((lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), None)
+    where = f"{source}:{line}: " if line else f"{source}: "
+    return f"{where}{path}: {message}" if path else f"{where}{message}"
+
+
+def parse_settings(text: str, source: str = DEFAULT_CONFIG_NAME) -> Settings:
+    """Validate YAML text; raise ConfigError listing every problem with its path and line."""
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source} is not valid YAML: {exc}", fix="fix the YAML syntax") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source} must be a mapping of sections (workshop, learners, auth...)")
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        lines = _line_numbers(text)
+        problems = [_describe(error, lines, source) for error in exc.errors()]
+        raise ConfigError(
+            f"{source} has {len(problems)} problem(s)",
+            problems=problems,
+            fix="correct the keys named above; `dlworkshop init` writes a commented example",
+        ) from None
+
+
+def find_config(path: Path | None = None) -> Path | None:
+    """The file to read: an explicit path, then $DLWORKSHOP_CONFIG, then ./workshop.yaml."""
+    if path is not None:
+        if not path.is_file():
+            raise ConfigError(f"{path} does not exist", fix="run `dlworkshop init` to write one")
+        return path
+    from_env = os.environ.get(CONFIG_ENV)
+    if from_env:
+        return find_config(Path(from_env))
+    local = Path(DEFAULT_CONFIG_NAME)
+    return local if local.is_file() else None
+
+
+def load_settings(path: Path | None = None, *, default_access_code: str | None = None) -> Settings:
+    """Load and validate workshop.yaml; with no file anywhere, the embedded default."""
+    found = find_config(path)
+    if found is None:
+        code = default_access_code or os.environ.get("DLWORKSHOP_ACCESS_CODE") or "deep-learning"
+        return parse_settings(DEFAULT_SETTINGS_YAML.format(access_code=code), source="<embedded default>")
+    return parse_settings(found.read_text(encoding="utf-8"), source=str(found))

@@ -1,0 +1,66 @@
+"""Fixtures shared by every test group. One fixture per real thing (engine, data mirror, images,
+hub, test host), each built once per run and torn down even on failure. Concern-specific fixtures
+live in tests/fixtures/<concern>.py and are registered here."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI") == "true"
+
+# Each module holds the fixtures of one concern; listed here so every test group can use them.
+_FIXTURE_MODULES = ["data", "images", "hub", "smoke", "ansible"]
+pytest_plugins = [
+    f"tests.fixtures.{name}"
+    for name in _FIXTURE_MODULES
+    if importlib.util.find_spec(f"tests.fixtures.{name}") is not None
+]
+
+
+def shared_dir() -> Path:
+    """The project's shared/ folder: real copies of public datasets (see shared/data/SOURCES.md)."""
+    override = os.environ.get("DLWORKSHOP_SHARED")
+    return Path(override) if override else REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    data = shared_dir() / "data"
+    if not (data / "penguins.csv").is_file():
+        pytest.fail(f"real test data missing in {data}; set DLWORKSHOP_SHARED to the shared/ folder")
+    return data
+
+
+def docker_cli() -> str:
+    """The Debian docker client: it speaks BuildKit (secrets) where a newer one may lack buildx."""
+    return "/usr/bin/docker" if Path("/usr/bin/docker").exists() else (shutil.which("docker") or "docker")
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[object]:
+    """A client for the engine scripts/setup-host started. Without an engine Docker tests cannot
+    run: in CI that is a failure, on a developer's machine a skip that says why."""
+    import docker
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:
+        message = f"no Docker engine reachable ({exc}); scripts/setup-host --test starts one"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    yield client
+    client.close()

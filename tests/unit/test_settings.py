@@ -1,0 +1,78 @@
+from pathlib import Path
+
+import pytest
+
+from dlworkshop.errors import ConfigError
+from dlworkshop.settings import load_settings, parse_bytes, parse_settings
+
+REPO = Path(__file__).resolve().parents[2]
+MINIMAL = "auth: {mode: shared-code, access_code: secret}\n"
+
+
+def problems_of(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(text, source="w.yaml")
+    return caught.value.problems
+
+
+@pytest.mark.parametrize("example", sorted((REPO / "examples").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_examples_are_valid(example: Path) -> None:
+    load_settings(example)
+
+
+def test_embedded_default_is_small_cpu_shared_code() -> None:
+    settings = load_settings(None, default_access_code="abc")
+    assert settings.auth.mode == "shared-code"
+    assert settings.auth.access_code.get_secret_value() == "abc"
+    assert settings.learners.total == 4
+    assert settings.image.variant == "cpu"
+
+
+def test_sizes_parse_like_docker() -> None:
+    assert parse_bytes("2G") == 2 * 1024**3
+    assert parse_bytes("512m") == 512 * 1024**2
+    assert parse_bytes(1000) == 1000
+
+
+def test_every_problem_is_reported_at_once_with_path_and_line() -> None:
+    problems = problems_of(
+        "learners: {count: 0}\n"
+        "auth: {mode: shared-code}\n"
+        "resources:\n"
+        "  gpu: {policy: shared, per_learner: 0.3}\n"
+        "  cpuz: 1\n"
+    )
+    assert len(problems) == 4
+    assert problems[0].startswith("w.yaml:1: learners.count")
+    assert any("auth" in p and "access_code" in p for p in problems)
+    assert any("0.3 does not divide one GPU; use 1/2, 1/3, 1/4" in p for p in problems)
+    assert any(p.startswith("w.yaml:5: resources.cpuz: unknown key") for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("snippet", "expected"),
+    [
+        ("resources: {memory: lots}", "is not a size"),
+        ("resources: {cpu: -1}", "resources.cpu"),
+        ("resources: {gpu: {policy: whole, per_learner: 1.5}}", "not a whole number of GPUs"),
+        ("resources: {gpu: {policy: mig}}", "MIG device UUIDs"),
+        ("learners: {count: 2, names: [a, b, c]}", "disagrees"),
+        ("image: {variant: tpu}", "image.variant"),
+        ("image: {source: archive}", "image.archive"),
+        ("hub: {backend: slurm}", "not implemented yet"),
+        ("hub: {tls: {mode: letsencrypt}}", "domain and a contact email"),
+    ],
+)
+def test_broken_settings_are_rejected_with_their_own_message(snippet: str, expected: str) -> None:
+    problems = problems_of(MINIMAL + snippet + "\n")
+    assert any(expected in problem for problem in problems), problems
+
+
+def test_gpu_share_accepts_fractions() -> None:
+    settings = parse_settings(MINIMAL + "resources: {gpu: {policy: shared, per_learner: 1/4}}\n")
+    assert settings.resources.gpu.learners_per_gpu == 4
+
+
+def test_invalid_yaml_is_one_clear_error() -> None:
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        parse_settings("auth: [unclosed\n")
