@@ -12,7 +12,7 @@ from dlworkshop.errors import WorkshopError
 from dlworkshop.settings import DEFAULT_CONFIG_NAME, load_settings
 from dlworkshop.templates import example_config
 
-console = Console()
+console = Console(soft_wrap=True)
 
 ConfigOption = typer.Option(None, "--config", "-c", help="workshop.yaml to read (default: ./workshop.yaml).")
 
