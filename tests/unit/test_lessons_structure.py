@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from dlworkshop.data.registry import load_registry
-from dlworkshop.lessons import list_lessons, lessons_dir
+from dlworkshop.lessons import lessons_dir, list_lessons
 
 STEPS = [
     "Formulate the problem",
