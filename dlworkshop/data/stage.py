@@ -21,11 +21,13 @@ class CacheRoots:
 
     @classmethod
     def from_environment(cls, work: Path | None = None) -> CacheRoots:
-        """The roots seaborn and Keras themselves use: $SEABORN_DATA, $KERAS_HOME (or ~/.keras)."""
+        """The roots seaborn and Keras themselves use: $SEABORN_DATA (else seaborn's user cache
+        folder, ~/.cache/seaborn on Linux) and $KERAS_HOME (else ~/.keras)."""
         home = Path.home()
         work_env = os.environ.get("DLWORKSHOP_WORK")
+        user_cache = Path(os.environ.get("XDG_CACHE_HOME", home / ".cache"))
         return cls(
-            seaborn=Path(os.environ.get("SEABORN_DATA", home / "seaborn-data")),
+            seaborn=Path(os.environ.get("SEABORN_DATA", user_cache / "seaborn")),
             keras=Path(os.environ.get("KERAS_HOME", home / ".keras")),
             work=work or (Path(work_env) if work_env else None),
         )

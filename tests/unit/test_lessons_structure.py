@@ -66,7 +66,9 @@ def test_metadata_gives_budgets_and_smoke_parameters(notebook: tuple[Path, nbfor
             assert meta["budget_seconds"][hardware][size] > 0
         assert meta["budget_seconds"][hardware]["smoke"] <= meta["budget_seconds"][hardware]["full"]
     parameters = set(re.findall(r"^(\w+) = ", code_cells(nb)[0].source, flags=re.MULTILINE))
-    assert set(meta["smoke_parameters"]) <= parameters, f"{path.name} smoke parameters not in its parameters cell"
+    assert set(meta["smoke_parameters"]) <= parameters, (
+        f"{path.name} smoke parameters not in its parameters cell"
+    )
     registry = load_registry()
     assert set(meta["datasets"]) <= set(registry.datasets)
 
@@ -83,7 +85,9 @@ def test_follows_the_ten_steps_in_order(notebook: tuple[Path, nbformat.NotebookN
     assert headings == STEPS
 
 
-def test_data_only_through_the_registry_and_the_model_is_saved(notebook: tuple[Path, nbformat.NotebookNode]) -> None:
+def test_data_only_through_the_registry_and_the_model_is_saved(
+    notebook: tuple[Path, nbformat.NotebookNode],
+) -> None:
     _, nb = notebook
     source = "\n".join(cell.source for cell in code_cells(nb))
     assert not re.search(r"https?://", source), "code must not reach for the network"

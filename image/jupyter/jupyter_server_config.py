@@ -1,0 +1,19 @@
+# Learner servers open in the work folder (the learner's persistent volume).
+c = get_config()  # noqa: F821
+c.ServerApp.root_dir = "/home/jovyan/work"
+# TensorBoard through jupyter-server-proxy, at <server>/tensorboard/, reading the whole work folder.
+c.ServerProxy.servers = {
+    "tensorboard": {
+        "command": [
+            "tensorboard",
+            "--logdir",
+            "/home/jovyan/work",
+            "--port",
+            "{port}",
+            "--path_prefix",
+            "{base_url}tensorboard",
+        ],
+        "timeout": 30,
+        "launcher_entry": {"title": "TensorBoard"},
+    }
+}

@@ -1,0 +1,208 @@
+"""The CPU learner image, run the ways a workshop runs it: offline, under a CPU quota, as a
+JupyterHub single-user server, with a learner's own volume."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import docker_cli
+from tests.fixtures.data import KERAS_OVERRIDE_DIR, keras_hash_overrides
+
+pytestmark = [pytest.mark.docker, pytest.mark.image]
+OVERRIDE_MOUNT = "/opt/dlworkshop-test-override"
+
+
+def docker_run(
+    image: str, *args: str, command: list[str], timeout: int = 600
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [docker_cli(), "run", "--rm", *args, image, *command], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def offline_args(fixture_mirror: Path) -> list[str]:
+    """No network, plus the test-only override that lets Keras accept the generated fixtures."""
+    return [
+        "--network",
+        "none",
+        "-v",
+        f"{KERAS_OVERRIDE_DIR}:{OVERRIDE_MOUNT}:ro",
+        "-e",
+        f"PYTHONPATH={OVERRIDE_MOUNT}",
+        "-e",
+        f"DLWORKSHOP_TEST_KERAS_HASHES={json.dumps(keras_hash_overrides(fixture_mirror))}",
+    ]
+
+
+UPSTREAM_DATA_CALLS = """
+import pandas as pd, seaborn as sns, keras
+assert sns.load_dataset("penguins").shape == (344, 7)
+(x_train, _), _ = keras.datasets.cifar10.load_data()
+assert x_train.shape == (50000, 32, 32, 3)
+keras.applications.DenseNet121(weights="imagenet", include_top=False, input_shape=(64, 64, 3))
+weather = pd.read_csv("{weather_url}")
+assert "BASEL_sunshine" in weather.columns
+import numpy as np
+from dlworkshop.data import locate
+assert np.load(locate("dollar-street-10", "train_images.npy")).dtype == np.int32
+print("UPSTREAM CALLS OK")
+"""
+
+
+def test_the_upstream_lessons_data_calls_succeed_with_no_network(
+    learner_image: str, fixture_mirror: Path
+) -> None:
+    from dlworkshop.data.registry import load_registry
+
+    weather_url = load_registry().datasets["weather-light"].files[0].urls[0]
+    script = UPSTREAM_DATA_CALLS.replace("{weather_url}", weather_url)
+    result = docker_run(learner_image, *offline_args(fixture_mirror), command=["python", "-c", script])
+    assert "UPSTREAM CALLS OK" in result.stdout, result.stdout[-2000:] + result.stderr[-3000:]
+
+
+def test_the_data_in_the_image_verifies_offline(learner_image: str) -> None:
+    result = docker_run(learner_image, "--network", "none", command=["dlworkshop", "data", "verify"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "10 files verified in /opt/dlworkshop/data" in result.stdout
+
+
+@pytest.mark.parametrize(("cpus", "threads"), [("0.5", 1), ("2", 2)])
+def test_tensorflow_thread_pools_follow_the_cpu_quota(learner_image: str, cpus: str, threads: int) -> None:
+    script = (
+        "import os, tensorflow as tf\n"
+        "print(tf.config.threading.get_intra_op_parallelism_threads(),"
+        " tf.config.threading.get_inter_op_parallelism_threads(), os.environ['OMP_NUM_THREADS'])\n"
+    )
+    result = docker_run(learner_image, "--network", "none", "--cpus", cpus, command=["python", "-c", script])
+    assert result.stdout.split()[-3:] == [str(threads)] * 3, result.stdout + result.stderr[-2000:]
+
+
+def test_runs_as_jovyan_with_lessons_copied_without_overwriting_edits(
+    learner_image: str, tmp_path: Path
+) -> None:
+    work = tmp_path / "work"
+    (work / "lessons").mkdir(parents=True)
+    (work / "lessons" / "02-penguins.ipynb").write_text("my own edits")
+    subprocess.run(["chown", "-R", "1000:1000", str(work)], check=True)
+    result = docker_run(
+        learner_image,
+        "--network",
+        "none",
+        "-v",
+        f"{work}:/home/jovyan/work",
+        command=["bash", "-c", "id -u; id -g -n; ls ~/work/lessons"],
+    )
+    lines = result.stdout.split()
+    assert lines[:2] == ["1000", "jovyan"], result.stdout + result.stderr
+    assert "01-introduction.ipynb" in lines and "06-outlook.ipynb" in lines
+    assert (work / "lessons" / "02-penguins.ipynb").read_text() == "my own edits"
+
+
+def test_labels_record_variant_and_lock_hash(learner_image: str) -> None:
+    from dlworkshop.image.build import lock_sha256
+
+    inspected = subprocess.run(
+        [docker_cli(), "image", "inspect", "--format", "{{json .Config.Labels}}", learner_image],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    labels = json.loads(inspected.stdout)
+    assert labels["org.dlworkshop.variant"] == "cpu"
+    assert labels["org.dlworkshop.lock-sha256"] == lock_sha256("cpu")
+    assert len(labels["org.opencontainers.image.revision"]) in (40, len("unknown"))
+
+
+# Stands in for the hub's API, which jupyterhub-singleuser asks for its version when it starts.
+FAKE_HUB_API = """
+import http.server
+class Hub(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("X-JupyterHub-Version", __import__("jupyterhub").__version__)
+        self.end_headers()
+        self.wfile.write(b"{}")
+    do_POST = do_GET
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", 8081), Hub).serve_forever()
+"""
+
+
+def test_jupyterhub_singleuser_starts_and_turns_healthy(learner_image: str) -> None:
+    name = f"dlworkshop-test-singleuser-{int(time.time())}"
+    hub_env = {
+        "JUPYTERHUB_API_TOKEN": "test-token",
+        "JUPYTERHUB_CLIENT_ID": "jupyterhub-user-learner",
+        "JUPYTERHUB_API_URL": "http://127.0.0.1:8081/hub/api",
+        "JUPYTERHUB_BASE_URL": "/",
+        "JUPYTERHUB_SERVICE_PREFIX": "/user/learner/",
+        "JUPYTERHUB_SERVICE_URL": "http://0.0.0.0:8888/user/learner/",
+        "JUPYTERHUB_USER": "learner",
+        "JUPYTERHUB_OAUTH_CALLBACK_URL": "/user/learner/oauth_callback",
+    }
+    hub_env["FAKE_HUB"] = FAKE_HUB_API
+    env_args = [arg for key, value in hub_env.items() for arg in ("-e", f"{key}={value}")]
+    subprocess.run(
+        [
+            docker_cli(),
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "none",
+            *env_args,
+            learner_image,
+            "bash",
+            "-c",
+            'python -c "$FAKE_HUB" & exec jupyterhub-singleuser',
+        ],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        status = ""
+        for _ in range(60):
+            status = subprocess.run(
+                [docker_cli(), "inspect", "--format", "{{.State.Health.Status}}", name],
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+            if status in ("healthy", "unhealthy"):
+                break
+            time.sleep(2)
+        logs = subprocess.run([docker_cli(), "logs", name], capture_output=True, text=True)
+        assert status == "healthy", logs.stdout[-2000:] + logs.stderr[-3000:]
+    finally:
+        subprocess.run([docker_cli(), "rm", "-f", name], capture_output=True)
+
+
+@pytest.mark.notebooks
+def test_every_lesson_runs_at_smoke_size_inside_the_image_offline(
+    learner_image: str, fixture_mirror: Path
+) -> None:
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from dlworkshop.lessons import list_lessons, run_lesson\n"
+        "for lesson in list_lessons():\n"
+        "    run = run_lesson(lesson, 'smoke', Path('/tmp/out') / lesson.name, timeout=600)\n"
+        "    print(lesson.name, f'{run.seconds:.1f}s', 'loss went down' if run.loss_went_down else run.losses, flush=True)\n"
+    )
+    result = docker_run(
+        learner_image,
+        *offline_args(fixture_mirror),
+        "--cpus",
+        "1",
+        command=["python", "-c", script],
+        timeout=1500,
+    )
+    lines = [line for line in result.stdout.splitlines() if line.endswith("loss went down")]
+    assert len(lines) == 7, result.stdout[-3000:] + result.stderr[-3000:]

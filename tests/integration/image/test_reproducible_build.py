@@ -1,0 +1,101 @@
+"""Two builds from the same lock give the same Python environment; the CUDA lock resolves."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import docker_cli
+from tests.fixtures.images import CA_BUNDLE, CUDA_SKIP_REASON, cuda_build_requested
+
+pytestmark = [pytest.mark.docker, pytest.mark.image, pytest.mark.slow]
+
+# Bytecode caches are left out: CPython's marshal output is not byte-stable across runs.
+MANIFEST = (
+    "pip freeze --all; cd /opt/venv && find . -type f -not -path '*/__pycache__/*' -print0"
+    " | sort -z | xargs -0 sha256sum | sha256sum"
+)
+
+
+def environment_manifest(tag: str) -> str:
+    result = subprocess.run(
+        [
+            docker_cli(),
+            "run",
+            "--rm",
+            "--entrypoint",
+            "bash",
+            tag,
+            "-c",
+            f"PATH=/opt/venv/bin:$PATH; {MANIFEST}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout
+
+
+def test_two_builds_from_the_same_lock_install_identical_environments(
+    base_image: str, learner_image: str
+) -> None:
+    from dlworkshop.image.build import build_learner_image
+
+    ca_bundle = CA_BUNDLE if CA_BUNDLE.is_file() else None
+    first = build_learner_image(
+        "dlworkshop/learner-env:first", base_image=base_image, ca_bundle=ca_bundle, target="environment"
+    )
+    second = build_learner_image(
+        "dlworkshop/learner-env:second",
+        base_image=base_image,
+        ca_bundle=ca_bundle,
+        target="environment",
+        no_cache=True,
+    )
+    try:
+        first_manifest, second_manifest = environment_manifest(first), environment_manifest(second)
+        assert re.search(r"^tensorflow[-_]cpu==2\.21\.0$", first_manifest, flags=re.MULTILINE)
+        assert first_manifest == second_manifest
+    finally:
+        subprocess.run([docker_cli(), "rmi", "-f", "dlworkshop/learner-env:second"], capture_output=True)
+
+
+def test_the_cuda_lock_resolves_with_the_pip_cuda_wheels(tmp_path: Path) -> None:
+    from dlworkshop.image.lock import lock
+
+    resolved = lock("cuda", output=tmp_path / "cuda.lock").read_text()
+    assert "\ntensorflow==2.21.0" in resolved
+    assert "nvidia-cudnn-cu12==" in resolved and "--hash=sha256:" in resolved
+
+
+@pytest.mark.skipif(not cuda_build_requested(), reason=CUDA_SKIP_REASON)
+def test_the_cuda_image_builds(base_image: str, fixture_mirror: Path, fixture_registry: Path) -> None:
+    from dlworkshop.image.build import build_learner_image
+
+    tag = build_learner_image(
+        "dlworkshop/learner:test-cuda",
+        "cuda",
+        base_image=base_image,
+        ca_bundle=CA_BUNDLE if CA_BUNDLE.is_file() else None,
+        data_mirror=str(fixture_mirror),
+        registry=fixture_registry,
+    )
+    result = subprocess.run(
+        [
+            docker_cli(),
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            tag,
+            "python",
+            "-c",
+            "import tensorflow as tf; print(tf.test.is_built_with_cuda())",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.stdout.strip().endswith("True"), result.stderr[-2000:]
