@@ -178,6 +178,11 @@ class GPU(StrictModel):
     memory_cap_mb: int | None = Field(
         default=None, ge=128, description="Per-learner TensorFlow memory cap; default: the learner's share."
     )
+    docker_device_requests: bool = Field(
+        default=True,
+        description="Hand devices to containers as Docker device requests (nvidia). Off only to try the "
+        "quota bookkeeping on a host without GPUs (labels and environment are still set).",
+    )
 
     @model_validator(mode="after")
     def _share_fits_policy(self) -> GPU:

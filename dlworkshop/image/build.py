@@ -70,10 +70,12 @@ def build_command(
     registry: Path | None,
     target: str | None = None,
     no_cache: bool = False,
+    dockerfile: Path = REPO / "Dockerfile",
 ) -> list[str]:
-    command = [client, "build", "--progress", "plain", "--file", str(REPO / "Dockerfile"), "--tag", tag]
-    command += ["--build-arg", f"VARIANT={variant}", "--build-arg", f"LOCK_SHA256={lock_sha256(variant)}"]
+    command = [client, "build", "--progress", "plain", "--file", str(dockerfile), "--tag", tag]
     command += ["--build-arg", f"GIT_REVISION={git_revision()}"]
+    if dockerfile == REPO / "Dockerfile":
+        command += ["--build-arg", f"VARIANT={variant}", "--build-arg", f"LOCK_SHA256={lock_sha256(variant)}"]
     if base_image:
         command += ["--build-arg", f"BASE_IMAGE={base_image}"]
     if ca_bundle:
@@ -135,5 +137,19 @@ def build_learner_image(
             client, tag, variant, base_image, ca_bundle, mirror_url, registry, target, no_cache
         )
         run_build(command, console, f"building {tag} ({variant})")
+    console.print(f"[green]built[/] {tag}")
+    return tag
+
+
+def build_hub_image(
+    tag: str, base_image: str | None = None, ca_bundle: Path | None = None, console: Console | None = None
+) -> str:
+    """The hub image (hub/Dockerfile): JupyterHub, DockerSpawner, culler, proxy, the settings model."""
+    console = console or Console(stderr=True)
+    client = require_engine()
+    command = build_command(
+        client, tag, "cpu", base_image, ca_bundle, None, None, dockerfile=REPO / "hub" / "Dockerfile"
+    )
+    run_build(command, console, f"building {tag}")
     console.print(f"[green]built[/] {tag}")
     return tag

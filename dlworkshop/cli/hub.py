@@ -1,0 +1,54 @@
+"""`dlworkshop up` and `dlworkshop down`: the workshop hub on this machine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+
+from dlworkshop.cli import app
+from dlworkshop.cli.config import ConfigOption
+
+console = Console(soft_wrap=True)
+
+
+@app.command()
+def up(
+    config: Path | None = ConfigOption,
+    rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild the learner and hub images first."),
+) -> None:
+    """Build what is missing, start the hub, wait until it answers, print how to log in."""
+    from dlworkshop import hub_service
+    from dlworkshop.settings import DEFAULT_SETTINGS_YAML, find_config, load_settings
+
+    path = find_config(config)
+    settings = load_settings(path)
+    text = (
+        "" if path else DEFAULT_SETTINGS_YAML.format(access_code=settings.auth.access_code.get_secret_value())
+    )
+    url = hub_service.up(settings, path, text, console, rebuild=rebuild)
+    how = {
+        "shared-code": f"pick a name and type the access code [bold]{settings.auth.access_code.get_secret_value() if settings.auth.access_code else ''}[/]",
+        "accounts": "use the username and password on your login slip",
+        "github": "sign in with GitHub",
+    }[settings.auth.mode]
+    console.print(
+        Panel(
+            f"The workshop hub is up at [bold]{url}[/]\nLearners: open it, {how}.",
+            title=settings.workshop.name,
+        )
+    )
+
+
+@app.command()
+def down(
+    config: Path | None = ConfigOption,
+    purge: bool = typer.Option(False, "--purge", help="Also delete learners' work and the hub's database."),
+) -> None:
+    """Stop the hub and the learners' servers; learners' work is kept unless --purge."""
+    from dlworkshop import hub_service
+    from dlworkshop.settings import load_settings
+
+    hub_service.down(load_settings(config), purge, console)

@@ -1,0 +1,14 @@
+"""JupyterHub's configuration file: load workshop.yaml through the one settings model and hand it to
+the hub package. Everything else lives in hub/config.py."""
+
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from dlworkshop.settings import load_settings
+from hub.config import configure
+
+c = get_config()  # noqa: F821  (JupyterHub provides it)
+configure(c, load_settings(Path(os.environ.get("DLWORKSHOP_CONFIG", "/srv/jupyterhub/workshop.yaml"))))

@@ -1,0 +1,57 @@
+"""A learner's morning, in a real browser: log in, land in JupyterLab, open the penguins notebook,
+run it, see its output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.hub import RunningHub
+
+pytestmark = [pytest.mark.docker, pytest.mark.hub, pytest.mark.browser]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():  # type: ignore[no-untyped-def]
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is missing; scripts/setup-host --test installs it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def test_a_learner_logs_in_opens_the_penguins_notebook_and_runs_it(
+    running_hub: RunningHub,
+    browser,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    page = browser.new_page()
+    try:
+        page.goto(f"{running_hub.url}/hub/login")
+        assert page.get_by_text("Workshop access code").is_visible()
+        page.fill("#username_input", "browser-ada")
+        page.fill("#password_input", running_hub.access_code)
+        page.click("#login_submit")
+        page.wait_for_url("**/user/browser-ada/lab**", timeout=180_000)
+        page.goto(f"{running_hub.url}/user/browser-ada/lab/tree/lessons/02-penguins.ipynb")
+        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        page.wait_for_selector("text=saved and reloaded", timeout=300_000)
+        assert page.locator("text=went down").count() >= 1
+    finally:
+        page.screenshot(path=str(tmp_path / "penguins.png"), full_page=True)
+        page.close()
