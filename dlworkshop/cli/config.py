@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from dlworkshop.cli import app
 from dlworkshop.errors import WorkshopError
@@ -30,10 +31,46 @@ def init(
 
 
 @app.command()
-def check(config: Path | None = ConfigOption) -> None:
-    """Validate workshop.yaml and print every problem at once."""
+def check(
+    config: Path | None = ConfigOption,
+    host_cpus: float | None = typer.Option(
+        None, "--host-cpus", help="Plan for a machine with this many CPUs."
+    ),
+    host_memory: str | None = typer.Option(None, "--host-memory", help="... this much memory (e.g. 256G)."),
+    host_gpus: int | None = typer.Option(None, "--host-gpus", help="... this many GPUs."),
+) -> None:
+    """Validate workshop.yaml and the machine's capacity; print every problem at once."""
+    from dlworkshop.capacity import HostFacts, check_capacity
+    from dlworkshop.errors import ConfigError
+    from dlworkshop.settings import parse_bytes
+
     settings = load_settings(config)
+    detected = HostFacts.detect()
+    host = HostFacts(
+        cpus=host_cpus if host_cpus is not None else detected.cpus,
+        memory=parse_bytes(host_memory) if host_memory else detected.memory,
+        gpus=host_gpus if host_gpus is not None else detected.gpus,
+    )
+    report = check_capacity(settings, host)
+    table = Table("resource", f"needed ({report.concurrent} learners at once)", "host has", "fits")
+    for demand in report.demands:
+        table.add_row(
+            demand.resource,
+            demand.shown_needed,
+            demand.shown_available,
+            "yes" if demand.fits else "[red]no[/]",
+        )
+    console.print(table)
+    for warning in report.warnings:
+        console.print(f"[yellow]warning[/]: {warning}")
+    if report.problems:
+        raise ConfigError(
+            f"the quotas do not fit the host ({len(report.problems)} problem(s))",
+            problems=report.problems,
+            fix="see each problem; --host-cpus/--host-memory/--host-gpus check a plan for another machine",
+        )
     console.print(
         f"[green]ok[/]: {settings.workshop.name!r}, {settings.learners.total} learners, "
-        f"login {settings.auth.mode}, image {settings.image.reference} ({settings.image.variant})"
+        f"login {settings.auth.mode}, image {settings.image.reference} ({settings.image.variant}); "
+        f"this host carries {report.carries} learners at once"
     )

@@ -62,8 +62,10 @@ def build_command(
 def lock_command(
     upgrade: bool = typer.Option(False, "--upgrade", help="Move to the newest versions allowed."),
 ) -> None:
-    """Regenerate image/requirements-{cpu,cuda}.lock with hashes (uv)."""
-    from dlworkshop.image.lock import lock
+    """Regenerate image/requirements-{cpu,cuda}.lock, hub/requirements.lock and binder/ (uv, hashes)."""
+    from dlworkshop.image.lock import lock, lock_hub, write_binder_requirements
 
     for variant in ("cpu", "cuda"):
         console.print(f"locked {lock(variant, upgrade)}")
+    console.print(f"locked {lock_hub()}")
+    console.print(f"wrote {write_binder_requirements(lock('cpu'))}")

@@ -1,0 +1,121 @@
+"""Capacity: do the learners' quotas fit the machine, and how many can it carry at once?
+
+Memory is what decides in practice (a learner over its limit is killed), CPU quotas are limits
+that slow everyone when oversubscribed, GPU places are hard. Demand is counted for the learners
+expected at once: all of them, unless workshop.yaml says `learners.expected_concurrent`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from dlworkshop.settings import Settings, format_bytes
+
+# The hub, its proxy and the culler, measured with a margin.
+HUB_OVERHEAD_BYTES = 1024**3
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    cpus: float
+    memory: int
+    gpus: int
+
+    @classmethod
+    def detect(cls) -> HostFacts:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        gpus = 0
+        if shutil.which("nvidia-smi"):
+            listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
+            gpus = sum(1 for line in listed.stdout.splitlines() if line.startswith("GPU "))
+        return cls(cpus=float(os.cpu_count() or 1), memory=memory, gpus=gpus)
+
+
+@dataclass(frozen=True)
+class Demand:
+    resource: str
+    needed: float
+    available: float
+    shown_needed: str
+    shown_available: str
+
+    @property
+    def fits(self) -> bool:
+        return self.needed <= self.available + 1e-9
+
+
+@dataclass(frozen=True)
+class CapacityReport:
+    concurrent: int
+    demands: list[Demand]
+    carries: int
+    problems: list[str]
+    warnings: list[str]
+
+
+def gpu_places(settings: Settings, host: HostFacts) -> int | None:
+    gpu = settings.resources.gpu
+    if gpu.policy == "none":
+        return None
+    if gpu.policy == "mig":
+        return len(gpu.mig_devices)
+    devices = host.gpus if gpu.devices == "auto" else len(gpu.devices)
+    if gpu.policy == "whole":
+        return devices // int(gpu.per_learner)
+    return devices * gpu.learners_per_gpu
+
+
+def check_capacity(settings: Settings, host: HostFacts) -> CapacityReport:
+    resources, learners = settings.resources, settings.learners
+    concurrent = learners.concurrent
+    learner_memory = host.memory - HUB_OVERHEAD_BYTES
+    demands = [
+        Demand(
+            "cpu",
+            concurrent * resources.cpu,
+            host.cpus,
+            f"{concurrent * resources.cpu:g} CPUs",
+            f"{host.cpus:g} CPUs",
+        ),
+        Demand(
+            "memory",
+            concurrent * resources.memory + HUB_OVERHEAD_BYTES,
+            host.memory,
+            f"{format_bytes(concurrent * resources.memory)} + {format_bytes(HUB_OVERHEAD_BYTES)} hub",
+            format_bytes(host.memory) if host.memory % 1024**2 == 0 else f"{host.memory / 1024**3:.1f}G",
+        ),
+    ]
+    carries = [int(host.cpus // resources.cpu), max(0, int(learner_memory // resources.memory))]
+    places = gpu_places(settings, host)
+    if places is not None:
+        demands.append(Demand("gpu", concurrent, places, f"{concurrent} GPU places", f"{places} GPU places"))
+        carries.append(places)
+    carry = min(carries)
+    problems = []
+    for demand in demands:
+        if demand.fits:
+            continue
+        who = (
+            f"{concurrent} learners expected at once"
+            if learners.expected_concurrent
+            else f"all {learners.total} learners"
+        )
+        fix = (
+            "lower the per-learner quota or use a bigger machine"
+            if learners.expected_concurrent
+            else "lower the per-learner quota, use a bigger machine, or set learners.expected_concurrent"
+        )
+        problems.append(
+            f"resources.{'gpu' if demand.resource == 'gpu' else demand.resource}: {who} need "
+            f"{demand.shown_needed}, the host has {demand.shown_available}; {fix}"
+        )
+    warnings = []
+    if carry < learners.total:
+        warnings.append(
+            f"this host carries {carry} learners at once with these quotas; "
+            f"{learners.total - carry} of {learners.total} would have to wait if all came together"
+        )
+    return CapacityReport(concurrent, demands, carry, problems, warnings)
