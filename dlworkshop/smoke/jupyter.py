@@ -1,0 +1,139 @@
+"""A Jupyter server driven through its REST and kernel-websocket APIs, as JupyterLab drives it:
+notebooks go in through the contents API and their cells run in a kernel of that server, so the
+smoke test measures exactly where a learner's code runs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import websockets
+
+
+class CellError(Exception):
+    """A cell raised; the message holds the exception name and value."""
+
+
+@dataclass
+class CellResult:
+    seconds: float
+    stdout: str
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class JupyterServer:
+    """A server reachable at base_url (ending in /), authenticated with a token."""
+
+    base_url: str
+    token: str
+    timeout: float = 60
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"token {self.token}"}
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = httpx.request(
+            method, self.base_url + path.lstrip("/"), headers=self._headers(), timeout=self.timeout, **kwargs
+        )
+        response.raise_for_status()
+        return response
+
+    def put_notebook(self, path: str, notebook: dict[str, Any]) -> None:
+        folder = path.rsplit("/", 1)[0] if "/" in path else ""
+        if folder:
+            self.request("PUT", f"api/contents/{folder}", json={"type": "directory"})
+        self.request(
+            "PUT", f"api/contents/{path}", json={"type": "notebook", "format": "json", "content": notebook}
+        )
+
+    def delete(self, path: str) -> None:
+        httpx.delete(self.base_url + f"api/contents/{path}", headers=self._headers(), timeout=self.timeout)
+
+    def start_session(self, notebook_path: str) -> str:
+        """A kernel whose working folder is the notebook's, as when a learner opens it."""
+        session = self.request(
+            "POST",
+            "api/sessions",
+            json={
+                "path": notebook_path,
+                "type": "notebook",
+                "name": notebook_path,
+                "kernel": {"name": "python3"},
+            },
+        ).json()
+        return session["kernel"]["id"]
+
+    def shutdown_kernel(self, kernel_id: str) -> None:
+        httpx.delete(
+            self.base_url + f"api/kernels/{kernel_id}", headers=self._headers(), timeout=self.timeout
+        )
+
+    def websocket_url(self, kernel_id: str) -> str:
+        return self.base_url.replace("http", "ws", 1) + f"api/kernels/{kernel_id}/channels"
+
+
+def _message(code: str, session: str) -> dict[str, Any]:
+    return {
+        "header": {
+            "msg_id": uuid.uuid4().hex,
+            "username": "dlworkshop-smoke-test",
+            "session": session,
+            "msg_type": "execute_request",
+            "version": "5.3",
+            "date": "",
+        },
+        "parent_header": {},
+        "metadata": {},
+        "content": {
+            "code": code,
+            "silent": False,
+            "store_history": False,
+            "allow_stdin": False,
+            "stop_on_error": True,
+        },
+        "channel": "shell",
+        "buffers": [],
+    }
+
+
+async def run_cells(
+    server: JupyterServer, kernel_id: str, cells: list[str], cell_timeout: float
+) -> list[CellResult]:
+    """Run cells in order in one kernel; raise CellError at the first failing cell."""
+    session = uuid.uuid4().hex
+    results = []
+    async with websockets.connect(
+        server.websocket_url(kernel_id), additional_headers=server._headers(), max_size=None, open_timeout=60
+    ) as socket:
+        for code in cells:
+            request = _message(code, session)
+            started = time.monotonic()
+            await socket.send(json.dumps(request))
+            stdout, outputs = [], []
+            while True:
+                raw = await asyncio.wait_for(socket.recv(), timeout=cell_timeout)
+                reply = json.loads(raw)
+                if reply.get("parent_header", {}).get("msg_id") != request["header"]["msg_id"]:
+                    continue
+                kind, content = reply["msg_type"], reply["content"]
+                if kind == "stream":
+                    stdout.append(content["text"])
+                elif kind in ("execute_result", "display_data"):
+                    outputs.append(content.get("data", {}))
+                elif kind == "error":
+                    raise CellError(f"{content['ename']}: {content['evalue']}")
+                elif kind == "status" and content["execution_state"] == "idle":
+                    break
+            results.append(CellResult(time.monotonic() - started, "".join(stdout), outputs))
+    return results
+
+
+def run_code(server: JupyterServer, kernel_id: str, code: str, timeout: float = 300) -> str:
+    """Run one snippet; its printed output."""
+    return asyncio.run(run_cells(server, kernel_id, [code], timeout))[0].stdout
