@@ -49,3 +49,43 @@ def smoke_test_command(
         token=os.environ.get("DLWORKSHOP_HUB_TOKEN"),  # type: ignore[arg-type]
     )
     smoke_test(load_settings(config), options, console)
+
+
+@app.command("loadtest")
+def loadtest_command(
+    hub: str = typer.Option(..., "--hub", help="URL of the hub."),
+    learners: int = typer.Option(10, "--learners", min=1, max=500, help="Simulated learners."),
+    ramp: float = typer.Option(10.0, "--ramp", min=0, help="They arrive spread over this many seconds."),
+    code: str | None = typer.Option(None, "--code", help="The cell each learner runs."),
+    accounts: Path | None = typer.Option(None, "--accounts", help="Plain accounts CSV (accounts mode)."),
+    prefix: str = typer.Option(
+        "loadtest-", "--prefix", help="Names of simulated learners (shared-code mode)."
+    ),
+    timeout: float = typer.Option(
+        600, "--timeout", help="Give up on a learner's step after this many seconds."
+    ),
+    report: Path = typer.Option(
+        Path("loadtest-report"), "--report", help="Folder for loadtest.json and .png."
+    ),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Simulate learners arriving together: login, start server, open a kernel, run a cell; time each step."""
+    import asyncio
+
+    from dlworkshop import loadtest
+    from dlworkshop.errors import CheckFailed
+    from dlworkshop.settings import load_settings
+
+    settings = load_settings(config)
+    code_word = settings.auth.access_code.get_secret_value() if settings.auth.access_code else None
+    logins = loadtest.credentials(learners, prefix, code_word, accounts)
+    with console.status(f"{learners} learners arriving within {ramp:g} s at {hub}"):
+        runs = asyncio.run(loadtest.surge(hub, logins, ramp, code or loadtest.DEFAULT_CODE, timeout))
+    loadtest.print_table(console, runs)
+    files = loadtest.write_report(runs, report, hub, ramp)
+    console.print("report: " + ", ".join(str(path) for path in files.values()))
+    failed = [run for run in runs if not run.ok]
+    if failed:
+        raise CheckFailed(
+            f"{len(failed)} of {learners} learners did not run code", fix=f"see {files['json']}"
+        )

@@ -43,7 +43,7 @@ def test_has_its_quotas_in_the_environment(running_hub: RunningHub, learner: str
     env = dict(item.split("=", 1) for item in running_hub.container(learner).attrs["Config"]["Env"])
     assert env["CPU_LIMIT"] == "0.25"
     assert env["MEM_LIMIT"] == str(1024**3)
-    assert env["DLWORKSHOP_GPU_MEMORY_MB"] == "4000"
+    assert env["DLWORKSHOP_GPU_MEMORY_MB"] == "2000"
     assert env["NVIDIA_VISIBLE_DEVICES"].startswith("fake-gpu-")
 
 

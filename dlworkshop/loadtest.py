@@ -1,0 +1,240 @@
+"""`dlworkshop loadtest`: simulated learners arriving together, each logging in through the real
+login form, starting a server, opening a kernel and running a cell; every step timed.
+
+Targets the hub it is given only; every loop is bounded in count and time, and every server it
+started is stopped again at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import re
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from dlworkshop.smoke.jupyter import CellError, JupyterServer, run_cells
+
+STEPS = ("login", "spawn", "kernel", "first_cell")
+DEFAULT_CODE = "import numpy\nprint(int(numpy.arange(7).sum()))"
+
+
+@dataclass
+class LearnerRun:
+    name: str
+    arrival: float
+    steps: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    failed_step: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def ready(self) -> float | None:
+        """Seconds from login to the first cell's output."""
+        return sum(self.steps.values()) if self.ok else None
+
+
+async def _timed(run: LearnerRun, step: str, coroutine):  # type: ignore[no-untyped-def]
+    started = time.monotonic()
+    try:
+        result = await coroutine
+    except Exception as exc:
+        run.failed_step = step
+        raise RuntimeError(f"{step}: {type(exc).__name__}: {exc}") from None
+    run.steps[step] = time.monotonic() - started
+    return result
+
+
+async def _login(client: httpx.AsyncClient, name: str, password: str) -> str:
+    page = await client.get("/hub/login")
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text)
+    if not xsrf:
+        raise RuntimeError(f"no login form (HTTP {page.status_code})")
+    answer = await client.post(
+        "/hub/login", data={"username": name, "password": password, "_xsrf": xsrf.group(1)}
+    )
+    if answer.status_code != 302 or "/hub/login" in answer.headers.get("location", ""):
+        raise RuntimeError("login refused")
+    token = await client.post(
+        f"/hub/api/users/{name}/tokens",
+        json={"note": "dlworkshop loadtest", "expires_in": 3600},
+        headers={"X-XSRFToken": next(c.value for c in client.cookies.jar if c.name == "_xsrf")},
+    )
+    token.raise_for_status()
+    return token.json()["token"]
+
+
+async def _spawn(client: httpx.AsyncClient, name: str, token: str, timeout: float) -> None:
+    headers = {"Authorization": f"token {token}"}
+    await client.post(f"/hub/api/users/{name}/server", headers=headers)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        user = (await client.get(f"/hub/api/users/{name}", headers=headers)).json()
+        server = user.get("servers", {}).get("")
+        if server and server.get("ready"):
+            return
+        await asyncio.sleep(0.5)
+    raise TimeoutError(f"server not ready after {timeout:.0f} s")
+
+
+async def _kernel(client: httpx.AsyncClient, name: str, token: str) -> str:
+    response = await client.post(
+        f"/user/{name}/api/kernels", json={"name": "python3"}, headers={"Authorization": f"token {token}"}
+    )
+    response.raise_for_status()
+    return response.json()["id"]
+
+
+async def simulate_learner(
+    url: str, name: str, password: str, arrival: float, code: str, timeout: float
+) -> LearnerRun:
+    run = LearnerRun(name, arrival)
+    await asyncio.sleep(arrival)
+    token: str | None = None
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        try:
+            token = await _timed(run, "login", _login(client, name, password))
+            await _timed(run, "spawn", _spawn(client, name, token, timeout))
+            kernel = await _timed(run, "kernel", _kernel(client, name, token))
+            server = JupyterServer(f"{url}/user/{name}/", token)
+            outputs = await _timed(run, "first_cell", run_cells(server, kernel, [code], cell_timeout=timeout))
+            if not outputs[0].stdout.strip():
+                raise CellError("the cell printed nothing")
+        except (RuntimeError, CellError) as exc:
+            run.error = str(exc)
+        finally:
+            await _stop(client, name, token)
+    return run
+
+
+async def _stop(client: httpx.AsyncClient, name: str, token: str | None, timeout: float = 120) -> None:
+    """Stop the learner's server and wait until the hub says it is gone (a stop may be pending)."""
+    if not token:
+        return
+    headers = {"Authorization": f"token {token}"}
+    try:
+        await client.delete(f"/hub/api/users/{name}/server", headers=headers)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            user = (await client.get(f"/hub/api/users/{name}", headers=headers)).json()
+            if not user.get("servers"):
+                return
+            await asyncio.sleep(0.5)
+    except httpx.HTTPError:
+        pass
+
+
+def credentials(
+    count: int, prefix: str, access_code: str | None, accounts: Path | None
+) -> list[tuple[str, str]]:
+    if accounts:
+        with accounts.open(newline="") as handle:
+            rows = [(row["username"], row["password"]) for row in csv.DictReader(handle)]
+        if len(rows) < count:
+            raise ValueError(f"{accounts} has {len(rows)} accounts, fewer than {count} learners")
+        return rows[:count]
+    return [(f"{prefix}{index:02d}", access_code or "") for index in range(1, count + 1)]
+
+
+async def surge(
+    url: str, logins: list[tuple[str, str]], ramp: float, code: str, timeout: float
+) -> list[LearnerRun]:
+    count = len(logins)
+    arrivals = [ramp * index / max(count - 1, 1) for index in range(count)]
+    return await asyncio.gather(
+        *(
+            simulate_learner(url.rstrip("/"), name, password, at, code, timeout)
+            for (name, password), at in zip(logins, arrivals)
+        )
+    )
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    return statistics.quantiles(ordered, n=100, method="inclusive")[int(q) - 1]
+
+
+def summary(runs: list[LearnerRun]) -> dict[str, dict[str, float]]:
+    rows = {}
+    for step in (*STEPS, "login_to_first_cell"):
+        values = (
+            [r.ready for r in runs if r.ok]
+            if step == "login_to_first_cell"
+            else [r.steps[step] for r in runs if step in r.steps]
+        )
+        if values:
+            rows[step] = {
+                "p50": percentile(values, 50),
+                "p95": percentile(values, 95),
+                "max": max(values),
+                "count": len(values),
+            }
+    return rows
+
+
+def write_report(runs: list[LearnerRun], folder: Path, url: str, ramp: float) -> dict[str, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    ok = sum(r.ok for r in runs)
+    data = {
+        "hub": url,
+        "learners": len(runs),
+        "ramp_seconds": ramp,
+        "ran_code": ok,
+        "summary": summary(runs),
+        "learners_detail": [asdict(r) for r in runs],
+    }
+    json_path = folder / "loadtest.json"
+    json_path.write_text(json.dumps(data, indent=2))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4))
+    done = [r for r in runs if r.ok]
+    axes.scatter([r.arrival for r in done], [r.ready for r in done], color="#2a9d8f", label="ran code")
+    failed = [r for r in runs if not r.ok]
+    if failed:
+        axes.scatter(
+            [r.arrival for r in failed], [0] * len(failed), color="#e63946", marker="x", label="failed"
+        )
+    axes.set_xlabel("arrival (s after the first learner)")
+    axes.set_ylabel("login to first cell (s)")
+    axes.set_title(f"{ok}/{len(runs)} learners ran code")
+    axes.legend()
+    figure.tight_layout()
+    png = folder / "loadtest.png"
+    figure.savefig(png, dpi=110)
+    plt.close(figure)
+    return {"json": json_path, "png": png}
+
+
+def print_table(console: Console, runs: list[LearnerRun]) -> None:
+    table = Table(
+        "step",
+        "p50 (s)",
+        "p95 (s)",
+        "max (s)",
+        "learners",
+        title=f"{sum(r.ok for r in runs)}/{len(runs)} learners ran code",
+    )
+    for step, row in summary(runs).items():
+        table.add_row(
+            step, f"{row['p50']:.1f}", f"{row['p95']:.1f}", f"{row['max']:.1f}", str(int(row["count"]))
+        )
+    console.print(table)
+    for run in runs:
+        if not run.ok:
+            console.print(f"[red]failed[/] {run.name}: {run.error}", highlight=False)
