@@ -154,7 +154,7 @@ async def surge(
     return await asyncio.gather(
         *(
             simulate_learner(url.rstrip("/"), name, password, at, code, timeout)
-            for (name, password), at in zip(logins, arrivals)
+            for (name, password), at in zip(logins, arrivals, strict=True)
         )
     )
 
