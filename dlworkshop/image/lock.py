@@ -24,9 +24,8 @@ def uv_command() -> list[str]:
     raise WorkshopError("uv is not installed", fix="pip install uv")
 
 
-def lock(variant: Variant, upgrade: bool = False, output: Path | None = None) -> Path:
-    source = REPO / "image" / f"requirements-{variant}.in"
-    target = output or source.with_suffix(".lock")
+def compile_lock(source: Path, target: Path, upgrade: bool = False) -> Path:
+    """Resolve a requirements .in file into a hash-locked file for the images' Python and platform."""
     command = [
         *uv_command(),
         "pip",
@@ -50,6 +49,11 @@ def lock(variant: Variant, upgrade: bool = False, output: Path | None = None) ->
     return target
 
 
+def lock(variant: Variant, upgrade: bool = False, output: Path | None = None) -> Path:
+    source = REPO / "image" / f"requirements-{variant}.in"
+    return compile_lock(source, output or source.with_suffix(".lock"), upgrade)
+
+
 def write_binder_requirements(cpu_lock: Path) -> Path:
     """binder/requirements.txt: the CPU lock itself, so mybinder runs the image's exact versions."""
     target = REPO / "binder" / "requirements.txt"
@@ -58,25 +62,7 @@ def write_binder_requirements(cpu_lock: Path) -> Path:
     return target
 
 
-def lock_hub() -> Path:
+def lock_hub(upgrade: bool = False) -> Path:
     """hub/requirements.lock, resolved the same way for the hub image."""
-    source, target = REPO / "hub" / "requirements.in", REPO / "hub" / "requirements.lock"
-    command = [
-        *uv_command(),
-        "pip",
-        "compile",
-        "--generate-hashes",
-        "--no-header",
-        "--emit-index-url",
-        "--python-version",
-        PYTHON_VERSION,
-        "--python-platform",
-        PLATFORM,
-        str(source),
-        "--output-file",
-        str(target),
-    ]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise WorkshopError(f"resolving {source} failed: {result.stderr.strip()[-2000:]}")
-    return target
+    source = REPO / "hub" / "requirements.in"
+    return compile_lock(source, source.with_suffix(".lock"), upgrade)
