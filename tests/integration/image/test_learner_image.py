@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import docker_cli
 from tests.fixtures.data import KERAS_OVERRIDE_DIR, keras_hash_overrides
+from tests.fixtures.images import CA_BUNDLE
 
 pytestmark = [pytest.mark.docker, pytest.mark.image]
 OVERRIDE_MOUNT = "/opt/dlworkshop-test-override"
@@ -206,3 +207,30 @@ def test_every_lesson_runs_at_smoke_size_inside_the_image_offline(
     )
     lines = [line for line in result.stdout.splitlines() if line.endswith("loss went down")]
     assert len(lines) == 7, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def test_a_dataset_that_does_not_match_its_hash_fails_the_build(
+    base_image: str, learner_image: str, fixture_mirror: Path, fixture_registry: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from dlworkshop.errors import WorkshopError
+    from dlworkshop.image.build import build_learner_image
+
+    mirror = tmp_path / "mirror"
+    shutil.copytree(fixture_mirror, mirror)
+    (mirror / "weather" / "metadata.txt").write_text("not the real metadata\n")
+    with pytest.raises(WorkshopError, match="weather/metadata.txt .* does not match its recorded sha256"):
+        build_learner_image(
+            "dlworkshop/learner:test-corrupt",
+            base_image=base_image,
+            ca_bundle=CA_BUNDLE if CA_BUNDLE.is_file() else None,
+            data_mirror=str(mirror),
+            registry=fixture_registry,
+        )
+    assert (
+        subprocess.run(
+            [docker_cli(), "image", "inspect", "dlworkshop/learner:test-corrupt"], capture_output=True
+        ).returncode
+        != 0
+    )
