@@ -220,7 +220,7 @@ def test_a_dataset_that_does_not_match_its_hash_fails_the_build(
     mirror = tmp_path / "mirror"
     shutil.copytree(fixture_mirror, mirror)
     (mirror / "weather" / "metadata.txt").write_text("not the real metadata\n")
-    with pytest.raises(WorkshopError, match="weather/metadata.txt .* does not match its recorded sha256"):
+    with pytest.raises(WorkshopError, match=r"weather/metadata\.txt .* does not match its recorded sha256"):
         build_learner_image(
             "dlworkshop/learner:test-corrupt",
             base_image=base_image,
