@@ -77,12 +77,15 @@ async def _login(client: httpx.AsyncClient, name: str, password: str) -> str:
 async def _spawn(client: httpx.AsyncClient, name: str, token: str, timeout: float) -> None:
     headers = {"Authorization": f"token {token}"}
     await client.post(f"/hub/api/users/{name}/server", headers=headers)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
         user = (await client.get(f"/hub/api/users/{name}", headers=headers)).json()
         server = user.get("servers", {}).get("")
         if server and server.get("ready"):
             return
+        if server is None and time.monotonic() - started > 10:
+            # No server, not even a pending one: the hub gave up on this start.
+            raise RuntimeError(f"the hub dropped the start after {time.monotonic() - started:.0f} s")
         await asyncio.sleep(0.5)
     raise TimeoutError(f"server not ready after {timeout:.0f} s")
 
