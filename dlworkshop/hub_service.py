@@ -25,7 +25,6 @@ from dlworkshop.settings import Settings
 
 HUB_LABEL = "org.dlworkshop.hub"
 LEARNER_LABEL = "org.dlworkshop.user"
-WORK_VOLUME_PREFIX = "dlworkshop-work-"
 METADATA_ADDRESS = "169.254.169.254"
 CONTAINER_SETTINGS = "/srv/jupyterhub/workshop.yaml"
 CONTAINER_ACCOUNTS = "/srv/jupyterhub/accounts.csv"
@@ -297,7 +296,9 @@ def down(settings: Settings, purge: bool, console: Console) -> None:
         remove_metadata_rule(bridge_interface(network))
         network.remove()
     if purge:
-        volumes = [v for v in client.volumes.list() if v.name.startswith(WORK_VOLUME_PREFIX)]
+        # Only this hub's learners: their volumes are named <hub>-work-<learner> (hub/config.py).
+        prefix = f"{hub.container_name}-work-"
+        volumes = [v for v in client.volumes.list() if v.name.startswith(prefix)]
         with contextlib.suppress(docker.errors.NotFound):
             volumes.append(client.volumes.get(hub.data_volume))
         for volume in volumes:

@@ -18,9 +18,16 @@ HUB_HOME = Path("/srv/jupyterhub")
 DATA = HUB_HOME / "data"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 WORK_FOLDER = "/home/jovyan/work"
-# Learner names are already Docker-safe ([a-z0-9_-]), so they are used as typed.
-LEARNER_NAME_TEMPLATE = "dlworkshop-learner-{raw_username}"
-WORK_VOLUME_TEMPLATE = "dlworkshop-work-{raw_username}"
+
+
+def learner_container_name(hub: str, username: str = "{raw_username}") -> str:
+    """Scoped by the hub, so two hubs on one machine never share a learner's container or work.
+    Learner names are already Docker-safe ([a-z0-9_-]), so they are used as typed."""
+    return f"{hub}-learner-{username}"
+
+
+def work_volume_name(hub: str, username: str = "{raw_username}") -> str:
+    return f"{hub}-work-{username}"
 
 
 def read_or_create_secret(path: Path, nbytes: int = 32) -> str:
@@ -62,8 +69,8 @@ def apply_spawner(c: Any, settings: Settings) -> None:
     c.DockerSpawner.network_name = settings.hub.network
     c.DockerSpawner.use_internal_ip = True
     c.DockerSpawner.remove = True
-    c.DockerSpawner.name_template = LEARNER_NAME_TEMPLATE
-    c.DockerSpawner.volumes = {WORK_VOLUME_TEMPLATE: WORK_FOLDER}
+    c.DockerSpawner.name_template = learner_container_name(settings.hub.container_name)
+    c.DockerSpawner.volumes = {work_volume_name(settings.hub.container_name): WORK_FOLDER}
     c.DockerSpawner.notebook_dir = WORK_FOLDER
     c.DockerSpawner.cpu_limit = resources.cpu
     c.DockerSpawner.mem_limit = resources.memory

@@ -49,6 +49,6 @@ def test_ten_learners_arriving_together_all_run_code(running_hub: RunningHub, tm
     leftover = [
         c.name
         for c in docker.from_env().containers.list()
-        if c.name.startswith("dlworkshop-learner-loadtest-")
+        if c.name.startswith(f"{running_hub.settings.hub.container_name}-learner-loadtest-")
     ]
     assert not leftover, f"the loadtest left servers running: {leftover}"

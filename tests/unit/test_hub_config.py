@@ -36,7 +36,8 @@ def test_spawner_limits_volume_and_network() -> None:
     assert c.DockerSpawner.image == "dlworkshop/learner:latest"
     assert c.DockerSpawner.cpu_limit == 2 and c.DockerSpawner.mem_limit == 4 * 1024**3
     assert c.DockerSpawner.network_name == "ws-net"
-    assert c.DockerSpawner.volumes == {"dlworkshop-work-{raw_username}": "/home/jovyan/work"}
+    assert c.DockerSpawner.volumes == {"dlworkshop-hub-work-{raw_username}": "/home/jovyan/work"}
+    assert c.DockerSpawner.name_template == "dlworkshop-hub-learner-{raw_username}"
     assert c.DockerSpawner.remove is True
     assert c.DockerSpawner.pull_policy == "never"
 
