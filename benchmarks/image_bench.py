@@ -66,6 +66,7 @@ def cold_start_seconds(client: str, image: str) -> float:
             "--port=8888",
             "--ServerApp.token=bench",
             "--no-browser",
+            "--allow-root",  # the naive image runs as root
         ],
         capture_output=True,
         text=True,
