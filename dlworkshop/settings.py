@@ -66,11 +66,8 @@ class StrictModel(BaseModel):
 
 class WorkshopInfo(StrictModel):
     name: str = "Introduction to deep learning"
-    start: datetime | None = Field(
-        default=None, description="When learners arrive; servers are pre-warmed shortly before."
-    )
+    start: datetime | None = Field(default=None, description="When learners arrive.")
     end: date | None = None
-    prewarm_minutes: int = Field(default=15, ge=0, description="How long before `start` to pre-warm.")
 
 
 class Learners(StrictModel):
@@ -212,9 +209,6 @@ class Resources(StrictModel):
     disk_free_min: ByteSize = Field(
         default=parse_bytes("2G"), description="Free disk the host must keep; spawns refused below it."
     )
-    disk_per_learner: ByteSize | None = Field(
-        default=None, description="Size cap of a learner's work volume where the storage driver allows it."
-    )
     gpu: GPU = GPU()
 
     @field_validator("memory")
@@ -257,9 +251,6 @@ class Hub(StrictModel):
     network: str = "dlworkshop"
     data_volume: str = "dlworkshop-hub-data"
     container_name: str = "dlworkshop-hub"
-    spawn_concurrency: int | None = Field(
-        default=None, ge=1, description="Server starts admitted at once; default from the host's cores."
-    )
     start_timeout: int = Field(default=600, ge=30)
     tls: TLS = TLS()
 
