@@ -101,6 +101,8 @@ def ensure_base_image(client, reference: str, console: Console) -> str:  # type:
 
 
 def ensure_images(client, settings: Settings, console: Console, rebuild: bool = False) -> None:  # type: ignore[no-untyped-def]
+    import docker
+
     from dlworkshop.image.build import build_hub_image, build_learner_image
 
     image = settings.image
@@ -108,11 +110,27 @@ def ensure_images(client, settings: Settings, console: Console, rebuild: bool = 
     hub_missing = rebuild or not image_present(client, settings.hub.image)
     if image.source == "pull" and learner_missing:
         with console.status(f"pulling {image.reference}"):
-            client.images.pull(image.reference)
+            try:
+                client.images.pull(image.reference)
+            except docker.errors.APIError as exc:
+                raise WorkshopError(
+                    f"cannot pull {image.reference}: {exc.explanation or exc}",
+                    fix="check the registry and the image name, or use image.source: build or archive",
+                ) from None
         learner_missing = False
     if image.source == "archive" and learner_missing:
-        with console.status(f"loading {image.archive}"), open(image.archive, "rb") as archive:  # type: ignore[arg-type]
-            client.images.load(archive.read())
+        archive_path = Path(image.archive)  # type: ignore[arg-type]
+        if not archive_path.is_file():
+            raise WorkshopError(
+                f"image.archive {archive_path} does not exist", fix="give the path of a `docker save` file"
+            )
+        with console.status(f"loading {archive_path}"), archive_path.open("rb") as archive:
+            client.images.load(archive)  # streamed: archives of TensorFlow images are gigabytes
+        if not image_present(client, image.reference):
+            raise WorkshopError(
+                f"{archive_path} does not hold {image.reference}",
+                fix="set image.name and image.tag to the archived image",
+            )
         learner_missing = False
     if not (learner_missing or hub_missing):
         return

@@ -20,6 +20,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from dlworkshop.errors import WorkshopError
 from dlworkshop.smoke.jupyter import CellError, JupyterServer, run_cells
 
 STEPS = ("login", "spawn", "kernel", "first_cell")
@@ -144,7 +145,10 @@ def credentials(
         with accounts.open(newline="") as handle:
             rows = [(row["username"], row["password"]) for row in csv.DictReader(handle)]
         if len(rows) < count:
-            raise ValueError(f"{accounts} has {len(rows)} accounts, fewer than {count} learners")
+            raise WorkshopError(
+                f"{accounts} has {len(rows)} accounts, fewer than {count} learners",
+                fix="generate more with `dlworkshop accounts generate` or lower --learners",
+            )
         return rows[:count]
     return [(f"{prefix}{index:02d}", access_code or "") for index in range(1, count + 1)]
 

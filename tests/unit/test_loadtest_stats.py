@@ -29,3 +29,14 @@ def test_credentials_for_shared_code_and_accounts(tmp_path: Path) -> None:
     sheet = tmp_path / "plain.csv"
     sheet.write_text("username,password\nseat01,a-b-001\nseat02,c-d-002\n")
     assert credentials(1, "x", None, sheet) == [("seat01", "a-b-001")]
+
+
+def test_too_few_accounts_is_a_clear_error(tmp_path: Path) -> None:
+    import pytest
+
+    from dlworkshop.errors import WorkshopError
+
+    sheet = tmp_path / "plain.csv"
+    sheet.write_text("username,password\nseat01,a-b-001\n")
+    with pytest.raises(WorkshopError, match="fewer than 3 learners"):
+        credentials(3, "x", None, sheet)

@@ -56,3 +56,17 @@ def test_an_invalid_config_is_rejected_before_anything_starts(tmp_path: Path) ->
     assert result.returncode == 2
     assert "auth: mode shared-code needs auth.access_code" in result.stderr
     assert "resources.memory" in result.stderr
+
+
+def test_a_missing_image_archive_is_one_clear_error(docker_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    config = tmp_path / "workshop.yaml"
+    config.write_text(
+        CONFIG.replace("PORT", "8398").replace(
+            "image: {name: dlworkshop/learner, tag: test}",
+            f"image: {{name: dlworkshop/learner, tag: not-loaded, source: archive, archive: {tmp_path / 'nope.tar'}}}",
+        )
+    )
+    result = up(config)
+    assert result.returncode == 2
+    assert "nope.tar does not exist" in result.stderr and "Traceback" not in result.stderr
+    assert not docker_client.networks.list(names=["dlworkshop-errors"])
