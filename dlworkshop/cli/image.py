@@ -68,4 +68,4 @@ def lock_command(
     for variant in ("cpu", "cuda"):
         console.print(f"locked {lock(variant, upgrade)}")
     console.print(f"locked {lock_hub(upgrade)}")
-    console.print(f"wrote {write_binder_requirements(lock('cpu'))}")
+    console.print(f"wrote {write_binder_requirements()}")

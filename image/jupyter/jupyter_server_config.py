@@ -17,3 +17,5 @@ c.ServerProxy.servers = {
         "launcher_entry": {"title": "TensorBoard"},
     }
 }
+# The image ships no language servers, so jupyter-lsp would only scan for them at every start.
+c.ServerApp.jpserver_extensions = {"jupyter_lsp": False}

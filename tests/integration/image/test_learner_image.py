@@ -119,6 +119,25 @@ def test_labels_record_variant_and_lock_hash(learner_image: str) -> None:
     assert len(labels["org.opencontainers.image.revision"]) in (40, len("unknown"))
 
 
+# What a learner server's start must not pay for (benchmarks/start_profile.py measured each).
+START_PROBE = """
+import sys
+import jupyter_server.serverapp, jupyterhub.singleuser
+from jupyter_server.serverapp import ServerApp
+app = ServerApp()
+app.load_config_file()
+slow = sorted(m for m in ("rfc3987_syntax", "lark") if m in sys.modules)
+print("SLOW", slow, "LSP", app.jpserver_extensions.get("jupyter_lsp"))
+"""
+
+
+def test_a_server_start_skips_what_a_workshop_does_not_need(learner_image: str) -> None:
+    """No Lark grammar compiled at import (jsonschema's optional IRI check), no language-server scan."""
+    result = docker_run(learner_image, "--network", "none", command=["python", "-c", START_PROBE])
+    assert result.returncode == 0, result.stderr
+    assert "SLOW [] LSP False" in result.stdout, result.stdout + result.stderr
+
+
 # Stands in for the hub's API, which jupyterhub-singleuser asks for its version when it starts.
 FAKE_HUB_API = """
 import http.server
