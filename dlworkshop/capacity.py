@@ -16,6 +16,32 @@ from dlworkshop.settings import Settings, format_bytes
 
 # The hub, its proxy and the culler, measured with a margin.
 HUB_OVERHEAD_BYTES = 1024**3
+# A learner server's start keeps about one core busy for a second (plus waits on Docker and disk,
+# hence two starts per core) and needs about this much memory while it imports.
+START_MEMORY_BYTES = 512 * 2**20
+
+
+def host_start_capacity(cpus: float, available_memory: int) -> int:
+    """How many learner server starts the host carries at once (the hub's admission queue)."""
+    return max(1, min(int(2 * cpus), available_memory // START_MEMORY_BYTES))
+
+
+def start_capacity(settings: Settings, cpus: float, available_memory: int) -> int:
+    """hub.start_capacity from workshop.yaml, or the host's when it says auto."""
+    configured = settings.hub.start_capacity
+    return configured if isinstance(configured, int) else host_start_capacity(cpus, available_memory)
+
+
+def available_memory() -> int:
+    """Memory free for new processes now (MemAvailable), or all of it where /proc says nothing."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 @dataclass(frozen=True)
@@ -54,6 +80,7 @@ class CapacityReport:
     carries: int
     problems: list[str]
     warnings: list[str]
+    start_capacity: int = 1
 
 
 def gpu_places(settings: Settings, host: HostFacts) -> int | None:
@@ -118,4 +145,11 @@ def check_capacity(settings: Settings, host: HostFacts) -> CapacityReport:
             f"this host carries {carry} learners at once with these quotas; "
             f"{learners.total - carry} of {learners.total} would have to wait if all came together"
         )
-    return CapacityReport(concurrent, demands, carry, problems, warnings)
+    starts = start_capacity(settings, host.cpus, host.memory - HUB_OVERHEAD_BYTES)
+    if concurrent > starts and settings.workshop.start is None:
+        warnings.append(
+            f"{concurrent} learners arriving together start {starts} at a time (the rest queue); set "
+            f"workshop.start so the hub pre-warms their servers {settings.prewarm.minutes_before} minutes "
+            "ahead, or run `dlworkshop prewarm` before they arrive"
+        )
+    return CapacityReport(concurrent, demands, carry, problems, warnings, starts)

@@ -18,6 +18,7 @@ HUB_HOME = Path("/srv/jupyterhub")
 DATA = HUB_HOME / "data"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 WORK_FOLDER = "/home/jovyan/work"
+QUEUED_START_TIMEOUT = 24 * 3600
 
 
 def learner_container_name(hub: str, username: str = "{raw_username}") -> str:
@@ -74,8 +75,12 @@ def apply_spawner(c: Any, settings: Settings) -> None:
     c.DockerSpawner.notebook_dir = WORK_FOLDER
     c.DockerSpawner.cpu_limit = resources.cpu
     c.DockerSpawner.mem_limit = resources.memory
-    c.DockerSpawner.start_timeout = settings.hub.start_timeout
+    # Time in the admission queue never fails a learner: the start itself is bounded instead.
+    c.DockerSpawner.start_timeout = QUEUED_START_TIMEOUT
+    c.WorkshopSpawner.admitted_start_timeout = settings.hub.start_timeout
     c.DockerSpawner.http_timeout = settings.hub.start_timeout
+    # The admission queue, not a refusal, handles a room arriving at once.
+    c.JupyterHub.concurrent_spawn_limit = 0
     c.WorkshopSpawner.disk_free_min = resources.disk_free_min
 
 
@@ -144,6 +149,30 @@ def apply_culler(c: Any, settings: Settings) -> None:
     ]
 
 
+def apply_prewarm(c: Any, settings: Settings, data: Path = DATA) -> None:
+    """The prewarm service: its token (for `dlworkshop prewarm`), and with workshop.start, a
+    process that starts the learners' servers ahead of time. Seats for shared-code logins."""
+    from hub.prewarm import seat_count
+
+    service: dict[str, Any] = {"name": "prewarm", "api_token": read_or_create_secret(data / "prewarm_token")}
+    if settings.workshop.start is not None:
+        service["command"] = [sys.executable, "-m", "hub.prewarm", "--scheduled"]
+        service["environment"] = {"DLWORKSHOP_CONFIG": os.environ.get("DLWORKSHOP_CONFIG", "")}
+        service["cwd"] = str(HUB_HOME)
+    hub_section = c.JupyterHub
+    c.JupyterHub.services = [*(hub_section.services if "services" in hub_section else []), service]
+    c.JupyterHub.load_roles = [
+        *(hub_section.load_roles if "load_roles" in hub_section else []),
+        {
+            "name": "prewarm",
+            "scopes": ["admin:users", "admin:servers", "list:users"],
+            "services": ["prewarm"],
+        },
+    ]
+    c.SharedCodeAuthenticator.seats = seat_count(settings)
+    c.SharedCodeAuthenticator.seats_file = str(data / "seats.json")
+
+
 def apply_gpu(c: Any, settings: Settings, running: list[tuple[str, dict[str, str]]] | None = None) -> None:
     """One allocator for the hub, rebuilt from the running learner containers' labels."""
     from hub.gpu import GpuAllocator
@@ -169,10 +198,26 @@ def apply_gpu(c: Any, settings: Settings, running: list[tuple[str, dict[str, str
     c.WorkshopSpawner.gpu_device_requests = settings.resources.gpu.docker_device_requests
 
 
+def apply_admission(settings: Settings, cpus: float | None = None, memory: int | None = None) -> int:
+    """The hub's one admission queue, sized from workshop.yaml or the host; returns its capacity."""
+    from dlworkshop.capacity import available_memory, start_capacity
+    from hub.admission import AdmissionQueue
+    from hub.spawner import WorkshopSpawner
+
+    capacity = start_capacity(
+        settings, cpus or float(os.cpu_count() or 1), memory if memory is not None else available_memory()
+    )
+    WorkshopSpawner.admission = AdmissionQueue(capacity)
+    print(f"dlworkshop: admitting {capacity} learner server starts at once, the rest queue", flush=True)
+    return capacity
+
+
 def configure(c: Any, settings: Settings) -> None:
     apply_hub(c, settings)
     apply_spawner(c, settings)
     apply_security(c, settings)
     apply_auth(c, settings)
     apply_culler(c, settings)
+    apply_prewarm(c, settings)
     apply_gpu(c, settings)
+    apply_admission(settings)

@@ -72,5 +72,6 @@ def check(
     console.print(
         f"[green]ok[/]: {settings.workshop.name!r}, {settings.learners.total} learners, "
         f"login {settings.auth.mode}, image {settings.image.reference} ({settings.image.variant}); "
-        f"this host carries {report.carries} learners at once"
+        f"this host carries {report.carries} learners at once and starts {report.start_capacity} "
+        "servers at a time"
     )

@@ -1,0 +1,121 @@
+"""The hub's admission queue: first come first admitted, a bounded number starting at once,
+places shown, waiting never failed, cancellations give the place back."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from traitlets.config import Config
+
+from dlworkshop.capacity import host_start_capacity, start_capacity
+from dlworkshop.settings import parse_settings
+from hub import config as hub_config
+from hub.admission import AdmissionQueue
+from hub.spawner import WorkshopSpawner
+
+BASE = "auth: {mode: shared-code, access_code: open-sesame}\n"
+GiB = 1024**3
+
+
+async def arrive(queue: AdmissionQueue, name: str, log: list[str], release: asyncio.Event) -> None:
+    async with queue.admitted(name):
+        log.append(f"start {name}")
+        await release.wait()
+    log.append(f"done {name}")
+
+
+def test_capacity_one_admits_three_arrivals_in_order_and_fails_none() -> None:
+    async def scenario() -> tuple[list[str], list[int | None]]:
+        queue = AdmissionQueue(1)
+        log: list[str] = []
+        releases = {name: asyncio.Event() for name in ("ada", "bo", "cy")}
+        tasks = [asyncio.create_task(arrive(queue, n, log, releases[n])) for n in releases]
+        await asyncio.sleep(0)
+        places = [queue.place(n) for n in releases]
+        for name in releases:
+            releases[name].set()
+            await asyncio.sleep(0.01)
+        await asyncio.gather(*tasks)
+        return log, places
+
+    log, places = asyncio.run(scenario())
+    assert places == [0, 1, 2]  # ada starting, bo first in line, cy second
+    assert log == ["start ada", "done ada", "start bo", "done bo", "start cy", "done cy"]
+
+
+def test_never_more_than_capacity_start_at_once() -> None:
+    async def scenario() -> int:
+        queue = AdmissionQueue(3)
+        running = peak = 0
+
+        async def learner(name: str) -> None:
+            nonlocal running, peak
+            async with queue.admitted(name):
+                running += 1
+                peak = max(peak, running)
+                await asyncio.sleep(0.001)
+                running -= 1
+
+        await asyncio.gather(*(learner(f"l{i}") for i in range(30)))
+        assert not queue.starting and not queue.waiting
+        return peak
+
+    assert asyncio.run(scenario()) == 3
+
+
+def test_a_cancelled_wait_gives_its_place_to_the_next() -> None:
+    async def scenario() -> list[str]:
+        queue = AdmissionQueue(1)
+        log: list[str] = []
+        first, never, last = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        holder = asyncio.create_task(arrive(queue, "holder", log, first))
+        quitter = asyncio.create_task(arrive(queue, "quitter", log, never))
+        patient = asyncio.create_task(arrive(queue, "patient", log, last))
+        await asyncio.sleep(0)
+        quitter.cancel()
+        await asyncio.sleep(0)
+        assert queue.place("patient") == 1
+        first.set()
+        last.set()
+        await asyncio.gather(holder, patient)
+        return log
+
+    assert asyncio.run(scenario()) == ["start holder", "done holder", "start patient", "done patient"]
+
+
+def test_a_failed_start_frees_its_place() -> None:
+    async def scenario() -> None:
+        queue = AdmissionQueue(1)
+        with pytest.raises(RuntimeError):
+            async with queue.admitted("broken"):
+                raise RuntimeError("container failed")
+        assert not queue.starting
+        async with queue.admitted("next"):
+            assert queue.place("next") == 0
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("cpus", "memory", "capacity"),
+    [(2, 20 * GiB, 4), (16, 120 * GiB, 32), (64, 4 * GiB, 8), (1, 100 * 2**20, 1)],
+)
+def test_host_start_capacity_follows_cores_and_memory(cpus: float, memory: int, capacity: int) -> None:
+    assert host_start_capacity(cpus, memory) == capacity
+
+
+def test_workshop_yaml_overrides_the_start_capacity() -> None:
+    assert start_capacity(parse_settings(BASE + "hub: {start_capacity: 1}\n"), 16, 64 * GiB) == 1
+    assert start_capacity(parse_settings(BASE), 2, 20 * GiB) == 4
+
+
+def test_queued_time_never_times_a_start_out() -> None:
+    c = Config()
+    settings = parse_settings(BASE + "hub: {start_timeout: 120}\n")
+    hub_config.apply_spawner(c, settings)
+    assert c.DockerSpawner.start_timeout >= 24 * 3600
+    assert c.WorkshopSpawner.admitted_start_timeout == 120
+    assert c.JupyterHub.concurrent_spawn_limit == 0
+    assert hub_config.apply_admission(settings, cpus=2, memory=20 * GiB) == 4
+    assert WorkshopSpawner.admission is not None and WorkshopSpawner.admission.capacity == 4
