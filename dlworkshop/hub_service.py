@@ -217,6 +217,31 @@ def write_settings_file(source: Path | None, text: str, settings: Settings) -> P
     return target
 
 
+def hub_container_spec(settings: Settings, settings_file: str, accounts_file: str | None = None) -> dict:  # type: ignore[type-arg]
+    """The hub container as `up` runs it and the Ansible deploy declares it (one spec, two users):
+    keyword arguments of the Docker SDK's `containers.run`."""
+    hub = settings.hub
+    volumes = {
+        "/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
+        hub.data_volume: {"bind": "/srv/jupyterhub/data", "mode": "rw"},
+        settings_file: {"bind": CONTAINER_SETTINGS, "mode": "ro"},
+    }
+    if accounts_file is not None:
+        volumes[accounts_file] = {"bind": CONTAINER_ACCOUNTS, "mode": "ro"}
+    # workshop.start without a UTC offset means the host's local time, in the hub as on the host.
+    volumes["/etc/localtime"] = {"bind": "/etc/localtime", "mode": "ro"}
+    return {
+        "image": hub.image,
+        "name": hub.container_name,
+        "network": hub.network,
+        "ports": {"8000/tcp": (hub.bind, hub.port)},
+        "volumes": volumes,
+        "environment": {"DLWORKSHOP_CONFIG": CONTAINER_SETTINGS},
+        "labels": {HUB_LABEL: hub.container_name},
+        "restart_policy": {"Name": "unless-stopped"},
+    }
+
+
 def up(
     settings: Settings,
     config_path: Path | None,
@@ -265,23 +290,9 @@ def up(
         if existing is not None:
             # A re-created hub (upgrade, changed settings) finds the learners' servers still running.
             existing.remove(force=True)
-        volumes = {
-            "/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
-            hub.data_volume: {"bind": "/srv/jupyterhub/data", "mode": "rw"},
-            str(settings_file): {"bind": CONTAINER_SETTINGS, "mode": "ro"},
-        }
-        if settings.auth.mode == "accounts":
-            volumes[str(settings.auth.accounts_file.resolve())] = {"bind": CONTAINER_ACCOUNTS, "mode": "ro"}
+        accounts = str(settings.auth.accounts_file.resolve()) if settings.auth.mode == "accounts" else None
         container = client.containers.run(
-            hub.image,
-            name=hub.container_name,
-            detach=True,
-            network=hub.network,
-            ports={"8000/tcp": (hub.bind, hub.port)},
-            volumes=volumes,
-            environment={"DLWORKSHOP_CONFIG": CONTAINER_SETTINGS},
-            labels={HUB_LABEL: hub.container_name},
-            restart_policy={"Name": "unless-stopped"},
+            detach=True, **hub_container_spec(settings, str(settings_file), accounts)
         )
         rollback.add(lambda: container.remove(force=True))
         url = f"http://{'localhost' if hub.bind in ('127.0.0.1', '0.0.0.0') else hub.bind}:{hub.port}"
@@ -324,3 +335,30 @@ def down(settings: Settings, purge: bool, console: Console) -> None:
             console.print(f"removed volume {volume.name}")
     else:
         console.print("learners' work volumes kept (`dlworkshop down --purge` removes them)")
+
+
+def prewarm(settings: Settings, console: Console, timeout: float = 1800) -> None:
+    """Start the learners' servers now, from inside the hub (its prewarm service's token), and
+    stream its progress; a failed server is a nonzero exit."""
+    import docker
+
+    client = docker_client()
+    try:
+        hub = client.containers.get(settings.hub.container_name)
+    except docker.errors.NotFound:
+        raise WorkshopError(
+            f"no hub container {settings.hub.container_name} on this machine",
+            fix="start the hub with `dlworkshop up` first",
+        ) from None
+    if hub.status != "running":
+        raise WorkshopError(f"the hub container is {hub.status}", fix="run `dlworkshop up`")
+    command = ["python", "-m", "hub.prewarm", "--now", "--timeout", str(timeout)]
+    execution = client.api.exec_create(hub.id, command, workdir="/srv/jupyterhub")
+    for chunk in client.api.exec_start(execution["Id"], stream=True):
+        console.out(chunk.decode(errors="replace"), end="", highlight=False)
+    code = client.api.exec_inspect(execution["Id"])["ExitCode"]
+    if code != 0:
+        raise WorkshopError(
+            "some servers could not be pre-warmed (see the table above)",
+            fix="check `docker logs` of the hub and of the failed learners' containers, then run again",
+        )

@@ -56,7 +56,9 @@ async def _timed(run: LearnerRun, step: str, coroutine):  # type: ignore[no-unty
     return result
 
 
-async def _login(client: httpx.AsyncClient, name: str, password: str) -> str:
+async def _login(client: httpx.AsyncClient, name: str, password: str) -> tuple[str, str]:
+    """Log in through the form; returns the hub's name for the learner (a pre-warmed seat in
+    shared-code mode may differ from the name typed) and an API token."""
     page = await client.get("/hub/login")
     xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text)
     if not xsrf:
@@ -66,13 +68,17 @@ async def _login(client: httpx.AsyncClient, name: str, password: str) -> str:
     )
     if answer.status_code != 302 or "/hub/login" in answer.headers.get("location", ""):
         raise RuntimeError("login refused")
+    headers = {"X-XSRFToken": next(c.value for c in client.cookies.jar if c.name == "_xsrf")}
+    whoami = await client.get("/hub/api/user", headers=headers)
+    whoami.raise_for_status()
+    user = whoami.json()["name"]
     token = await client.post(
-        f"/hub/api/users/{name}/tokens",
+        f"/hub/api/users/{user}/tokens",
         json={"note": "dlworkshop loadtest", "expires_in": 3600},
-        headers={"X-XSRFToken": next(c.value for c in client.cookies.jar if c.name == "_xsrf")},
+        headers=headers,
     )
     token.raise_for_status()
-    return token.json()["token"]
+    return user, token.json()["token"]
 
 
 async def _spawn(client: httpx.AsyncClient, name: str, token: str, timeout: float) -> None:
@@ -107,7 +113,7 @@ async def simulate_learner(
     token: str | None = None
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
         try:
-            token = await _timed(run, "login", _login(client, name, password))
+            name, token = await _timed(run, "login", _login(client, name, password))
             await _timed(run, "spawn", _spawn(client, name, token, timeout))
             kernel = await _timed(run, "kernel", _kernel(client, name, token))
             server = JupyterServer(f"{url}/user/{name}/", token)

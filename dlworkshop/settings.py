@@ -251,7 +251,19 @@ class Hub(StrictModel):
     network: str = "dlworkshop"
     data_volume: str = "dlworkshop-hub-data"
     container_name: str = "dlworkshop-hub"
-    start_timeout: int = Field(default=600, ge=30)
+    image_archive: Path | None = Field(
+        default=None,
+        description="A `docker save` file of the hub image, copied to the host when image.source is archive.",
+    )
+    start_timeout: int = Field(
+        default=600,
+        ge=30,
+        description="Seconds a learner's server may take once admitted (not while queued).",
+    )
+    start_capacity: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        default="auto",
+        description="Learner server starts run at once; the rest queue in order. auto: from the host's cores and memory.",
+    )
     tls: TLS = TLS()
 
     @field_validator("backend")
@@ -270,6 +282,19 @@ class Hub(StrictModel):
         return f"{scheme}://{host}:{self.port}"
 
 
+class Prewarm(StrictModel):
+    """Servers started ahead of workshop.start, so the 09:00 room finds them running."""
+
+    minutes_before: int = Field(
+        default=20, ge=1, le=24 * 60, description="The hub pre-warms this long before workshop.start."
+    )
+    seats: Annotated[int, Field(ge=0)] | Literal["auto"] = Field(
+        default="auto",
+        description="shared-code mode: ready servers handed out at first login (auto: the learners "
+        "expected at once). accounts and github modes pre-warm the named learners instead.",
+    )
+
+
 class Settings(StrictModel):
     workshop: WorkshopInfo = WorkshopInfo()
     learners: Learners = Learners(count=4)
@@ -278,6 +303,17 @@ class Settings(StrictModel):
     resources: Resources = Resources()
     culling: Culling = Culling()
     hub: Hub = Hub()
+    prewarm: Prewarm = Prewarm()
+
+    @model_validator(mode="after")
+    def _prewarmed_servers_wait_less_than_the_culler(self) -> Settings:
+        if self.workshop.start and self.prewarm.minutes_before * 60 >= self.culling.idle_timeout:
+            raise ValueError(
+                f"prewarm.minutes_before ({self.prewarm.minutes_before}) must be shorter than "
+                f"culling.idle_timeout ({self.culling.idle_timeout} s), or the culler stops the "
+                "pre-warmed servers before the learners arrive"
+            )
+        return self
 
 
 # The embedded default behind `dlworkshop up` with no file: CPU image, shared-code login, 4 learners.

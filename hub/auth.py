@@ -12,6 +12,7 @@ from jupyterhub.auth import Authenticator
 from traitlets import Integer, Unicode
 
 from dlworkshop.accounts import read_hashed, verify_password
+from hub.seats import SEAT, SeatBook
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
@@ -54,16 +55,39 @@ class SharedCodeAuthenticator(RateLimitedAuthenticator):
     """A learner picks a name and types the workshop's access code."""
 
     access_code = Unicode(config=True, help="The code every learner types.")
+    seats = Integer(0, config=True, help="Pre-warmed seats (seat-01, ...) handed out at first login.")
+    seats_file = Unicode("", config=True, help="JSON file recording which name has which seat.")
     # Read by hub/templates/login.html to label the form for this mode.
     username_label = "Choose a short name (letters, digits, - or _)"
     password_label = "Workshop access code"
 
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self._seat_book: SeatBook | None = None
+
     def check(self, username: str, password: str) -> str | None:
-        if not NAME.match(username) or not self.access_code:
+        # Seat names belong to the hub's pre-warmed servers; nobody logs in as one.
+        if not NAME.match(username) or SEAT.match(username) or not self.access_code:
             return None
         if hmac.compare_digest(password.encode(), self.access_code.encode()):
             return username
         return None
+
+    async def authenticate(self, handler, data):  # type: ignore[no-untyped-def,override]
+        name = await super().authenticate(handler, data)
+        if name is None or not self.seats or handler is None:
+            return name
+        if self._seat_book is None:
+            self._seat_book = SeatBook(Path(self.seats_file), self.seats)
+
+        def ready(seat: str) -> bool:
+            user = handler.find_user(seat)
+            return bool(user is not None and user.spawner.ready)
+
+        seat = self._seat_book.claim(name, ready)
+        if seat != name:
+            self.log.info("%s has %s (a pre-warmed server)", name, seat)
+        return seat
 
 
 class AccountsAuthenticator(RateLimitedAuthenticator):

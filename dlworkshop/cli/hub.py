@@ -52,3 +52,15 @@ def down(
     from dlworkshop.settings import load_settings
 
     hub_service.down(load_settings(config), purge, console)
+
+
+@app.command()
+def prewarm(
+    config: Path | None = ConfigOption,
+    timeout: float = typer.Option(1800, "--timeout", help="Seconds to wait for every server."),
+) -> None:
+    """Start the learners' servers now, before they arrive (by name, or as seats in shared-code mode)."""
+    from dlworkshop import hub_service
+    from dlworkshop.settings import load_settings
+
+    hub_service.prewarm(load_settings(config), console, timeout)

@@ -1,0 +1,182 @@
+"""Pre-warm: learners' servers started before the room arrives.
+
+Runs inside the hub container, as the hub's `prewarm` service (at workshop.start minus
+prewarm.minutes_before) and through `dlworkshop prewarm` (now). Servers are asked for through the
+hub's REST API, so they pass the same admission queue, limits and GPU quotas as any start. By name
+where names are known (accounts, or learners.names); as seats (seat-01, ...) in shared-code mode,
+handed out at first login (hub/seats.py). Servers nobody claims are culled like any idle server.
+
+    python -m hub.prewarm --now            # start them now, wait until ready, print a table
+    python -m hub.prewarm --scheduled      # the hub's service: wait for the time, then as --now
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+from dlworkshop.settings import Settings, load_settings
+from hub.seats import seat_names
+
+HUB_HOME = Path("/srv/jupyterhub")
+TOKEN_FILE = HUB_HOME / "data" / "prewarm_token"
+ACCOUNTS_FILE = HUB_HOME / "accounts.csv"
+
+
+def seat_count(settings: Settings) -> int:
+    """Seats pre-warmed in shared-code mode (0 where learners are known by name)."""
+    if settings.auth.mode != "shared-code" or settings.learners.names:
+        return 0
+    seats = settings.prewarm.seats
+    return settings.learners.concurrent if seats == "auto" else seats
+
+
+def prewarm_names(settings: Settings, accounts_file: Path = ACCOUNTS_FILE) -> list[str]:
+    """Whose servers to start: the named learners, the accounts, or the seats."""
+    if settings.learners.names:
+        return list(settings.learners.names)
+    if settings.auth.mode == "accounts":
+        from dlworkshop.accounts import read_hashed
+
+        return sorted(read_hashed(accounts_file))
+    return seat_names(seat_count(settings))
+
+
+def seconds_until_prewarm(settings: Settings, now: datetime) -> float | None:
+    """Seconds to wait before pre-warming (0: now); None when there is nothing to schedule
+    (no workshop.start) or the workshop has already begun (learners start their own servers)."""
+    start = settings.workshop.start
+    if start is None:
+        return None
+    now = now.replace(tzinfo=None) if start.tzinfo is None else now.astimezone(start.tzinfo)
+    if now >= start:
+        return None
+    at = start - timedelta(minutes=settings.prewarm.minutes_before)
+    return max(0.0, (at - now).total_seconds())
+
+
+@dataclass
+class Outcome:
+    name: str
+    state: str  # ready | already running | failed: ...
+    seconds: float
+
+
+class Hub:
+    """The few hub REST calls pre-warming needs, with the service's token."""
+
+    def __init__(self, api_url: str, token: str) -> None:
+        self.client = httpx.Client(
+            base_url=api_url.rstrip("/"), headers={"Authorization": f"token {token}"}, timeout=30
+        )
+
+    def server(self, name: str) -> dict | None:  # type: ignore[type-arg]
+        """The user's default server as the hub reports it; creates the user when missing."""
+        user = self.client.get(f"/users/{name}")
+        if user.status_code == 404:
+            self.client.post(f"/users/{name}").raise_for_status()
+            return None
+        user.raise_for_status()
+        return user.json().get("servers", {}).get("")
+
+    def start(self, name: str) -> None:
+        answer = self.client.post(f"/users/{name}/server")
+        if answer.status_code not in (201, 202, 400):  # 400: already running or pending
+            answer.raise_for_status()
+
+
+def prewarm(hub: Hub, names: list[str], timeout: float, say=print) -> list[Outcome]:  # type: ignore[no-untyped-def]
+    """Ask for every server, then wait (bounded) until each is ready or has failed."""
+    began = time.monotonic()
+    outcomes: dict[str, Outcome] = {}
+    pending: list[str] = []
+    to_start: list[str] = []
+    for name in names:
+        server = hub.server(name)
+        if server and server.get("ready"):
+            outcomes[name] = Outcome(name, "already running", 0.0)
+            continue
+        if not server:
+            to_start.append(name)
+        pending.append(name)
+    # Asked for together: the hub answers each request only after up to 10 s (its slow-spawn wait),
+    # and its admission queue, not this loop, decides how many start at once.
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(hub.start, to_start))
+    say(f"pre-warming {len(pending)} servers ({len(outcomes)} already running)")
+    shown = -1
+    while pending and time.monotonic() - began < timeout:
+        time.sleep(1)
+        for name in list(pending):
+            server = hub.server(name)
+            if server and server.get("ready"):
+                outcomes[name] = Outcome(name, "ready", time.monotonic() - began)
+                pending.remove(name)
+            elif server is None:  # the hub gave up on it: the start failed
+                outcomes[name] = Outcome(name, "failed: the start failed (see the hub's log)", 0.0)
+                pending.remove(name)
+        ready = sum(1 for o in outcomes.values() if not o.state.startswith("failed"))
+        if ready != shown:
+            shown = ready
+            say(f"{ready}/{len(names)} servers ready")
+    for name in pending:
+        outcomes[name] = Outcome(name, f"failed: not ready after {timeout:.0f} s", 0.0)
+    return [outcomes[name] for name in names]
+
+
+def report(outcomes: list[Outcome]) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("learner or seat", "server", "ready after", title="Pre-warmed servers")
+    for outcome in outcomes:
+        table.add_row(
+            outcome.name, outcome.state, f"{outcome.seconds:.0f} s" if outcome.state == "ready" else ""
+        )
+    console = Console(width=100, force_terminal=False)
+    with console.capture() as captured:
+        console.print(table)
+    return captured.get()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Start learners' servers ahead of the workshop.")
+    when = parser.add_mutually_exclusive_group(required=True)
+    when.add_argument("--now", action="store_true")
+    when.add_argument("--scheduled", action="store_true")
+    parser.add_argument("--timeout", type=float, default=1800)
+    args = parser.parse_args(argv)
+    settings = load_settings(Path(os.environ.get("DLWORKSHOP_CONFIG", HUB_HOME / "workshop.yaml")))
+    token = os.environ.get("JUPYTERHUB_API_TOKEN") or TOKEN_FILE.read_text().strip()
+    api_url = os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api")
+    if args.scheduled:
+        wait = seconds_until_prewarm(settings, datetime.now().astimezone())
+        if wait is None:
+            print("prewarm: nothing scheduled (no workshop.start, or the workshop has begun)", flush=True)
+        else:
+            print(f"prewarm: starting servers in {wait / 60:.0f} minutes", flush=True)
+            time.sleep(wait)
+            outcomes = prewarm(Hub(api_url, token), prewarm_names(settings), args.timeout)
+            print(report(outcomes), flush=True)
+        # A managed service that exits is restarted by the hub: stay, doing nothing.
+        while True:
+            time.sleep(3600)
+    names = prewarm_names(settings)
+    if not names:
+        print("prewarm: no learner names known (github login without learners.names): nothing to start")
+        return 0
+    outcomes = prewarm(Hub(api_url, token), names, args.timeout, say=lambda line: print(line, flush=True))
+    print(report(outcomes), flush=True)
+    return 1 if any(o.state.startswith("failed") for o in outcomes) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Pre-warmed seats for shared-code workshops.
+
+In shared-code mode nobody's name is known before 09:00, so servers cannot be started for them by
+name. The hub instead starts servers for seats (seat-01, seat-02, ...) ahead of time, and a
+learner's first login hands them a seat whose server is already running; later logins with the same
+name find the same seat. The book of who has which seat lives on the hub's volume, so it survives a
+hub restart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+SEAT = re.compile(r"^seat-\d{2,}$")
+
+
+def seat_names(count: int) -> list[str]:
+    return [f"seat-{index:02d}" for index in range(1, count + 1)]
+
+
+class SeatBook:
+    """Names and their seats, kept in a JSON file (written whole, then renamed: never half-written)."""
+
+    def __init__(self, path: Path, seats: int) -> None:
+        self.path = path
+        self.seats = seat_names(seats)
+        self.claimed: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+
+    def seat_of(self, name: str) -> str | None:
+        return self.claimed.get(name)
+
+    def claim(self, name: str, ready: Callable[[str], bool]) -> str:
+        """The learner's seat: theirs from before, else a free seat whose server is ready, else
+        their own name (no ready seat left: their server starts the usual way)."""
+        if name in self.claimed:
+            return self.claimed[name]
+        taken = set(self.claimed.values())
+        for seat in self.seats:
+            if seat not in taken and ready(seat):
+                self.claimed[name] = seat
+                self._save()
+                return seat
+        return name
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = self.path.with_suffix(".tmp")
+        scratch.write_text(json.dumps(self.claimed, indent=1, sort_keys=True))
+        os.replace(scratch, self.path)

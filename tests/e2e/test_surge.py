@@ -1,0 +1,165 @@
+"""The 09:00 surge on a hub of its own (`dlworkshop up`): starts admitted one at a time queue in
+order and are never failed; the hub pre-warms seats at workshop.start minus prewarm.minutes_before;
+a first login gets a ready seat, a later login the same one. No time is asserted."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import docker
+import httpx
+import pytest
+
+from dlworkshop.settings import load_settings
+from tests.fixtures.hub import ACCESS_CODE, HUB_TEST_TAG, RunningHub, dlworkshop
+
+pytestmark = [pytest.mark.docker, pytest.mark.hub, pytest.mark.slow]
+
+PORT = 8322
+NAME = "dlworkshop-hub-surge"
+# The hub's prewarm service fires this long after the hub is up (minutes_before is at least 1).
+PREWARM_DELAY = 75
+
+
+def surge_config(start: datetime) -> str:
+    return f"""\
+workshop: {{name: surge test, start: {start.isoformat(timespec="seconds")}}}
+learners: {{count: 3}}
+auth: {{mode: shared-code, access_code: {ACCESS_CODE}}}
+image: {{name: dlworkshop/learner, tag: test}}
+resources: {{cpu: 0.5, memory: 1G}}
+prewarm: {{minutes_before: 1, seats: 2}}
+hub:
+  image: {HUB_TEST_TAG}
+  port: {PORT}
+  container_name: {NAME}
+  network: dlworkshop-surge
+  data_volume: dlworkshop-surge-hub-data
+  start_capacity: 1
+"""
+
+
+@pytest.fixture(scope="module")
+def surge_hub(
+    learner_image: str, hub_image: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningHub]:
+    config = tmp_path_factory.mktemp("surge") / "workshop.yaml"
+    start = datetime.now().astimezone() + timedelta(minutes=1, seconds=PREWARM_DELAY)
+    config.write_text(surge_config(start))
+    dlworkshop("down", "-c", str(config), "--purge")
+    started = dlworkshop("up", "-c", str(config))
+    assert started.returncode == 0, started.stdout + started.stderr
+    try:
+        yield RunningHub(f"http://127.0.0.1:{PORT}", ACCESS_CODE, load_settings(config), config)
+    finally:
+        dlworkshop("down", "-c", str(config), "--purge")
+
+
+def hub_logs() -> str:
+    return docker.from_env().containers.get(NAME).logs().decode(errors="replace")
+
+
+def follow_progress(client: httpx.Client, name: str, timeout: float = 300) -> list[dict]:  # type: ignore[type-arg]
+    """The spawn page's event stream, as the browser reads it, until ready or failed."""
+    xsrf = next(c.value for c in client.cookies.jar if c.name == "_xsrf" and c.path.startswith("/hub"))
+    events = []
+    with client.stream(
+        "GET",
+        f"/hub/api/users/{name}/server/progress",
+        headers={"X-XSRFToken": xsrf, "Accept": "text/event-stream"},
+        timeout=timeout,
+    ) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data:"):
+                event = json.loads(line[5:])
+                events.append(event)
+                if event.get("ready") or event.get("failed"):
+                    break
+    return events
+
+
+def arrive(hub: RunningHub, name: str) -> list[dict]:  # type: ignore[type-arg]
+    client = hub.login(name)
+    try:
+        return follow_progress(client, name)
+    finally:
+        client.close()
+
+
+def test_with_one_start_at_a_time_three_learners_are_queued_and_all_admitted(surge_hub: RunningHub) -> None:
+    assert "admitting 1 learner server starts at once" in hub_logs()
+    names = ["ada", "bo", "cy"]
+    with ThreadPoolExecutor(len(names)) as pool:
+        streams = dict(zip(names, pool.map(lambda n: arrive(surge_hub, n), names), strict=True))
+    for name, events in streams.items():
+        assert events and events[-1].get("ready"), f"{name} was not admitted: {events}"
+        assert not any(e.get("failed") for e in events), events
+    places = {
+        int(match.group(1))
+        for events in streams.values()
+        for event in events
+        if (match := re.search(r"you are number (\d+) in the queue", event.get("message", "")))
+    }
+    assert 1 in places, f"nobody was shown a place in the queue: {streams}"
+    assert "admitted after" in hub_logs()
+    for name in names:
+        client = surge_hub.login(name)
+        assert client.get(f"/user/{name}/api").status_code == 200
+        client.close()
+
+
+def test_the_hub_prewarms_seats_and_a_first_login_gets_a_ready_one(surge_hub: RunningHub) -> None:
+    deadline = time.monotonic() + PREWARM_DELAY + 240
+    while "Pre-warmed servers" not in hub_logs():
+        assert time.monotonic() < deadline, "the hub's prewarm service did not run:\n" + hub_logs()[-3000:]
+        time.sleep(2)
+    assert re.search(r"seat-01\s+.\s+ready", hub_logs()) and re.search(r"seat-02\s+.\s+ready", hub_logs())
+
+    again = dlworkshop("prewarm", "-c", str(surge_hub.config_path))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert len(re.findall(r"seat-0[12]\s+.\s+already running", again.stdout)) == 2, again.stdout
+
+    seats = {}
+    for learner in ("dana", "erin"):
+        client = surge_hub.login(learner)
+        xsrf = next(c.value for c in client.cookies.jar if c.name == "_xsrf" and c.path.startswith("/hub"))
+        me = client.get("/hub/api/user", headers={"X-XSRFToken": xsrf}).json()
+        assert re.fullmatch(r"seat-0[12]", me["name"]), me
+        assert me["servers"][""]["ready"], f"{learner}'s seat was not running at login: {me}"
+        seats[learner] = me["name"]
+        client.close()
+    assert sorted(seats.values()) == ["seat-01", "seat-02"]
+
+    back = surge_hub.login("dana")
+    xsrf = next(c.value for c in back.cookies.jar if c.name == "_xsrf" and c.path.startswith("/hub"))
+    assert back.get("/hub/api/user", headers={"X-XSRFToken": xsrf}).json()["name"] == seats["dana"]
+    back.close()
+
+    # No seat left: the next learner gets their own name and an ordinary start.
+    late = surge_hub.login("finn")
+    xsrf = next(c.value for c in late.cookies.jar if c.name == "_xsrf" and c.path.startswith("/hub"))
+    assert late.get("/hub/api/user", headers={"X-XSRFToken": xsrf}).json()["name"] == "finn"
+    late.close()
+
+
+def test_nobody_logs_in_as_a_seat(surge_hub: RunningHub) -> None:
+    client = httpx.Client(base_url=surge_hub.url, timeout=30)
+    page = client.get("/hub/login")
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
+    answer = client.post("/hub/login", data={"username": "seat-01", "password": ACCESS_CODE, "_xsrf": xsrf})
+    assert answer.status_code != 302 or "/hub/login" in answer.headers.get("location", "")
+
+
+def test_prewarm_without_a_hub_is_one_clear_error(tmp_path: Path) -> None:
+    config = tmp_path / "workshop.yaml"
+    config.write_text(surge_config(datetime.now().astimezone()).replace(NAME, "dlworkshop-hub-absent"))
+    result = dlworkshop("prewarm", "-c", str(config))
+    assert result.returncode != 0
+    assert "no hub container dlworkshop-hub-absent" in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
