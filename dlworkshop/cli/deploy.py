@@ -1,0 +1,45 @@
+"""`dlworkshop deploy` and `dlworkshop verify`: the hub on remote hosts through Ansible."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from dlworkshop.cli import app
+from dlworkshop.cli.config import ConfigOption
+
+console = Console(soft_wrap=True)
+
+InventoryOption = typer.Option(..., "--inventory", "-i", help="Ansible inventory with a `workshop` group.")
+LimitOption = typer.Option(None, "--limit", help="Only these hosts (comma-separated names).")
+
+
+@app.command()
+def deploy(
+    inventory: Path = InventoryOption,
+    config: Path | None = ConfigOption,
+    check: bool = typer.Option(False, "--check", help="Show what would change; change nothing."),
+    limit: str | None = LimitOption,
+) -> None:
+    """Put the workshop hub (Docker, images, hub, TLS, firewall) on the inventory's hosts."""
+    from dlworkshop.deploy.deploy import deploy as run_deploy
+    from dlworkshop.settings import find_config, load_settings
+
+    path = find_config(config)
+    run_deploy(load_settings(path), path, inventory, console, check=check, limit=limit)
+
+
+@app.command()
+def verify(
+    inventory: Path = InventoryOption,
+    config: Path | None = ConfigOption,
+    limit: str | None = LimitOption,
+) -> None:
+    """Prove a deployed hub works: the testinfra suite against the inventory's hosts."""
+    from dlworkshop.deploy.verify import verify as run_verify
+    from dlworkshop.settings import find_config, load_settings
+
+    path = find_config(config)
+    run_verify(load_settings(path), path, inventory, console, limit=limit)

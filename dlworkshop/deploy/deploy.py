@@ -1,0 +1,75 @@
+"""`dlworkshop deploy`: settings and inventory checked first, then the playbook, then a summary."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from rich.console import Console
+
+from dlworkshop.deploy.inventory import load_inventory
+from dlworkshop.deploy.playbook_vars import check_deployable, hub_url, playbook_vars
+from dlworkshop.deploy.runner import DeployResult, run_playbook, summary_table
+from dlworkshop.errors import CheckFailed
+from dlworkshop.settings import Settings
+
+
+def built_archives(settings: Settings, console: Console) -> Settings:
+    """image.source build: build on this machine (as `dlworkshop up` does) and ship the images as
+    archives, so the hosts need neither the sources nor a registry."""
+    from dlworkshop.hub_service import docker_client, ensure_images, state_dir
+
+    client = docker_client()
+    ensure_images(client, settings, console)
+    folder = state_dir() / "deploy-images"
+    folder.mkdir(parents=True, exist_ok=True)
+    archives = {}
+    for reference in (settings.image.reference, settings.hub.image):
+        image_id = client.images.get(reference).id.split(":")[-1][:12]
+        target = folder / f"{reference.replace('/', '_').replace(':', '_')}-{image_id}.tar"
+        if not target.is_file():
+            with console.status(f"saving {reference} to {target}"):
+                partial = target.with_suffix(".part")
+                with partial.open("wb") as out:
+                    subprocess.run(["docker", "save", reference], stdout=out, check=True)
+                partial.rename(target)
+        archives[reference] = target
+    image = settings.image.model_copy(
+        update={"source": "archive", "archive": archives[settings.image.reference]}
+    )
+    hub = settings.hub.model_copy(update={"image_archive": archives[settings.hub.image]})
+    return settings.model_copy(update={"image": image, "hub": hub})
+
+
+def deploy(
+    settings: Settings,
+    config_path: Path | None,
+    inventory: Path,
+    console: Console,
+    check: bool = False,
+    limit: str | None = None,
+) -> DeployResult:
+    config_dir = config_path.resolve().parent if config_path else None
+    # Everything that can be checked here is checked before any host is touched.
+    check_deployable(settings, config_dir)
+    hosts, _ = load_inventory(inventory, limit)
+    if settings.image.source == "build" and not check:
+        settings = built_archives(settings, console)
+    extravars = playbook_vars(settings, config_dir)
+    console.print(
+        f"deploying to {', '.join(hosts)}{' (check mode: nothing is changed)' if check else ''}",
+        highlight=False,
+    )
+    result = run_playbook(inventory, extravars, console, check=check, limit=limit)
+    console.print(summary_table(result.stats))
+    if not result.succeeded:
+        first = result.failures[0] if result.failures else None
+        others = (
+            f" (and {len(result.failures) - 1} more failure(s) above)" if len(result.failures) > 1 else ""
+        )
+        raise CheckFailed(
+            f"deploy failed on {first}{others}" if first else f"deploy failed: {result.status}",
+            fix="fix the cause and run `dlworkshop deploy` again: it picks up where it stopped",
+        )
+    console.print(f"the hub is at [bold]{hub_url(settings)}[/]", highlight=False)
+    return result

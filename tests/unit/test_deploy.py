@@ -1,0 +1,219 @@
+"""The deploy's pure parts: settings -> playbook variables, inventory checks, the summary, the
+filters the playbook uses, and ansible-lint at the production profile."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from rich.console import Console
+
+from dlworkshop.deploy.inventory import hosts_in, limited, load_inventory
+from dlworkshop.deploy.playbook_vars import (
+    bridge_name,
+    check_deployable,
+    docker_container_params,
+    plain,
+    playbook_vars,
+)
+from dlworkshop.deploy.runner import EventPrinter, failure_message, host_stats, summary_table
+from dlworkshop.errors import ConfigError, WorkshopError
+from dlworkshop.hub_service import hub_container_spec
+from dlworkshop.settings import Settings, parse_settings
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = """\
+auth: {mode: shared-code, access_code: s3cret-code}
+image: {name: dlworkshop/learner, tag: test, source: archive, archive: learner.tar}
+resources: {gpu: {policy: shared, per_learner: 1/2}}
+hub:
+  image: dlworkshop/hub:test
+  image_archive: hub.tar
+  tls: {mode: self-signed, domain: hub.example.org}
+"""
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return parse_settings(CONFIG)
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path) -> Path:
+    (tmp_path / "learner.tar").write_bytes(b"x")
+    (tmp_path / "hub.tar").write_bytes(b"x")
+    return tmp_path
+
+
+def test_rendered_settings_round_trip_with_secrets(settings: Settings) -> None:
+    data = plain(settings)
+    assert data["auth"]["access_code"] == "s3cret-code"
+    # The hub on the host reads exactly these settings back.
+    assert Settings.model_validate(yaml.safe_load(yaml.safe_dump(data))) == settings
+
+
+def test_playbook_vars_come_from_the_settings(settings: Settings, config_dir: Path) -> None:
+    extra = playbook_vars(settings, config_dir)
+    assert extra["workshop_images_source"] == "archive"
+    assert extra["workshop_images_wanted"] == [
+        {"name": "dlworkshop/learner:test", "archive": str((config_dir / "learner.tar").resolve())},
+        {"name": "dlworkshop/hub:test", "archive": str((config_dir / "hub.tar").resolve())},
+    ]
+    assert extra["tls_proxy_domain"] == "hub.example.org"
+    assert extra["tls_proxy_upstream"] == "127.0.0.1:8000"
+    assert extra["workshop_hub_url"] == "https://hub.example.org"
+    assert extra["workshop_hub_bridge"] == extra["workshop_firewall_bridge"] == bridge_name("dlworkshop")
+    # Every variable belongs to the role that reads it.
+    prefixes = ("workshop_images_", "workshop_hub_", "tls_proxy_", "workshop_firewall_")
+    assert all(name.startswith(prefixes) for name in extra)
+
+
+def test_hub_container_is_the_one_dlworkshop_up_runs(settings: Settings) -> None:
+    spec = hub_container_spec(settings, "/var/lib/dlworkshop/dlworkshop-hub/workshop.yaml")
+    params = docker_container_params(spec)
+    assert params["published_ports"] == ["127.0.0.1:8000:8000"]
+    assert params["restart_policy"] == "unless-stopped"
+    assert "/var/run/docker.sock:/var/run/docker.sock:rw" in params["volumes"]
+    assert "dlworkshop-hub-data:/srv/jupyterhub/data:rw" in params["volumes"]
+    assert (
+        "/var/lib/dlworkshop/dlworkshop-hub/workshop.yaml:/srv/jupyterhub/workshop.yaml:ro"
+        in params["volumes"]
+    )
+    assert params["networks"] == [{"name": "dlworkshop"}]
+    assert params["env"] == {"DLWORKSHOP_CONFIG": "/srv/jupyterhub/workshop.yaml"}
+
+
+def test_bridge_name_fits_an_interface_name() -> None:
+    assert len(bridge_name("a-very-long-workshop-network-name")) <= 15
+    assert bridge_name("one") != bridge_name("two")
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ("tls: {mode: none}", "hub.tls.mode"),
+        ("tls: {mode: self-signed}", "hub.tls.domain"),
+    ],
+)
+def test_undeployable_settings_are_refused(config_dir: Path, change: str, problem: str) -> None:
+    text = CONFIG.replace("tls: {mode: self-signed, domain: hub.example.org}", change)
+    with pytest.raises(ConfigError) as caught:
+        check_deployable(parse_settings(text), config_dir)
+    assert any(p.startswith(problem) for p in caught.value.problems)
+
+
+def test_missing_archives_are_named(tmp_path: Path, settings: Settings) -> None:
+    with pytest.raises(ConfigError) as caught:
+        check_deployable(settings, tmp_path)
+    assert [p.split(":")[0] for p in caught.value.problems] == ["image.archive", "hub.image_archive"]
+
+
+def test_hosts_in_a_group_with_children() -> None:
+    listing = {
+        "workshop": {"hosts": ["a"], "children": ["gpu"]},
+        "gpu": {"hosts": ["b", "a"]},
+    }
+    assert hosts_in(listing) == ["a", "b"]
+    assert limited(["a", "b"], "b") == ["b"]
+    assert limited(["a", "b"], None) == ["a", "b"]
+
+
+def test_inventory_errors_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(WorkshopError, match="does not exist"):
+        load_inventory(tmp_path / "missing.yml")
+    broken = tmp_path / "broken.yml"
+    broken.write_text("workshop:\n  hosts: [unclosed\n")
+    with pytest.raises(WorkshopError, match="cannot be read"):
+        load_inventory(broken)
+    other = tmp_path / "other.yml"
+    other.write_text("webservers:\n  hosts:\n    web1:\n")
+    with pytest.raises(WorkshopError, match="no hosts in the `workshop` group"):
+        load_inventory(other)
+    good = tmp_path / "good.yml"
+    good.write_text("workshop:\n  hosts:\n    hub1:\n      ansible_host: 192.0.2.1\n")
+    assert load_inventory(good)[0] == ["hub1"]
+    with pytest.raises(WorkshopError, match="matches none"):
+        load_inventory(good, limit="hub2")
+
+
+def test_summary_lists_every_host() -> None:
+    stats = {"ok": {"h1": 20, "h2": 3}, "changed": {"h1": 2}, "failures": {"h2": 1}, "dark": {}}
+    rows = host_stats(stats, ["h3"])
+    assert (rows["h1"].ok, rows["h1"].changed, rows["h2"].failed, rows["h3"].ok) == (20, 2, 1, 0)
+    console = Console(record=True, width=100)
+    console.print(summary_table(rows))
+    text = console.export_text()
+    assert "unreachable" in text
+    assert all(host in text for host in ("h1", "h2", "h3"))
+
+
+def test_failures_name_host_task_and_message() -> None:
+    printer = EventPrinter(Console(file=open("/dev/null", "w")))  # noqa: SIM115
+    printer({"event": "playbook_on_task_start", "event_data": {"task": "Load image"}})
+    printer(
+        {
+            "event": "runner_on_failed",
+            "event_data": {"host": "h1", "task": "Load image", "res": {"msg": "no space left\nmore"}},
+        }
+    )
+    printer({"event": "runner_on_failed", "event_data": {"host": "h1", "task": "x", "ignore_errors": True}})
+    printer(
+        {
+            "event": "runner_on_unreachable",
+            "event_data": {"host": "h2", "task": "Gathering Facts", "res": {"msg": "ssh: connect refused"}},
+        }
+    )
+    assert [str(f) for f in printer.failures] == [
+        "h1: task 'Load image' failed: no space left",
+        "h2: unreachable: ssh: connect refused",
+    ]
+    assert failure_message({"results": [{"failed": False}, {"failed": True, "msg": "item 2"}]}) == "item 2"
+
+
+def _filters():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location(
+        "dlworkshop_filters", REPO / "ansible/filter_plugins/dlworkshop.py"
+    )
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def test_gpu_inventory_from_nvidia_smi() -> None:
+    filters = _filters()
+    query = "0, GPU-aaa, NVIDIA A100-SXM4-40GB, 40960\n1, GPU-bbb, NVIDIA A100-SXM4-40GB, 40960\n"
+    assert filters.gpu_inventory(query) == [
+        {"index": 0, "uuid": "GPU-aaa", "name": "NVIDIA A100-SXM4-40GB", "memory_mb": 40960},
+        {"index": 1, "uuid": "GPU-bbb", "name": "NVIDIA A100-SXM4-40GB", "memory_mb": 40960},
+    ]
+    assert filters.gpu_inventory("") == []
+    assert filters.gpu_inventory("No devices were found") == []
+
+
+def test_auto_gpu_devices_become_the_hosts_gpus(settings: Settings) -> None:
+    filters = _filters()
+    gpus = [{"index": 0, "uuid": "GPU-aaa", "name": "A100", "memory_mb": 40960}]
+    rendered = filters.settings_with_gpus(plain(settings), gpus)
+    assert rendered["resources"]["gpu"]["devices"] == ["GPU-aaa"]
+    assert rendered["resources"]["gpu"]["memory_mb"] == 40960
+    Settings.model_validate(rendered)  # still valid for the hub
+    assert filters.settings_with_gpus(plain(settings), []) == plain(settings)
+
+
+def test_playbook_is_ansible_lint_clean_at_the_production_profile() -> None:
+    lint = shutil.which("ansible-lint", path=str(Path(sys.executable).parent))
+    if lint is None:
+        pytest.skip("ansible-lint is not installed (it is in the test extra)")
+    result = subprocess.run(
+        [lint, "--profile", "production", "--offline", "--nocolor", "ansible/"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
