@@ -36,6 +36,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 COPY pyproject.toml README.md /opt/dlworkshop/src/
 COPY dlworkshop /opt/dlworkshop/src/dlworkshop
 COPY image/learner_hooks.py /opt/venv/lib/python3.11/site-packages/dlworkshop_learner_hooks.py
+COPY image/learner_kernels.py /opt/venv/lib/python3.11/site-packages/dlworkshop_learner_kernels.py
 RUN pip install --no-deps --no-build-isolation --no-compile -q /opt/dlworkshop/src \
     && rm -rf /opt/dlworkshop/src /opt/dlworkshop/src/build \
     && python -m compileall -q /opt/venv/lib/python3.11/site-packages/dlworkshop* > /dev/null

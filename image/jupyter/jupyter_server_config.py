@@ -19,3 +19,5 @@ c.ServerProxy.servers = {
 }
 # The image ships no language servers, so jupyter-lsp would only scan for them at every start.
 c.ServerApp.jpserver_extensions = {"jupyter_lsp": False}
+# A learner's first notebook finds its kernel already started (image/learner_kernels.py).
+c.ServerApp.kernel_manager_class = "dlworkshop_learner_kernels.PrestartedKernelManager"

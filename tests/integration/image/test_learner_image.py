@@ -253,3 +253,45 @@ def test_a_dataset_that_does_not_match_its_hash_fails_the_build(
         ).returncode
         != 0
     )
+
+
+def test_the_first_kernel_is_started_ahead_and_moves_to_the_notebooks_folder(learner_image: str) -> None:
+    """A learner's first kernel request gets the kernel the server started ahead (same process),
+    hidden from the kernel list until then, working in the folder asked for."""
+    import docker
+
+    from dlworkshop.smoke.jupyter import JupyterServer, run_code
+
+    client = docker.from_env()
+    container = client.containers.run(
+        learner_image,
+        ["jupyter", "server", "--ServerApp.ip=0.0.0.0", "--ServerApp.token=ahead", "--ServerApp.port=8888"],
+        detach=True,
+        ports={"8888/tcp": ("127.0.0.1", None)},
+        name=f"dlworkshop-test-kernel-ahead-{int(time.time())}",
+    )
+    try:
+        container.reload()
+        port = container.attrs["NetworkSettings"]["Ports"]["8888/tcp"][0]["HostPort"]
+        server = JupyterServer(f"http://127.0.0.1:{port}/", "ahead")
+        deadline = time.monotonic() + 120
+        while True:  # asked for as soon as the server answers, while the kernel ahead may be starting
+            assert time.monotonic() < deadline, container.logs().decode()[-3000:]
+            try:
+                if server.request("GET", "api/kernels").json() == []:
+                    break
+            except Exception:
+                time.sleep(0.2)
+        server.request("PUT", "api/contents/episode", json={"type": "directory"})
+        kernel = server.request("POST", "api/kernels", json={"name": "python3", "path": "episode"}).json()[
+            "id"
+        ]
+        output = run_code(server, kernel, "import os\nprint(os.getpid(), os.getcwd())")
+        pid, cwd = output.split()
+        assert cwd == "/home/jovyan/work/episode"
+        assert [k["id"] for k in server.request("GET", "api/kernels").json()] == [kernel]
+        # One kernel process, the one started ahead (PIDs of the container's namespace).
+        assert container.exec_run(["pgrep", "-f", "ipykernel_launcher"]).output.decode().split() == [pid]
+        assert "Kernel handed out (started ahead)" in container.logs().decode()
+    finally:
+        container.remove(force=True)

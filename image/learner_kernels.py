@@ -1,0 +1,109 @@
+"""A learner's first notebook finds its Python kernel already running.
+
+Opening a notebook starts a kernel: about 0.4 CPU seconds of imports (IPython, ipykernel,
+matplotlib's backend registry). When a room opens its notebooks together, those seconds queue on
+the host's cores. This kernel manager starts one kernel when the server starts, keeps it out of
+the kernel list, and hands it to the first kernel request of the default kind, after moving it to
+the notebook's folder as a fresh kernel would have started there. Later kernels start the usual
+way; a new one is kept ready again a while later, not during the rush.
+
+Installed into the image's site-packages as dlworkshop_learner_kernels and named by
+/etc/jupyter/jupyter_server_config.py (ServerApp.kernel_manager_class).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+from tornado.ioloop import IOLoop
+from traitlets import Float, Integer
+
+SETTLE = """\
+import os as _dlworkshop_os
+_dlworkshop_os.chdir({cwd!r})
+_dlworkshop_os.environ.update({env!r})
+get_ipython().user_ns["__session__"] = {session!r}
+del _dlworkshop_os
+"""
+
+
+class PrestartedKernelManager(AsyncMappingKernelManager):
+    prestarted = Integer(1, config=True, help="Kernels of the default kind kept started ahead.")
+    refill_after = Float(
+        120.0, config=True, help="Seconds after handing a kernel out before starting the next one ahead."
+    )
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._ahead: list[str] = []
+        self._filling: asyncio.Task[None] | None = None
+        if self.prestarted:
+            # The server's loop runs once the server starts; the kernel is ready soon after.
+            IOLoop.current().add_callback(self._start_filling)
+
+    def _start_filling(self) -> None:
+        if self._filling is None or self._filling.done():
+            self._filling = asyncio.ensure_future(self._fill())
+
+    async def _fill(self) -> None:
+        try:
+            while len(self._ahead) < self.prestarted:
+                kernel_id = await super().start_kernel(kernel_name=self.default_kernel_name)
+                client = self.get_kernel(kernel_id).client()
+                client.start_channels()
+                try:
+                    await client.wait_for_ready(timeout=120)
+                finally:
+                    client.stop_channels()
+                self._ahead.append(kernel_id)
+                self.log.info("a %s kernel is ready ahead: %s", self.default_kernel_name, kernel_id)
+        except Exception:
+            self.log.warning("could not start a kernel ahead; kernels start on request", exc_info=True)
+
+    async def _hand_out(self, kernel_id: str, path: str | None, env: dict[str, str]) -> bool:
+        """Move the kernel to where the notebook is; False if it cannot be used."""
+        kernel = self.get_kernel(kernel_id)
+        if not await kernel.is_alive():
+            return False
+        cwd = self.cwd_for_path(path or "")
+        session = env.get("JPY_SESSION_NAME", "")
+        extra = {"JPY_SESSION_NAME": session} if session else {}
+        client = kernel.client()
+        client.start_channels()
+        try:
+            reply = await client.execute_interactive(
+                SETTLE.format(cwd=cwd, env=extra, session=session),
+                silent=True,
+                store_history=False,
+                timeout=30,
+            )
+        except Exception:
+            return False
+        finally:
+            client.stop_channels()
+        return reply.get("content", {}).get("status") == "ok"
+
+    async def start_kernel(  # type: ignore[override]
+        self, *, kernel_id: str | None = None, path: str | None = None, **kwargs: Any
+    ) -> str:
+        name = kwargs.get("kernel_name") or self.default_kernel_name
+        if kernel_id is None and name == self.default_kernel_name and not self._ahead and self._filling:
+            # A request during the start ahead waits for that kernel rather than starting a second.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._filling)
+        while kernel_id is None and name == self.default_kernel_name and self._ahead:
+            ready = self._ahead.pop(0)
+            if ready in self and await self._hand_out(ready, path, kwargs.get("env") or {}):
+                self.log.info("Kernel handed out (started ahead): %s", ready)
+                IOLoop.current().call_later(self.refill_after, self._start_filling)
+                return ready
+            with contextlib.suppress(Exception):
+                await self.shutdown_kernel(ready, now=True)
+        return await super().start_kernel(kernel_id=kernel_id, path=path, **kwargs)
+
+    def list_kernels(self) -> list[dict[str, Any]]:
+        """The kernels a learner started; the one kept ahead is not theirs yet."""
+        return [model for model in super().list_kernels() if model["id"] not in self._ahead]
