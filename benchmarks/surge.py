@@ -2,9 +2,11 @@
 `dlworkshop up` starts, side by side with a hub set up the way jupyterhub-deploy-docker does it
 (plain DockerSpawner, no limits or tuning) on the same machine and learner image.
 
-    python benchmarks/surge.py [--image dlworkshop/learner:test] [--hub-image dlworkshop/hub:test] [--sizes 1 10 30]
+    python benchmarks/surge.py [--image dlworkshop/learner:test] [--hub-image dlworkshop/hub:test] [--skip-plain]
 
-Not a test: it prints its numbers (a table, and the ratio) and writes benchmarks/results/surge.json + .png.
+Scenarios: 1 learner; 10 and 30 arriving within 10 s on cold hubs; 30 again after `dlworkshop prewarm`
+(ours only: the plain hub has nothing like it). Not a test: it prints a table and writes
+benchmarks/results/surge.json and surge.png.
 """
 
 from __future__ import annotations
@@ -92,8 +94,8 @@ def stop_plain_hub(client: docker.DockerClient) -> None:
             volume.remove(force=True)
 
 
-def measure(url: str, learners: int, ramp: float) -> dict[str, float]:
-    logins = loadtest.credentials(learners, f"bench{learners}-", CODE, None)
+def measure(url: str, learners: int, ramp: float, prefix: str) -> dict[str, float]:
+    logins = loadtest.credentials(learners, prefix, CODE, None)
     runs = asyncio.run(loadtest.surge(url, logins, ramp, loadtest.DEFAULT_CODE, timeout=600))
     ready = [r.ready for r in runs if r.ok]
     return {
@@ -105,47 +107,112 @@ def measure(url: str, learners: int, ramp: float) -> dict[str, float]:
     }
 
 
+# (label, learners, pre-warmed): each arriving within --ramp seconds (the single learner at once).
+SCENARIOS = [
+    ("1 learner", 1, False),
+    ("10 learners", 10, False),
+    ("30 learners, cold", 30, False),
+    ("30 learners, pre-warmed", 30, True),
+]
+
+
+def plot(results: dict[str, dict[str, dict]], path: Path) -> None:  # type: ignore[type-arg]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [label for label, _, _ in SCENARIOS]
+    figure, axis = plt.subplots(figsize=(9, 4.5))
+    width = 0.38
+    for offset, hub in ((-width / 2, "dlworkshop up"), (width / 2, "plain DockerSpawner")):
+        rows = [results[hub].get(label) for label in labels]
+        p95 = [row["p95"] if row else 0 for row in rows]
+        bars = axis.bar([i + offset for i in range(len(labels))], p95, width, label=hub)
+        for bar, row in zip(bars, rows, strict=True):
+            if row:
+                axis.annotate(
+                    f"{row['ran_code']}/{row['learners']}",
+                    (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center",
+                    va="bottom",
+                    fontsize=8,
+                )
+    axis.axhline(60, color="grey", linestyle="--", linewidth=1)
+    axis.text(len(labels) - 0.5, 61, "cold target 60 s", ha="right", fontsize=8, color="grey")
+    axis.set_xticks(range(len(labels)), labels)
+    axis.set_ylabel("p95 login to first cell (s)")
+    axis.set_title("Workshop-day surge on 2 cores (label: learners who ran code)")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", default="dlworkshop/learner:test")
     parser.add_argument("--hub-image", default="dlworkshop/hub:test")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 30])
     parser.add_argument("--ramp", type=float, default=10.0)
+    parser.add_argument("--skip-plain", action="store_true", help="Measure dlworkshop up only.")
     args = parser.parse_args()
     console = Console()
     client = docker.from_env()
     name, tag = args.image.rsplit(":", 1)
-    settings = parse_settings(OURS.format(code=CODE, name=name, tag=tag, hub_image=args.hub_image))
-    results: dict[str, dict[int, dict[str, float]]] = {"dlworkshop up": {}, "plain DockerSpawner": {}}
+    text = OURS.format(code=CODE, name=name, tag=tag, hub_image=args.hub_image)
+    settings = parse_settings(text)
+    results: dict[str, dict[str, dict]] = {"dlworkshop up": {}, "plain DockerSpawner": {}}  # type: ignore[type-arg]
     with tempfile.TemporaryDirectory() as scratch:
         try:
             ours = "http://127.0.0.1:8331"
-            hub_service.up(
-                settings, None, OURS.format(code=CODE, name=name, tag=tag, hub_image=args.hub_image), console
+            stop_plain_hub(client)  # leftovers of an interrupted run
+            hub_service.down(settings, purge=True, console=console)
+            hub_service.up(settings, None, text, console)
+            plain = (
+                None
+                if args.skip_plain
+                else start_plain_hub(client, args.image, args.hub_image, Path(scratch))
             )
-            plain = start_plain_hub(client, args.image, args.hub_image, Path(scratch))
-            for size in args.sizes:
-                for label, url in (("dlworkshop up", ours), ("plain DockerSpawner", plain)):
-                    with console.status(f"{label}: {size} learners arriving within {args.ramp:g} s"):
-                        results[label][size] = measure(url, size, args.ramp if size > 1 else 0)
-                    console.print(f"{label}, {size} learners: {results[label][size]}")
+            for index, (label, size, prewarmed) in enumerate(SCENARIOS):
+                hubs = [("dlworkshop up", ours)] + (
+                    [] if prewarmed or plain is None else [("plain DockerSpawner", plain)]
+                )
+                for hub, url in hubs:
+                    if prewarmed:
+                        hub_service.prewarm(settings, console)
+                    with console.status(f"{hub}: {label}"):
+                        row = measure(url, size, args.ramp if size > 1 else 0, f"bench{index}-")
+                    results[hub][label] = row
+                    console.print(f"{hub}, {label}: {row}")
         finally:
             hub_service.down(settings, purge=True, console=console)
             stop_plain_hub(client)
-    table = Table("learners", "hub", "ran code", "p50 login to first cell", "p95", title="Workshop-day surge")
-    for size in args.sizes:
-        for label in results:
-            row = results[label][size]
+    table = Table(
+        f"learners (within {args.ramp:g} s)",
+        "hub",
+        "ran code",
+        "p50 login to first cell",
+        "p95",
+        title="Workshop-day surge",
+    )
+    for label, _, _ in SCENARIOS:
+        for hub in results:
+            row = results[hub].get(label)
+            if row is None:
+                table.add_row(label, hub, "n/a", "", "")
+                continue
             table.add_row(
-                str(size), label, f"{row['ran_code']}/{size}", f"{row['p50']:.1f} s", f"{row['p95']:.1f} s"
+                label,
+                hub,
+                f"{row['ran_code']}/{row['learners']}",
+                f"{row['p50']:.1f} s",
+                f"{row['p95']:.1f} s",
             )
-        ratio = results["plain DockerSpawner"][size]["p95"] / results["dlworkshop up"][size]["p95"]
-        table.add_row("", "ratio plain / ours (p95)", "", "", f"{ratio:.2f}x")
     console.print(table)
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     (out / "surge.json").write_text(json.dumps(results, indent=2))
-    console.print(f"wrote {out / 'surge.json'}")
+    plot(results, out / "surge.png")
+    console.print(f"wrote {out / 'surge.json'} and {out / 'surge.png'}")
 
 
 if __name__ == "__main__":

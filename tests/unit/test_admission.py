@@ -119,3 +119,22 @@ def test_queued_time_never_times_a_start_out() -> None:
     assert c.JupyterHub.concurrent_spawn_limit == 0
     assert hub_config.apply_admission(settings, cpus=2, memory=20 * GiB) == 4
     assert WorkshopSpawner.admission is not None and WorkshopSpawner.admission.capacity == 4
+
+
+def test_check_advises_prewarm_when_the_room_outnumbers_the_start_capacity() -> None:
+    from dlworkshop.capacity import HostFacts, check_capacity
+
+    host = HostFacts(cpus=2, memory=24 * GiB, gpus=0)
+    room = check_capacity(
+        parse_settings(BASE + "learners: {count: 30}\nresources: {cpu: 0.05, memory: 512M}\n"), host
+    )
+    assert room.start_capacity == 4
+    assert any("start 4 at a time" in warning and "workshop.start" in warning for warning in room.warnings)
+    planned = check_capacity(
+        parse_settings(
+            BASE
+            + "learners: {count: 30}\nresources: {cpu: 0.05, memory: 512M}\nworkshop: {start: 2026-12-01T09:00:00}\n"
+        ),
+        host,
+    )
+    assert not any("at a time" in warning for warning in planned.warnings)
