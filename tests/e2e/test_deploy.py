@@ -1,0 +1,213 @@
+"""`dlworkshop deploy` and `verify` against one fresh test host (a systemd container reached over
+SSH, images from archives), in order: errors that must stop before any host is touched, the fresh
+deploy and a learner over TLS, verify, idempotence, --check, and an interrupted deploy that
+converges when run again."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from rich.console import Console
+
+from dlworkshop.deploy.deploy import deploy
+from dlworkshop.settings import load_settings
+from tests.fixtures.ansible import ACCESS_CODE, DeployHost
+
+pytestmark = [pytest.mark.ansible, pytest.mark.docker, pytest.mark.slow]
+
+# What a deploy must leave alone when it has nothing to do (or only checks).
+STATE_COMMAND = r"""
+set -e
+docker ps -a --no-trunc --format '{{.Names}} {{.ID}} {{.Image}}'
+docker ps -aq | xargs -r docker inspect -f '{{.Name}} {{.State.StartedAt}} {{.RestartCount}}'
+docker images --no-trunc --format '{{.Repository}}:{{.Tag}} {{.ID}}'
+docker network ls --format '{{.Name}} {{.ID}}'
+docker volume ls --format '{{.Name}}'
+iptables-save | grep -v '^#' | sed 's/\[[0-9]*:[0-9]*\]//'
+sha256sum /etc/docker/daemon.json /etc/nginx/conf.d/* /etc/dlworkshop/tls/* /etc/dlworkshop/gpus.json \
+  /var/lib/dlworkshop/*/workshop.yaml /etc/systemd/system/dlworkshop-firewall.service
+stat -c '%n %a %Y' /etc/nginx/conf.d/* /etc/dlworkshop/tls/* /var/lib/dlworkshop/*/workshop.yaml
+dpkg-query -W -f '${Package} ${Version}\n'
+systemctl is-active docker nginx
+"""
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    return errors[0]
+
+
+def test_invalid_workshop_yaml_stops_before_any_host(deploy_host: DeployHost, tmp_path: Path) -> None:
+    bad = tmp_path / "workshop.yaml"
+    bad.write_text("auth: {mode: shared-code}\nresources: {cpuz: 2}\n")
+    before = deploy_host.run("ls /var/lib/docker /etc/docker 2>&1 || true")
+    result = deploy_host.dlworkshop("deploy", "-i", str(deploy_host.inventory), "-c", str(bad))
+    assert result.returncode != 0
+    assert "workshop.yaml has 2 problem(s)" in one_error_line(result)
+    assert "resources.cpuz: unknown key" in result.stderr
+    assert "TASK" not in result.stdout  # no playbook ran
+    assert deploy_host.run("ls /var/lib/docker /etc/docker 2>&1 || true") == before
+
+
+def test_undeployable_settings_stop_before_any_host(deploy_host: DeployHost, tmp_path: Path) -> None:
+    plain_http = tmp_path / "workshop.yaml"
+    plain_http.write_text("auth: {mode: shared-code, access_code: x}\n")
+    result = deploy_host.dlworkshop("deploy", "-i", str(deploy_host.inventory), "-c", str(plain_http))
+    assert result.returncode != 0
+    assert "cannot be deployed" in one_error_line(result)
+    assert "hub.tls.mode" in result.stderr
+    assert "TASK" not in result.stdout
+
+
+def test_bad_inventory_is_one_clear_error(deploy_host: DeployHost, tmp_path: Path) -> None:
+    broken = tmp_path / "inventory.yml"
+    broken.write_text("workshop:\n  hosts: [unclosed\n")
+    result = deploy_host.dlworkshop("deploy", "-i", str(broken), "-c", str(deploy_host.config))
+    assert result.returncode != 0
+    assert f"inventory {broken} cannot be read" in one_error_line(result)
+    assert "TASK" not in result.stdout
+    no_group = tmp_path / "web.yml"
+    no_group.write_text("webservers:\n  hosts:\n    web1:\n")
+    result = deploy_host.dlworkshop("deploy", "-i", str(no_group), "-c", str(deploy_host.config))
+    assert "no hosts in the `workshop` group" in one_error_line(result)
+
+
+def test_unreachable_host_is_named(deploy_host: DeployHost, tmp_path: Path) -> None:
+    inventory = tmp_path / "inventory.yml"
+    # Port 9 on loopback: nothing listens, so SSH is refused at once (no traffic leaves the machine).
+    inventory.write_text(
+        "workshop:\n  hosts:\n    gone-host:\n      ansible_host: 127.0.0.1\n      ansible_port: 9\n"
+        "      ansible_ssh_common_args: -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null\n"
+    )
+    result = deploy_host.dlworkshop("deploy", "-i", str(inventory), "-c", str(deploy_host.config))
+    assert result.returncode != 0
+    line = one_error_line(result)
+    assert "gone-host: unreachable" in line, line
+    assert re.search(r"gone-host\s+│\s+0\s+│\s+0\s+│\s+0\s+│\s+1", result.stdout), result.stdout[-1500:]
+
+
+@pytest.fixture(scope="module")
+def deployed(deploy_host: DeployHost) -> DeployHost:
+    """The first deploy onto the fresh host, through the command line as an admin runs it."""
+    result = deploy_host.dlworkshop("deploy", "-i", str(deploy_host.inventory), "-c", str(deploy_host.config))
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "deploy summary" in result.stdout
+    assert "the hub is at https://localhost" in result.stdout
+    return deploy_host
+
+
+def tls_context(host: DeployHost) -> ssl.SSLContext:
+    """Trust exactly the host's self-signed certificate, and check the name against it."""
+    certificate = host.run("cat /etc/dlworkshop/tls/fullchain.pem")
+    context = ssl.create_default_context(cadata=certificate)
+    context.check_hostname = True
+    return context
+
+
+def test_learner_logs_in_over_tls_and_starts_a_server(deployed: DeployHost) -> None:
+    with httpx.Client(
+        base_url=deployed.url, verify=tls_context(deployed), follow_redirects=True, timeout=30
+    ) as client:
+        page = client.get("/hub/login")
+        assert page.status_code == 200
+        xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
+        response = client.post("/hub/login", data={"username": "ada", "password": ACCESS_CODE, "_xsrf": xsrf})
+        assert "/hub/login" not in str(response.url), "the login through TLS failed"
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            api = client.get("/user/ada/api")
+            if api.status_code == 200 and "version" in api.text:
+                break
+            time.sleep(2)
+        else:
+            raise AssertionError("ada's server did not start behind the TLS proxy within 300 s")
+    # The certificate is checked for its name: another name is refused.
+    with pytest.raises(httpx.ConnectError, match=r"CERTIFICATE_VERIFY_FAILED|hostname"):
+        httpx.get(f"https://127.0.0.1:{deployed.https_port}/hub/login", verify=tls_context(deployed))
+    redirect = httpx.get(f"http://127.0.0.1:{deployed.http_port}/hub/login", follow_redirects=False)
+    assert redirect.status_code == 301
+    assert redirect.headers["location"] == "https://localhost/hub/login"
+
+
+def test_verify_passes(deployed: DeployHost) -> None:
+    result = deployed.dlworkshop("verify", "-i", str(deployed.inventory), "-c", str(deployed.config))
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
+    assert " failed" not in result.stdout
+    assert "every check passed" in result.stdout
+
+
+def test_second_deploy_changes_nothing(deployed: DeployHost) -> None:
+    before = deployed.run(STATE_COMMAND)
+    result = deploy(
+        load_settings(deployed.config),
+        deployed.config,
+        deployed.inventory,
+        Console(file=open(os.devnull, "w")),  # noqa: SIM115
+    )
+    assert result.succeeded
+    assert result.stats, "ansible-runner reported no stats"
+    for host, stats in result.stats.items():
+        assert stats.changed == 0, f"{host}: a second deploy changed {stats.changed} task(s)"
+        assert stats.ok > 0
+    assert deployed.run(STATE_COMMAND) == before
+
+
+def test_check_mode_changes_nothing(deployed: DeployHost) -> None:
+    # Drift that a real deploy would repair: --check must see it and leave it alone.
+    deployed.run("echo '# edited by hand' >> /etc/nginx/conf.d/dlworkshop-http.conf")
+    before = deployed.run(STATE_COMMAND)
+    result = deployed.dlworkshop(
+        "deploy", "-i", str(deployed.inventory), "-c", str(deployed.config), "--check"
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "check mode: nothing is changed" in result.stdout
+    assert re.search(r"testhost\s+│\s+\d+\s+│\s+[1-9]\d*\s+│\s+0\s+│\s+0", result.stdout), result.stdout[
+        -1500:
+    ]
+    assert deployed.run(STATE_COMMAND) == before
+    assert "# edited by hand" in deployed.run("cat /etc/nginx/conf.d/dlworkshop-http.conf")
+
+
+def test_interrupted_deploy_converges(deployed: DeployHost) -> None:
+    # As after a failed upgrade: no hub container, no hub image (its archive must be copied again).
+    hub_image = load_settings(deployed.config).hub.image
+    deployed.run(f"docker rm -f dlworkshop-hub && docker rmi {hub_image}")
+    command = [
+        sys.executable, "-m", "dlworkshop", "deploy",
+        "-i", str(deployed.inventory), "-c", str(deployed.config),
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    seen = []
+    try:
+        for line in process.stdout:  # type: ignore[union-attr]
+            seen.append(line)
+            if line.startswith("TASK Copy the archive of"):
+                time.sleep(2)  # well into the copy
+                break
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert any(line.startswith("TASK Copy the archive of") for line in seen), "".join(seen)[-3000:]
+    assert (
+        deployed.run(f"docker image inspect {hub_image} >/dev/null 2>&1 || echo missing").strip() == "missing"
+    )
+
+    rerun = deployed.dlworkshop("deploy", "-i", str(deployed.inventory), "-c", str(deployed.config))
+    assert rerun.returncode == 0, rerun.stdout[-4000:] + rerun.stderr[-2000:]
+    # The hand edit from the --check test is repaired too.
+    assert "# edited by hand" not in deployed.run("cat /etc/nginx/conf.d/dlworkshop-http.conf")
+    verified = deployed.dlworkshop("verify", "-i", str(deployed.inventory), "-c", str(deployed.config))
+    assert verified.returncode == 0, verified.stdout[-5000:] + verified.stderr[-2000:]
