@@ -118,10 +118,12 @@ class WorkshopSpawner(DockerSpawner):
         queue = self.admission
         place = queue.place(self.admission_key) if queue else None
         if self.phase == "queued" and place:
+            starting = len(queue.starting)  # type: ignore[union-attr]
             return {
                 "progress": 10,
-                "message": f"The room is starting together: you are number {place} in the queue, "
-                f"{len(queue.starting)} servers are starting now. Your place is kept; no need to reload.",  # type: ignore[union-attr]
+                "message": f"The room is starting together: you are number {place} in the queue "
+                f"({starting} {'server' if starting == 1 else 'servers'} starting now). "
+                "Your place is kept; no need to reload.",
             }
         if self.phase == "starting":
             return {"progress": 40, "message": "Your turn: starting your server"}
