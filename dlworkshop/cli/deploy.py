@@ -36,10 +36,13 @@ def verify(
     inventory: Path = InventoryOption,
     config: Path | None = ConfigOption,
     limit: str | None = LimitOption,
+    ca_file: Path | None = typer.Option(
+        None, "--ca-file", help="Trust this CA (PEM) for the hub's certificate instead of the system's."
+    ),
 ) -> None:
     """Prove a deployed hub works: the testinfra suite against the inventory's hosts."""
     from dlworkshop.deploy.verify import verify as run_verify
     from dlworkshop.settings import find_config, load_settings
 
     path = find_config(config)
-    run_verify(load_settings(path), path, inventory, console, limit=limit)
+    run_verify(load_settings(path), path, inventory, console, limit=limit, ca_file=ca_file)

@@ -151,6 +151,32 @@ class EventPrinter:
         return False  # ansible-runner need not keep the events on disk
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def private_run_dir(parent: Path | None = None) -> Path:
+    """ansible-runner's folder for this run. Extra vars hold secrets: it is private, removed after
+    the run, and a run that was killed has its folder removed by the next one."""
+    parent = parent or Path(tempfile.gettempdir()) / f"dlworkshop-deploy-{os.getuid()}"
+    parent.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(parent, 0o700)
+    for leftover in parent.glob("run-*"):
+        pid = leftover.name.removeprefix("run-")
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+    private = parent / f"run-{os.getpid()}"
+    shutil.rmtree(private, ignore_errors=True)
+    private.mkdir(mode=0o700)
+    return private
+
+
 def run_playbook(
     inventory: Path,
     extravars: dict[str, Any],
@@ -162,9 +188,7 @@ def run_playbook(
 
     project = ansible_dir()
     printer = EventPrinter(console)
-    # Extra vars hold secrets: a private folder, removed afterwards.
-    private = Path(tempfile.mkdtemp(prefix="dlworkshop-deploy-"))
-    os.chmod(private, 0o700)
+    private = private_run_dir()
     bin_dir = str(Path(sys.executable).parent)
     cmdline = "--check --diff" if check else None
     try:

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from dlworkshop.deploy.inventory import GROUP, load_inventory
 from dlworkshop.deploy.playbook_vars import check_deployable, verify_vars
-from dlworkshop.errors import CheckFailed
+from dlworkshop.errors import CheckFailed, WorkshopError
 from dlworkshop.settings import Settings
 
 CHECKS = Path(__file__).resolve().parent / "checks"
@@ -27,12 +27,21 @@ def verify(
     inventory: Path,
     console: Console,
     limit: str | None = None,
+    ca_file: Path | None = None,
 ) -> None:
     check_deployable(settings, config_path.resolve().parent if config_path else None)
     hosts, _ = load_inventory(inventory, limit)
     with tempfile.TemporaryDirectory(prefix="dlworkshop-verify-") as scratch:
         expected = Path(scratch) / "expected.json"
-        expected.write_text(json.dumps(verify_vars(settings)))
+        wanted = verify_vars(settings)
+        if ca_file is not None:
+            if not ca_file.is_file():
+                raise WorkshopError(
+                    f"--ca-file {ca_file} does not exist", fix="give the CA certificate (PEM)"
+                )
+            # A private CA (`files` certificates): the chain is checked against it instead.
+            wanted["tls_ca_pem"] = ca_file.read_text()
+        expected.write_text(json.dumps(wanted))
         command = [
             sys.executable,
             "-m",

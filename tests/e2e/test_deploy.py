@@ -11,7 +11,9 @@ import signal
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -207,7 +209,70 @@ def test_interrupted_deploy_converges(deployed: DeployHost) -> None:
 
     rerun = deployed.dlworkshop("deploy", "-i", str(deployed.inventory), "-c", str(deployed.config))
     assert rerun.returncode == 0, rerun.stdout[-4000:] + rerun.stderr[-2000:]
+    # The killed run's private folder (its extra vars hold the access code) is gone too.
+    assert not list(Path(tempfile.gettempdir()).glob(f"dlworkshop-deploy-*/run-{process.pid}"))
     # The hand edit from the --check test is repaired too.
     assert "# edited by hand" not in deployed.run("cat /etc/nginx/conf.d/dlworkshop-http.conf")
     verified = deployed.dlworkshop("verify", "-i", str(deployed.inventory), "-c", str(deployed.config))
+    assert verified.returncode == 0, verified.stdout[-5000:] + verified.stderr[-2000:]
+
+
+def certificate_chain(folder: Path, name: str) -> tuple[Path, Path, Path]:
+    """A private CA and a certificate for `name` signed by it: (ca.pem, fullchain.pem, key.pem)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.now(timezone.utc)
+
+    def issue(subject: str, key, issuer_name, issuer_key, ca: bool):  # type: ignore[no-untyped-def]
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(issuer_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(subject)]), critical=False
+            )
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dlworkshop test CA")])
+    ca_cert = issue("dlworkshop test CA", ca_key, ca_name, ca_key, ca=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = issue(name, key, ca_name, ca_key, ca=False)
+    pem = serialization.Encoding.PEM
+    paths = folder / "ca.pem", folder / "fullchain.pem", folder / "key.pem"
+    paths[0].write_bytes(ca_cert.public_bytes(pem))
+    paths[1].write_bytes(leaf.public_bytes(pem) + ca_cert.public_bytes(pem))
+    paths[2].write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return paths
+
+
+def test_supplied_certificate_is_served(deployed: DeployHost, tmp_path: Path) -> None:
+    ca, chain, key = certificate_chain(tmp_path, "localhost")
+    config = tmp_path / "workshop.yaml"
+    config.write_text(
+        deployed.config.read_text().replace(
+            "tls: {mode: self-signed, domain: localhost}",
+            f"tls: {{mode: files, domain: localhost, certificate: {chain}, key: {key}}}",
+        )
+    )
+    assert "mode: files" in config.read_text()
+    result = deployed.dlworkshop("deploy", "-i", str(deployed.inventory), "-c", str(config))
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    context = ssl.create_default_context(cafile=str(ca))
+    assert httpx.get(f"{deployed.url}/hub/health", verify=context).status_code == 200
+    verified = deployed.dlworkshop(
+        "verify", "-i", str(deployed.inventory), "-c", str(config), "--ca-file", str(ca)
+    )
     assert verified.returncode == 0, verified.stdout[-5000:] + verified.stderr[-2000:]

@@ -4,6 +4,7 @@ filters the playbook uses, and ansible-lint at the production profile."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from dlworkshop.deploy.playbook_vars import (
     plain,
     playbook_vars,
 )
-from dlworkshop.deploy.runner import EventPrinter, failure_message, host_stats, summary_table
+from dlworkshop.deploy.runner import EventPrinter, failure_message, host_stats, private_run_dir, summary_table
 from dlworkshop.errors import ConfigError, WorkshopError
 from dlworkshop.hub_service import hub_container_spec
 from dlworkshop.settings import Settings, parse_settings
@@ -217,3 +218,16 @@ def test_playbook_is_ansible_lint_clean_at_the_production_profile() -> None:
         timeout=600,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def test_a_killed_runs_secrets_are_removed_by_the_next_run(tmp_path: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    leftover = tmp_path / f"run-{dead.pid}"
+    leftover.mkdir()
+    (leftover / "extravars").write_text("secret")
+    private = private_run_dir(tmp_path)
+    assert not leftover.exists()
+    assert private.name == f"run-{os.getpid()}"
+    assert oct(private.stat().st_mode & 0o777) == oct(0o700)
+    assert oct(tmp_path.stat().st_mode & 0o777) == oct(0o700)

@@ -11,8 +11,8 @@ import pytest
 
 TLS_PROBE = """
 import json, socket, ssl, sys
-domain, ca = sys.argv[1], sys.argv[2] or None
-context = ssl.create_default_context(cafile=ca)
+domain, ca_file, ca_pem = sys.argv[1], sys.argv[2] or None, sys.argv[3] or None
+context = ssl.create_default_context(cafile=ca_file, cadata=ca_pem)
 try:
     with socket.create_connection(("127.0.0.1", 443), timeout=10) as raw:
         with context.wrap_socket(raw, server_hostname=domain) as tls:
@@ -64,10 +64,11 @@ def test_hub_container_running_healthy_and_restarting(host: Any, expected: dict[
 
 def test_https_answers_with_a_valid_chain_for_the_name(host: Any, expected: dict[str, Any]) -> None:
     probe = host.run(
-        "python3 -c {} {} {}".format(
+        "python3 -c {} {} {} {}".format(
             shlex.quote(TLS_PROBE),
             shlex.quote(expected["tls_domain"]),
             shlex.quote(expected["tls_ca_file"] or ""),
+            shlex.quote(expected.get("tls_ca_pem") or ""),
         )
     )
     outcome = json.loads(probe.stdout or '{"ok": false, "error": "no output"}')
