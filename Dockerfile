@@ -50,6 +50,7 @@ RUN --mount=type=secret,id=ca_bundle --mount=type=secret,id=registry \
     && dlworkshop data fetch --dest /opt/dlworkshop/data --registry /opt/dlworkshop/data/registry.yaml \
          ${DATA_MIRROR:+--mirror "$DATA_MIRROR"} \
     && dlworkshop data verify --dest /opt/dlworkshop/data --registry /opt/dlworkshop/data/registry.yaml \
+    && dlworkshop data plan --dest /opt/dlworkshop/data --registry /opt/dlworkshop/data/registry.yaml \
     && chmod -R a+rX,a-w /opt/dlworkshop/data
 COPY image/jupyter/jupyter_server_config.py /etc/jupyter/jupyter_server_config.py
 COPY image/start.sh image/healthcheck.py /opt/dlworkshop/

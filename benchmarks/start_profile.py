@@ -80,6 +80,31 @@ def profile_once(
     return phases
 
 
+# Pieces of a start, each run alone in a fresh container: CPU seconds of the command and its children.
+COMPONENTS = {
+    "start hook (data links, lessons copied)": "python -m dlworkshop_learner_hooks start > /dev/null",
+    "Python + jupyterhub-singleuser imports": "python -c 'import jupyterhub.singleuser'",
+    "Jupyter server initialised (extensions loaded)": (
+        "python -c 'from jupyter_server.serverapp import ServerApp; ServerApp().initialize([])'"
+    ),
+    "kernel started, first cell run": (
+        "python -c 'from jupyter_client.manager import start_new_kernel as s; m, c = s(); "
+        'c.execute_interactive("import numpy"); c.stop_channels(); m.shutdown_kernel(now=True)\''
+    ),
+}
+RUSAGE = (
+    "import resource, subprocess, sys; subprocess.run(sys.argv[1], shell=True, check=True); "
+    "r = resource.getrusage(resource.RUSAGE_CHILDREN); print(r.ru_utime + r.ru_stime)"
+)
+
+
+def component_cpu(client: docker.DockerClient, image: str, command: str, cpus: float) -> float:
+    output = client.containers.run(
+        image, ["python", "-c", RUSAGE, command], remove=True, nano_cpus=int(cpus * 1e9), network_mode="none"
+    )
+    return float(output.decode().split()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", action="append", help="image to profile (repeatable)")
@@ -110,6 +135,13 @@ def main() -> None:
                 f"{statistics.median(r[phase][1] for r in runs):.2f}",
             )
     console.print(table)
+    pieces = Table("image", "piece", "CPU s (median)", title="Where a start's CPU goes")
+    for image in images:
+        with console.status(f"timing the pieces of {image}"):
+            for piece, command in COMPONENTS.items():
+                seconds = [component_cpu(client, image, command, args.cpus) for _ in range(args.repeat)]
+                pieces.add_row(image, piece, f"{statistics.median(seconds):.2f}")
+    console.print(pieces)
 
 
 if __name__ == "__main__":

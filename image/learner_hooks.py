@@ -105,14 +105,15 @@ def start() -> None:
         print(f"export {name}={value}")
     try:
         from dlworkshop.data import data_root
-        from dlworkshop.data.registry import load_registry
-        from dlworkshop.data.stage import CacheRoots, stage
+        from dlworkshop.data.stage import CacheRoots, link, read_plan
 
-        missing = [
-            r
-            for r in stage(load_registry(), data_root(), CacheRoots.from_environment())
-            if r.action == "missing"
-        ]
+        planned = read_plan(data_root())
+        if planned is None:  # an image built before plans: read the registry itself
+            from dlworkshop.data.registry import load_registry
+            from dlworkshop.data.stage import plan
+
+            planned = plan(load_registry(), data_root())
+        missing = [r for r in link(planned, CacheRoots.from_environment()) if r.action == "missing"]
         for result in missing:
             print(f"echo 'dlworkshop: data file missing: {result.source}' >&2")
     except Exception as exc:  # the server must start even if staging fails; the smoke test reports it

@@ -64,27 +64,29 @@ class PrestartedKernelManager(AsyncMappingKernelManager):
             self.log.warning("could not start a kernel ahead; kernels start on request", exc_info=True)
 
     async def _hand_out(self, kernel_id: str, path: str | None, env: dict[str, str]) -> bool:
-        """Move the kernel to where the notebook is; False if it cannot be used."""
-        kernel = self.get_kernel(kernel_id)
-        if not await kernel.is_alive():
-            return False
-        cwd = self.cwd_for_path(path or "")
-        session = env.get("JPY_SESSION_NAME", "")
-        extra = {"JPY_SESSION_NAME": session} if session else {}
-        client = kernel.client()
-        client.start_channels()
+        """Move the kernel to where the notebook is; False (never an error) if it cannot be used."""
         try:
-            reply = await client.execute_interactive(
-                SETTLE.format(cwd=cwd, env=extra, session=session),
-                silent=True,
-                store_history=False,
-                timeout=30,
-            )
+            kernel = self.get_kernel(kernel_id)
+            if not await kernel.is_alive():
+                return False
+            cwd = self.cwd_for_path(path or "")
+            session = env.get("JPY_SESSION_NAME", "")
+            extra = {"JPY_SESSION_NAME": session} if session else {}
+            client = kernel.client()
+            client.start_channels()
+            try:
+                reply = await client.execute_interactive(
+                    SETTLE.format(cwd=cwd, env=extra, session=session),
+                    silent=True,
+                    store_history=False,
+                    timeout=30,
+                )
+            finally:
+                client.stop_channels()
+            return reply.get("content", {}).get("status") == "ok"
         except Exception:
+            self.log.warning("the kernel started ahead could not be handed out; starting one", exc_info=True)
             return False
-        finally:
-            client.stop_channels()
-        return reply.get("content", {}).get("status") == "ok"
 
     async def start_kernel(  # type: ignore[override]
         self, *, kernel_id: str | None = None, path: str | None = None, **kwargs: Any

@@ -103,3 +103,12 @@ def stage_command(
     for result in results:
         if result.action == "missing" or not quiet:
             console.print(f"{result.action:8} {result.target}", highlight=False)
+
+
+@data_app.command("plan")
+def plan_command(dest: Path | None = DestOption, registry: Path | None = RegistryOption) -> None:
+    """Write the links `stage` makes as a plan beside the data, so a server's start needs no registry."""
+    from dlworkshop.data.registry import load_registry
+    from dlworkshop.data.stage import write_plan
+
+    console.print(f"wrote {write_plan(load_registry(registry), dest or data_root())}")

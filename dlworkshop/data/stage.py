@@ -2,15 +2,23 @@
 
 Links, not copies: the data stays read-only under the data root (never in a learner's volume), and
 staging takes milliseconds at every server start. A learner's own file at a target is never touched.
+
+The image writes the links to make as a plan (plain JSON) when it is built, so a server's start
+links them without reading and validating the registry (pydantic, YAML) each time.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dlworkshop.data.registry import CacheName, Registry
+if TYPE_CHECKING:
+    from dlworkshop.data.registry import CacheName, Registry
+
+PLAN_FILE = "stage-plan.json"
 
 
 @dataclass(frozen=True)
@@ -43,25 +51,55 @@ class StageResult:
     action: str  # linked | kept (already linked) | skipped (a learner's own file) | missing
 
 
-def stage(registry: Registry, data_root: Path, roots: CacheRoots) -> list[StageResult]:
+@dataclass(frozen=True)
+class PlannedLink:
+    source: str  # the verified copy
+    cache: str  # which cache root the link goes in
+    path: str  # where, relative to that root
+
+
+def plan(registry: Registry, data_root: Path) -> list[PlannedLink]:
+    return [
+        PlannedLink(str(data_root / dataset / item.name), target.cache, target.path)
+        for dataset, item in registry.files()
+        for target in item.stage
+    ]
+
+
+def write_plan(registry: Registry, data_root: Path) -> Path:
+    target = data_root / PLAN_FILE
+    target.write_text(json.dumps([asdict(link) for link in plan(registry, data_root)], indent=1))
+    return target
+
+
+def read_plan(data_root: Path) -> list[PlannedLink] | None:
+    source = data_root / PLAN_FILE
+    if not source.is_file():
+        return None
+    return [PlannedLink(**link) for link in json.loads(source.read_text())]
+
+
+def link(planned: list[PlannedLink], roots: CacheRoots) -> list[StageResult]:
     results = []
-    for dataset, item in registry.files():
-        source = data_root / dataset / item.name
-        for target_spec in item.stage:
-            root = roots.root(target_spec.cache)
-            if root is None:
-                continue
-            target = root / target_spec.path
-            if not source.is_file():
-                results.append(StageResult(target, source, "missing"))
-                continue
-            if target.is_symlink() and Path(os.readlink(target)) == source:
-                results.append(StageResult(target, source, "kept"))
-                continue
-            if target.exists() or target.is_symlink():
-                results.append(StageResult(target, source, "skipped"))
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.symlink_to(source)
-            results.append(StageResult(target, source, "linked"))
+    for link_ in planned:
+        root = roots.root(link_.cache)  # type: ignore[arg-type]
+        if root is None:
+            continue
+        source, target = Path(link_.source), root / link_.path
+        if not source.is_file():
+            results.append(StageResult(target, source, "missing"))
+            continue
+        if target.is_symlink() and Path(os.readlink(target)) == source:
+            results.append(StageResult(target, source, "kept"))
+            continue
+        if target.exists() or target.is_symlink():
+            results.append(StageResult(target, source, "skipped"))
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.symlink_to(source)
+        results.append(StageResult(target, source, "linked"))
     return results
+
+
+def stage(registry: Registry, data_root: Path, roots: CacheRoots) -> list[StageResult]:
+    return link(plan(registry, data_root), roots)

@@ -52,6 +52,10 @@ def test_a_learner_logs_in_opens_the_penguins_notebook_and_runs_it(
         page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
         page.wait_for_selector("text=saved and reloaded", timeout=300_000)
         assert page.locator("text=went down").count() >= 1
+    except Exception:
+        # What the learner's server said, for whoever reads the failure.
+        print(running_hub.container("browser-ada").logs(tail=80).decode(errors="replace"))
+        raise
     finally:
         page.screenshot(path=str(tmp_path / "penguins.png"), full_page=True)
         page.close()

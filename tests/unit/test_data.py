@@ -130,3 +130,17 @@ def test_locate_points_at_the_data_root_and_says_how_to_fix_a_missing_file(
 def test_url_map_lists_only_fetched_files(tiny: tuple[Path, Path], tmp_path: Path) -> None:
     registry = load_registry(tiny[0])
     assert json.loads(write_url_map(registry, tmp_path).read_text()) == {}
+
+
+def test_a_written_plan_links_the_same_as_the_registry(tmp_path: Path) -> None:
+    """The image writes the plan at build time; a server's start links from it alone."""
+    from dlworkshop.data.stage import link, plan, read_plan, write_plan
+
+    registry = load_registry()
+    (tmp_path / "data").mkdir()
+    write_plan(registry, tmp_path / "data")
+    assert read_plan(tmp_path / "data") == plan(registry, tmp_path / "data")
+    assert read_plan(tmp_path / "nowhere") is None
+    roots = CacheRoots(seaborn=tmp_path / "sns", keras=tmp_path / "keras", work=None)
+    results = link(read_plan(tmp_path / "data") or [], roots)
+    assert results and {r.action for r in results} == {"missing"}  # no copies fetched here
