@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
+from dlworkshop.deploy.archive import archive_image_id
 from dlworkshop.errors import ConfigError
 from dlworkshop.hub_service import CONTAINER_ACCOUNTS, hub_container_spec
 from dlworkshop.settings import Settings
@@ -120,16 +121,22 @@ def playbook_vars(settings: Settings, config_dir: Path | None = None) -> dict[st
     hub_dir = HOST_STATE / hub.container_name
     accounts = str(hub_dir / "accounts.csv") if settings.auth.mode == "accounts" else None
     spec = hub_container_spec(settings, str(hub_dir / "workshop.yaml"), accounts)
-    archives = {}
+    archives: dict[str, Path] = {}
     if settings.image.source == "archive":
         archives = {
-            settings.image.reference: str(resolve(settings.image.archive, config_dir).resolve()),  # type: ignore[arg-type]
-            hub.image: str(resolve(hub.image_archive, config_dir).resolve()),  # type: ignore[arg-type]
+            settings.image.reference: resolve(settings.image.archive, config_dir).resolve(),  # type: ignore[arg-type]
+            hub.image: resolve(hub.image_archive, config_dir).resolve(),  # type: ignore[arg-type]
         }
     return {
         "workshop_images_source": "pull" if settings.image.source == "pull" else "archive",
         "workshop_images_wanted": [
-            {"name": ref, "archive": archives.get(ref)} for ref in (settings.image.reference, hub.image)
+            {
+                "name": ref,
+                "archive": str(archives[ref]) if ref in archives else None,
+                # The exact image: a rebuild under the same tag is copied again.
+                "id": archive_image_id(archives[ref], ref) if ref in archives else None,
+            }
+            for ref in (settings.image.reference, hub.image)
         ],
         "workshop_hub_settings": hub_side_settings(settings),
         "workshop_hub_dir": str(hub_dir),

@@ -22,6 +22,7 @@ from rich.console import Console
 
 from dlworkshop.deploy.deploy import deploy
 from dlworkshop.settings import load_settings
+from tests.conftest import docker_cli
 from tests.fixtures.ansible import ACCESS_CODE, DeployHost
 
 pytestmark = [pytest.mark.ansible, pytest.mark.docker, pytest.mark.slow]
@@ -276,3 +277,45 @@ def test_supplied_certificate_is_served(deployed: DeployHost, tmp_path: Path) ->
         "verify", "-i", str(deployed.inventory), "-c", str(config), "--ca-file", str(ca)
     )
     assert verified.returncode == 0, verified.stdout[-5000:] + verified.stderr[-2000:]
+
+
+def test_an_image_rebuilt_under_the_same_tag_reaches_the_host(
+    deployed: DeployHost, hub_image: str, tmp_path: Path
+) -> None:
+    """An upgrade: same tag, new image. The deploy compares image IDs, not tags, and re-creates the hub."""
+    tag = "dlworkshop-deploytest/hub:upgrade"
+    archive = tmp_path / "hub-upgrade.tar"
+    config = tmp_path / "workshop.yaml"
+    original = load_settings(deployed.config)
+    config.write_text(
+        deployed.config.read_text()
+        .replace(f"image: {original.hub.image}", f"image: {tag}")
+        .replace(f"image_archive: {original.hub.image_archive}", f"image_archive: {archive}")
+    )
+    try:
+        ids = []
+        for revision in ("1", "2"):
+            subprocess.run(
+                [docker_cli(), "build", "-q", "-t", tag, "-"],
+                input=f"FROM {hub_image}\nLABEL org.dlworkshop.deploytest.revision={revision}\n",
+                text=True,
+                check=True,
+                capture_output=True,
+            )
+            ids.append(
+                subprocess.check_output(
+                    [docker_cli(), "image", "inspect", "-f", "{{.Id}}", tag], text=True
+                ).strip()
+            )
+            subprocess.run([docker_cli(), "save", "-o", str(archive), tag], check=True)
+            result = deployed.dlworkshop("deploy", "-i", str(deployed.inventory), "-c", str(config))
+            assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+            running = deployed.run("docker inspect -f '{{.Image}}' dlworkshop-hub").strip()
+            assert running == ids[-1], (
+                f"revision {revision}: the hub runs {running}, not the deployed {ids[-1]}"
+            )
+        assert ids[0] != ids[1]
+        verified = deployed.dlworkshop("verify", "-i", str(deployed.inventory), "-c", str(config))
+        assert verified.returncode == 0, verified.stdout[-5000:] + verified.stderr[-2000:]
+    finally:
+        subprocess.run([docker_cli(), "rmi", tag], capture_output=True)

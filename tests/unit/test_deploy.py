@@ -14,6 +14,7 @@ import pytest
 import yaml
 from rich.console import Console
 
+from dlworkshop.deploy.archive import archive_image_id, archive_images
 from dlworkshop.deploy.inventory import hosts_in, limited, load_inventory
 from dlworkshop.deploy.playbook_vars import (
     bridge_name,
@@ -46,8 +47,8 @@ def settings() -> Settings:
 
 @pytest.fixture
 def config_dir(tmp_path: Path) -> Path:
-    (tmp_path / "learner.tar").write_bytes(b"x")
-    (tmp_path / "hub.tar").write_bytes(b"x")
+    _fake_archive(tmp_path / "learner.tar", [{"Config": "aaa.json", "RepoTags": ["dlworkshop/learner:test"]}])
+    _fake_archive(tmp_path / "hub.tar", [{"Config": "bbb.json", "RepoTags": ["dlworkshop/hub:test"]}])
     return tmp_path
 
 
@@ -62,8 +63,16 @@ def test_playbook_vars_come_from_the_settings(settings: Settings, config_dir: Pa
     extra = playbook_vars(settings, config_dir)
     assert extra["workshop_images_source"] == "archive"
     assert extra["workshop_images_wanted"] == [
-        {"name": "dlworkshop/learner:test", "archive": str((config_dir / "learner.tar").resolve())},
-        {"name": "dlworkshop/hub:test", "archive": str((config_dir / "hub.tar").resolve())},
+        {
+            "name": "dlworkshop/learner:test",
+            "archive": str((config_dir / "learner.tar").resolve()),
+            "id": "sha256:aaa",
+        },
+        {
+            "name": "dlworkshop/hub:test",
+            "archive": str((config_dir / "hub.tar").resolve()),
+            "id": "sha256:bbb",
+        },
     ]
     assert extra["tls_proxy_domain"] == "hub.example.org"
     assert extra["tls_proxy_upstream"] == "127.0.0.1:8000"
@@ -231,3 +240,33 @@ def test_a_killed_runs_secrets_are_removed_by_the_next_run(tmp_path: Path) -> No
     assert private.name == f"run-{os.getpid()}"
     assert oct(private.stat().st_mode & 0o777) == oct(0o700)
     assert oct(tmp_path.stat().st_mode & 0o777) == oct(0o700)
+
+
+def _fake_archive(path: Path, manifest: list[dict[str, object]]) -> Path:
+    import io
+    import json
+    import tarfile
+
+    data = json.dumps(manifest).encode()
+    with tarfile.open(path, "w") as archive:
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_image_ids_read_from_docker_and_oci_archives(tmp_path: Path) -> None:
+    docker_layout = _fake_archive(
+        tmp_path / "a.tar", [{"Config": "abc123.json", "RepoTags": ["dlworkshop/learner:test"], "Layers": []}]
+    )
+    oci_layout = _fake_archive(
+        tmp_path / "b.tar",
+        [{"Config": "blobs/sha256/def456", "RepoTags": ["dlworkshop/hub:test"], "Layers": []}],
+    )
+    assert archive_image_id(docker_layout, "dlworkshop/learner:test") == "sha256:abc123"
+    assert archive_images(oci_layout) == {"dlworkshop/hub:test": "sha256:def456"}
+    with pytest.raises(ConfigError, match="does not hold dlworkshop/hub:test"):
+        archive_image_id(docker_layout, "dlworkshop/hub:test")
+    (tmp_path / "junk.tar").write_text("not a tar")
+    with pytest.raises(ConfigError, match="is not a `docker save` archive"):
+        archive_images(tmp_path / "junk.tar")
