@@ -7,11 +7,12 @@ import contextlib
 import shutil
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 from dockerspawner import DockerSpawner
-from jupyterhub.utils import wait_for_http_server
 from tornado import web
+from tornado.httpclient import AsyncHTTPClient
 from traitlets import Bool, Integer, Unicode
 
 from hub.admission import AdmissionQueue
@@ -33,6 +34,22 @@ class WorkshopSpawner(DockerSpawner):
         "does not count (Spawner.start_timeout is set far above it).",
     )
     phase = Unicode("")  # queued | starting | answering, shown on the spawn page
+    docker_api_threads = Integer(
+        8,
+        config=True,
+        help="Docker API calls in flight at once, for all learners together. DockerSpawner's own "
+        "executor has one thread, which queues a whole room's creates, starts and polls behind each other.",
+    )
+    _docker_api_pool: ClassVar[ThreadPoolExecutor | None] = None
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:  # type: ignore[override]
+        cls = WorkshopSpawner
+        if cls._docker_api_pool is None:
+            cls._docker_api_pool = ThreadPoolExecutor(
+                self.docker_api_threads, thread_name_prefix="docker-api"
+            )
+        return cls._docker_api_pool
 
     disk_free_min = Integer(0, config=True, help="Refuse a start when the host has less free disk (bytes).")
     gpu_device_requests = Bool(True, config=True, help="Pass GPUs as Docker device requests.")
@@ -92,17 +109,29 @@ class WorkshopSpawner(DockerSpawner):
             started = await super().start()
             self.phase = "answering"
             url = started if isinstance(started, str) else f"http://{started[0]}:{started[1]}"
-            while True:
+            await self._until_answering(f"{url}{self.server.base_url}api")
+            return started
+        except BaseException:
+            self._release_gpu()
+            raise
+
+    async def _until_answering(self, url: str) -> None:
+        """Ask every 0.2 s (a backoff would add up to a second to every start, with the place
+        held); look at the container every 2 s, so a server that died does not hold it."""
+        client = AsyncHTTPClient()
+        checked = time.monotonic()
+        while True:
+            with contextlib.suppress(Exception):
+                answer = await client.fetch(url, raise_error=False, request_timeout=5, follow_redirects=False)
+                if answer.code < 500:  # any answer: the server is up (599: no connection yet)
+                    return
+            if time.monotonic() - checked > 2:
+                checked = time.monotonic()
                 if await self.poll() is not None:
                     raise RuntimeError(
                         "the server exited while starting; `docker logs` of its container says why"
                     )
-                with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
-                    await wait_for_http_server(f"{url}{self.server.base_url}api", timeout=2)
-                    return started
-        except BaseException:
-            self._release_gpu()
-            raise
+            await asyncio.sleep(0.2)
 
     async def progress(self) -> AsyncIterator[dict[str, Any]]:
         """The spawn page's messages: the learner's place in the queue, then the start's steps."""
