@@ -176,7 +176,9 @@ def verify_vars(settings: Settings) -> dict[str, Any]:
         "hub_port": hub.port,
         "tls_mode": hub.tls.mode,
         "tls_domain": hub.tls.domain,
-        "tls_ca_file": str(HOST_TLS / "fullchain.pem") if hub.tls.mode == "self-signed" else None,
+        "tls_ca_file": str(HOST_TLS / "self-signed" / "fullchain.pem")
+        if hub.tls.mode == "self-signed"
+        else None,
         "secrets_dir": "/srv/jupyterhub/data",
         "accounts_in_container": CONTAINER_ACCOUNTS if settings.auth.mode == "accounts" else None,
     }

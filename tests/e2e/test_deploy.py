@@ -36,9 +36,9 @@ docker images --no-trunc --format '{{.Repository}}:{{.Tag}} {{.ID}}'
 docker network ls --format '{{.Name}} {{.ID}}'
 docker volume ls --format '{{.Name}}'
 iptables-save | grep -v '^#' | sed 's/\[[0-9]*:[0-9]*\]//'
-sha256sum /etc/docker/daemon.json /etc/nginx/conf.d/* /etc/dlworkshop/tls/* /etc/dlworkshop/gpus.json \
+sha256sum /etc/docker/daemon.json /etc/nginx/conf.d/* /etc/dlworkshop/tls/*/* /etc/dlworkshop/gpus.json \
   /var/lib/dlworkshop/*/workshop.yaml /etc/systemd/system/dlworkshop-firewall.service
-stat -c '%n %a %Y' /etc/nginx/conf.d/* /etc/dlworkshop/tls/* /var/lib/dlworkshop/*/workshop.yaml
+stat -c '%n %a %Y' /etc/nginx/conf.d/* /etc/dlworkshop/tls/*/* /var/lib/dlworkshop/*/workshop.yaml
 dpkg-query -W -f '${Package} ${Version}\n'
 systemctl is-active docker nginx
 """
@@ -112,7 +112,7 @@ def deployed(deploy_host: DeployHost) -> DeployHost:
 
 def tls_context(host: DeployHost) -> ssl.SSLContext:
     """Trust exactly the host's self-signed certificate, and check the name against it."""
-    certificate = host.run("cat /etc/dlworkshop/tls/fullchain.pem")
+    certificate = host.run("cat /etc/dlworkshop/tls/self-signed/fullchain.pem")
     context = ssl.create_default_context(cadata=certificate)
     context.check_hostname = True
     return context
@@ -277,6 +277,64 @@ def test_supplied_certificate_is_served(deployed: DeployHost, tmp_path: Path) ->
         "verify", "-i", str(deployed.inventory), "-c", str(config), "--ca-file", str(ca)
     )
     assert verified.returncode == 0, verified.stdout[-5000:] + verified.stderr[-2000:]
+
+
+PEBBLE_CONFIG = """\
+{"pebble": {"listenAddress": "127.0.0.1:14000", "managementListenAddress": "127.0.0.1:15000",
+ "certificate": "/opt/pebble/fullchain.pem", "privateKey": "/opt/pebble/key.pem",
+ "httpPort": 80, "tlsPort": 443, "ocspResponderURL": "", "externalAccountBindingRequired": false}}
+"""
+
+
+def test_letsencrypt_certificate_through_acme_http01(deployed: DeployHost, tmp_path: Path) -> None:
+    """Let's Encrypt mode against Debian's pebble (an ACME test CA) running on the host itself: the
+    http-01 challenge is really fetched from port 80, the issued chain is served on 443."""
+    domain = "hub.deploytest.test"
+    ca, chain, key = certificate_chain(tmp_path, "localhost")  # pebble's own HTTPS endpoint
+    (tmp_path / "pebble-config.json").write_text(PEBBLE_CONFIG)
+    deployed.run("apt-get install -y -qq pebble >/dev/null && mkdir -p /opt/pebble")
+    for local, remote in (
+        (chain, "/opt/pebble/fullchain.pem"),
+        (key, "/opt/pebble/key.pem"),
+        (tmp_path / "pebble-config.json", "/opt/pebble/config.json"),
+        (ca, "/usr/local/share/ca-certificates/dlworkshop-deploytest-acme.crt"),
+    ):
+        deployed.put(local, remote)
+    # The ACME client trusts the test CA's endpoint through the system store, as it would a real CA.
+    deployed.run(
+        f"update-ca-certificates >/dev/null 2>&1; grep -q {domain} /etc/hosts || echo '127.0.0.1 {domain}' >> /etc/hosts"
+    )
+    deployed.start(
+        "pebble -config /opt/pebble/config.json > /var/log/pebble.log 2>&1",
+        env={"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"},
+    )
+    deployed.run(
+        "for i in $(seq 30); do python3 -c \"import urllib.request as u; u.urlopen('https://localhost:14000/dir')\" 2>/dev/null && exit 0; sleep 1; done; exit 1"
+    )
+    config = tmp_path / "workshop.yaml"
+    config.write_text(
+        deployed.config.read_text().replace(
+            "tls: {mode: self-signed, domain: localhost}",
+            f'tls: {{mode: letsencrypt, domain: {domain}, email: admin@{domain}, acme_directory: "https://localhost:14000/dir"}}',
+        )
+    )
+    result = deployed.dlworkshop("deploy", "-i", str(deployed.inventory), "-c", str(config))
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert f"Attempting to validate w/ HTTP: http://{domain}:80/.well-known/acme-challenge/" in deployed.run(
+        "cat /var/log/pebble.log"
+    )
+    root = tmp_path / "pebble-root.pem"
+    root.write_text(
+        deployed.run(
+            "python3 -c \"import urllib.request as u; print(u.urlopen('https://localhost:15000/roots/0').read().decode())\""
+        )
+    )
+    verified = deployed.dlworkshop(
+        "verify", "-i", str(deployed.inventory), "-c", str(config), "--ca-file", str(root)
+    )
+    assert verified.returncode == 0, verified.stdout[-5000:] + verified.stderr[-2000:]
+    again = deploy(load_settings(config), config, deployed.inventory, Console(file=open(os.devnull, "w")))  # noqa: SIM115
+    assert [s.changed for s in again.stats.values()] == [0], "a valid certificate was requested again"
 
 
 def test_an_image_rebuilt_under_the_same_tag_reaches_the_host(
