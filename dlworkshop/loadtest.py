@@ -82,19 +82,31 @@ async def _login(client: httpx.AsyncClient, name: str, password: str) -> tuple[s
 
 
 async def _spawn(client: httpx.AsyncClient, name: str, token: str, timeout: float) -> None:
+    """Ask for the server, then follow the spawn page's event stream until ready, as the
+    browser does (no polling delay added to the measurement)."""
     headers = {"Authorization": f"token {token}"}
     await client.post(f"/hub/api/users/{name}/server", headers=headers)
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        user = (await client.get(f"/hub/api/users/{name}", headers=headers)).json()
-        server = user.get("servers", {}).get("")
-        if server and server.get("ready"):
-            return
-        if server is None and time.monotonic() - started > 10:
-            # No server, not even a pending one: the hub gave up on this start.
-            raise RuntimeError(f"the hub dropped the start after {time.monotonic() - started:.0f} s")
-        await asyncio.sleep(0.5)
-    raise TimeoutError(f"server not ready after {timeout:.0f} s")
+
+    async def until_ready() -> None:
+        async with client.stream(
+            "GET", f"/hub/api/users/{name}/server/progress", headers=headers, timeout=None
+        ) as events:
+            if events.status_code != 200:
+                raise RuntimeError(f"no start in progress (HTTP {events.status_code}): the hub dropped it")
+            async for line in events.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                event = json.loads(line[5:])
+                if event.get("ready"):
+                    return
+                if event.get("failed"):
+                    raise RuntimeError(f"the hub failed the start: {event.get('message', '')}")
+        raise RuntimeError("the hub ended the start's event stream without a server")
+
+    try:
+        await asyncio.wait_for(until_ready(), timeout)
+    except asyncio.TimeoutError:
+        raise TimeoutError(f"server not ready after {timeout:.0f} s") from None
 
 
 async def _kernel(client: httpx.AsyncClient, name: str, token: str) -> str:
@@ -106,14 +118,23 @@ async def _kernel(client: httpx.AsyncClient, name: str, token: str) -> str:
 
 
 async def simulate_learner(
-    url: str, name: str, password: str, arrival: float, code: str, timeout: float
+    url: str,
+    name: str,
+    password: str,
+    arrival: float,
+    code: str,
+    timeout: float,
+    started: list[tuple[str, str]] | None = None,
 ) -> LearnerRun:
+    """One learner's arrival, timed step by step. Their server is left running (a learner keeps
+    working after the first cell); its name and token go into `started` for the cleanup."""
     run = LearnerRun(name, arrival)
     await asyncio.sleep(arrival)
-    token: str | None = None
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
         try:
             name, token = await _timed(run, "login", _login(client, name, password))
+            if started is not None:
+                started.append((name, token))
             await _timed(run, "spawn", _spawn(client, name, token, timeout))
             kernel = await _timed(run, "kernel", _kernel(client, name, token))
             server = JupyterServer(f"{url}/user/{name}/", token)
@@ -122,8 +143,6 @@ async def simulate_learner(
                 raise CellError("the cell printed nothing")
         except (RuntimeError, CellError) as exc:
             run.error = str(exc)
-        finally:
-            await _stop(client, name, token)
     return run
 
 
@@ -162,14 +181,22 @@ def credentials(
 async def surge(
     url: str, logins: list[tuple[str, str]], ramp: float, code: str, timeout: float
 ) -> list[LearnerRun]:
+    """Learners arriving over `ramp` seconds; every server they started is stopped once all of
+    them are done (stopping one during the others' arrival would load the host as no room does)."""
     count = len(logins)
     arrivals = [ramp * index / max(count - 1, 1) for index in range(count)]
-    return await asyncio.gather(
-        *(
-            simulate_learner(url.rstrip("/"), name, password, at, code, timeout)
-            for (name, password), at in zip(logins, arrivals, strict=True)
+    started: list[tuple[str, str]] = []
+    url = url.rstrip("/")
+    try:
+        return await asyncio.gather(
+            *(
+                simulate_learner(url, name, password, at, code, timeout, started)
+                for (name, password), at in zip(logins, arrivals, strict=True)
+            )
         )
-    )
+    finally:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            await asyncio.gather(*(_stop(client, name, token) for name, token in started))
 
 
 def percentile(values: list[float], q: float) -> float:
