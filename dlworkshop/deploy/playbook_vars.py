@@ -59,6 +59,11 @@ def check_deployable(settings: Settings, config_dir: Path | None = None) -> None
         )
     elif not tls.domain:
         problems.append("hub.tls.domain: a deploy needs the name learners open (the certificate's name)")
+    if settings.hub.bind not in ("127.0.0.1", "localhost"):
+        problems.append(
+            f"hub.bind: {settings.hub.bind} would expose the hub's plain HTTP beside the TLS proxy; "
+            "a deployed hub listens on 127.0.0.1"
+        )
     for field, path in (
         ("hub.tls.certificate", tls.certificate if tls.mode == "files" else None),
         ("hub.tls.key", tls.key if tls.mode == "files" else None),

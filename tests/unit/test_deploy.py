@@ -108,6 +108,7 @@ def test_bridge_name_fits_an_interface_name() -> None:
     [
         ("tls: {mode: none}", "hub.tls.mode"),
         ("tls: {mode: self-signed}", "hub.tls.domain"),
+        ("tls: {mode: self-signed, domain: hub.example.org}\n  bind: 0.0.0.0", "hub.bind"),
     ],
 )
 def test_undeployable_settings_are_refused(config_dir: Path, change: str, problem: str) -> None:
