@@ -138,3 +138,32 @@ def test_check_advises_prewarm_when_the_room_outnumbers_the_start_capacity() -> 
         host,
     )
     assert not any("at a time" in warning for warning in planned.warnings)
+
+
+def test_the_spawn_page_shows_the_place_in_the_queue_then_the_start() -> None:
+    from types import SimpleNamespace
+
+    async def scenario() -> list[dict | None]:  # type: ignore[type-arg]
+        queue = AdmissionQueue(1)
+        holder_done = asyncio.Event()
+
+        async def holder() -> None:
+            async with queue.admitted("ada/"):
+                await holder_done.wait()
+
+        task = asyncio.create_task(holder())
+        await asyncio.sleep(0)
+        waiting = asyncio.create_task(queue.admitted("bo/").__aenter__())
+        await asyncio.sleep(0)
+        bo = SimpleNamespace(phase="queued", admission=queue, admission_key="bo/")
+        events = [WorkshopSpawner._progress_event(bo)]  # type: ignore[arg-type]
+        holder_done.set()
+        await task
+        await waiting
+        bo.phase = "starting"
+        events.append(WorkshopSpawner._progress_event(bo))  # type: ignore[arg-type]
+        return events
+
+    queued, starting = asyncio.run(scenario())
+    assert queued is not None and "you are number 1 in the queue (1 server starting now)" in queued["message"]
+    assert starting is not None and "starting your server" in starting["message"]
