@@ -71,5 +71,8 @@ def deploy(
             f"deploy failed on {first}{others}" if first else f"deploy failed: {result.status}",
             fix="fix the cause and run `dlworkshop deploy` again: it picks up where it stopped",
         )
-    console.print(f"the hub is at [bold]{hub_url(settings)}[/]", highlight=False)
+    if check:
+        console.print("check mode: nothing was changed; `changed` counts what a deploy would change")
+    else:
+        console.print(f"the hub is at [bold]{hub_url(settings)}[/]", highlight=False)
     return result

@@ -100,6 +100,20 @@ def test_unreachable_host_is_named(deploy_host: DeployHost, tmp_path: Path) -> N
     assert re.search(r"gone-host\s+│\s+0\s+│\s+0\s+│\s+0\s+│\s+1", result.stdout), result.stdout[-1500:]
 
 
+def test_check_mode_on_a_fresh_host_changes_nothing(deploy_host: DeployHost) -> None:
+    look = "dpkg-query -W -f '${Package} ${Version}\\n'; ls -laR /etc/docker /etc/nginx /etc/dlworkshop /var/lib/dlworkshop 2>&1; iptables-save 2>&1 || true"
+    before = deploy_host.run(look)
+    result = deploy_host.dlworkshop(
+        "deploy", "-i", str(deploy_host.inventory), "-c", str(deploy_host.config), "--check"
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "TASK Stop checking a host that has no Docker yet (a deploy installs it)" in result.stdout
+    assert re.search(r"testhost\s+│\s+\d+\s+│\s+[1-9]\d*\s+│\s+0\s+│\s+0", result.stdout), result.stdout[
+        -1500:
+    ]
+    assert deploy_host.run(look) == before
+
+
 @pytest.fixture(scope="module")
 def deployed(deploy_host: DeployHost) -> DeployHost:
     """The first deploy onto the fresh host, through the command line as an admin runs it."""
