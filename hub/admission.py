@@ -35,10 +35,6 @@ class AdmissionQueue:
                 return index
         return None
 
-    @property
-    def waiting_count(self) -> int:
-        return len(self.waiting)
-
     def _admit_next(self) -> None:
         while self.waiting and len(self.starting) < self.capacity:
             key, admitted = self.waiting.pop(0)

@@ -16,6 +16,8 @@ from dlworkshop.settings import Settings
 
 HUB_HOME = Path("/srv/jupyterhub")
 DATA = HUB_HOME / "data"
+ACCOUNTS_FILE = HUB_HOME / "accounts.csv"
+PREWARM_TOKEN_FILE = "prewarm_token"  # on the hub volume, beside the other secrets
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 WORK_FOLDER = "/home/jovyan/work"
 QUEUED_START_TIMEOUT = 24 * 3600
@@ -110,7 +112,7 @@ def apply_auth(c: Any, settings: Settings) -> None:
         from hub.auth import AccountsAuthenticator
 
         c.JupyterHub.authenticator_class = AccountsAuthenticator
-        c.AccountsAuthenticator.accounts_file = str(HUB_HOME / "accounts.csv")
+        c.AccountsAuthenticator.accounts_file = str(ACCOUNTS_FILE)
         c.Authenticator.allow_all = True
     else:
         c.JupyterHub.authenticator_class = "oauthenticator.github.GitHubOAuthenticator"
@@ -154,7 +156,10 @@ def apply_prewarm(c: Any, settings: Settings, data: Path = DATA) -> None:
     process that starts the learners' servers ahead of time. Seats for shared-code logins."""
     from hub.prewarm import seat_count
 
-    service: dict[str, Any] = {"name": "prewarm", "api_token": read_or_create_secret(data / "prewarm_token")}
+    service: dict[str, Any] = {
+        "name": "prewarm",
+        "api_token": read_or_create_secret(data / PREWARM_TOKEN_FILE),
+    }
     if settings.workshop.start is not None:
         service["command"] = [sys.executable, "-m", "hub.prewarm", "--scheduled"]
         service["environment"] = {"DLWORKSHOP_CONFIG": os.environ.get("DLWORKSHOP_CONFIG", "")}

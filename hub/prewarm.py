@@ -24,11 +24,8 @@ from pathlib import Path
 import httpx
 
 from dlworkshop.settings import Settings, load_settings
+from hub.config import ACCOUNTS_FILE, DATA, HUB_HOME, PREWARM_TOKEN_FILE
 from hub.seats import seat_names
-
-HUB_HOME = Path("/srv/jupyterhub")
-TOKEN_FILE = HUB_HOME / "data" / "prewarm_token"
-ACCOUNTS_FILE = HUB_HOME / "accounts.csv"
 
 
 def seat_count(settings: Settings) -> int:
@@ -66,8 +63,12 @@ def seconds_until_prewarm(settings: Settings, now: datetime) -> float | None:
 @dataclass
 class Outcome:
     name: str
-    state: str  # ready | already running | failed: ...
+    state: str  # ready | already running | failed: why
     seconds: float
+
+    @property
+    def failed(self) -> bool:
+        return self.state.startswith("failed")
 
 
 class Hub:
@@ -123,7 +124,7 @@ def prewarm(hub: Hub, names: list[str], timeout: float, say=print) -> list[Outco
             elif server is None:  # the hub gave up on it: the start failed
                 outcomes[name] = Outcome(name, "failed: the start failed (see the hub's log)", 0.0)
                 pending.remove(name)
-        ready = sum(1 for o in outcomes.values() if not o.state.startswith("failed"))
+        ready = sum(1 for o in outcomes.values() if not o.failed)
         if ready != shown:
             shown = ready
             say(f"{ready}/{len(names)} servers ready")
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1800)
     args = parser.parse_args(argv)
     settings = load_settings(Path(os.environ.get("DLWORKSHOP_CONFIG", HUB_HOME / "workshop.yaml")))
-    token = os.environ.get("JUPYTERHUB_API_TOKEN") or TOKEN_FILE.read_text().strip()
+    token = os.environ.get("JUPYTERHUB_API_TOKEN") or (DATA / PREWARM_TOKEN_FILE).read_text().strip()
     api_url = os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api")
     if args.scheduled:
         wait = seconds_until_prewarm(settings, datetime.now().astimezone())
@@ -173,9 +174,14 @@ def main(argv: list[str] | None = None) -> int:
     if not names:
         print("prewarm: no learner names known (github login without learners.names): nothing to start")
         return 0
-    outcomes = prewarm(Hub(api_url, token), names, args.timeout, say=lambda line: print(line, flush=True))
+    try:
+        outcomes = prewarm(Hub(api_url, token), names, args.timeout, say=lambda line: print(line, flush=True))
+    except httpx.HTTPError as exc:
+        # One line, no traceback: `dlworkshop prewarm` shows what this prints.
+        print(f"prewarm: the hub's API at {api_url} failed: {exc}", flush=True)
+        return 1
     print(report(outcomes), flush=True)
-    return 1 if any(o.state.startswith("failed") for o in outcomes) else 0
+    return 1 if any(o.failed for o in outcomes) else 0
 
 
 if __name__ == "__main__":

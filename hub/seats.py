@@ -30,9 +30,6 @@ class SeatBook:
         self.seats = seat_names(seats)
         self.claimed: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
 
-    def seat_of(self, name: str) -> str | None:
-        return self.claimed.get(name)
-
     def claim(self, name: str, ready: Callable[[str], bool]) -> str:
         """The learner's seat: theirs from before, else a free seat whose server is ready, else
         their own name (no ready seat left: their server starts the usual way)."""

@@ -100,18 +100,23 @@ def test_unreachable_host_is_named(deploy_host: DeployHost, tmp_path: Path) -> N
     assert re.search(r"gone-host\s+│\s+0\s+│\s+0\s+│\s+0\s+│\s+1", result.stdout), result.stdout[-1500:]
 
 
-def test_check_mode_on_a_fresh_host_changes_nothing(deploy_host: DeployHost) -> None:
-    look = "dpkg-query -W -f '${Package} ${Version}\\n'; ls -laR /etc/docker /etc/nginx /etc/dlworkshop /var/lib/dlworkshop 2>&1; iptables-save 2>&1 || true"
-    before = deploy_host.run(look)
-    result = deploy_host.dlworkshop(
-        "deploy", "-i", str(deploy_host.inventory), "-c", str(deploy_host.config), "--check"
-    )
+def check_mode(host: DeployHost, look: str) -> str:
+    """`deploy --check` succeeds, reports what it would change, and leaves what `look` prints as it
+    was; returns its output."""
+    before = host.run(look)
+    result = host.dlworkshop("deploy", "-i", str(host.inventory), "-c", str(host.config), "--check")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "TASK Stop checking a host that has no Docker yet (a deploy installs it)" in result.stdout
     assert re.search(r"testhost\s+│\s+\d+\s+│\s+[1-9]\d*\s+│\s+0\s+│\s+0", result.stdout), result.stdout[
         -1500:
     ]
-    assert deploy_host.run(look) == before
+    assert host.run(look) == before
+    return result.stdout
+
+
+def test_check_mode_on_a_fresh_host_changes_nothing(deploy_host: DeployHost) -> None:
+    look = "dpkg-query -W -f '${Package} ${Version}\\n'; ls -laR /etc/docker /etc/nginx /etc/dlworkshop /var/lib/dlworkshop 2>&1; iptables-save 2>&1 || true"
+    output = check_mode(deploy_host, look)
+    assert "TASK Stop checking a host that has no Docker yet (a deploy installs it)" in output
 
 
 @pytest.fixture(scope="module")
@@ -183,16 +188,7 @@ def test_second_deploy_changes_nothing(deployed: DeployHost) -> None:
 def test_check_mode_changes_nothing(deployed: DeployHost) -> None:
     # Drift that a real deploy would repair: --check must see it and leave it alone.
     deployed.run("echo '# edited by hand' >> /etc/nginx/conf.d/dlworkshop-http.conf")
-    before = deployed.run(STATE_COMMAND)
-    result = deployed.dlworkshop(
-        "deploy", "-i", str(deployed.inventory), "-c", str(deployed.config), "--check"
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "check mode: nothing is changed" in result.stdout
-    assert re.search(r"testhost\s+│\s+\d+\s+│\s+[1-9]\d*\s+│\s+0\s+│\s+0", result.stdout), result.stdout[
-        -1500:
-    ]
-    assert deployed.run(STATE_COMMAND) == before
+    assert "check mode: nothing is changed" in check_mode(deployed, STATE_COMMAND)
     assert "# edited by hand" in deployed.run("cat /etc/nginx/conf.d/dlworkshop-http.conf")
 
 

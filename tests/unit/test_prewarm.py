@@ -10,7 +10,7 @@ import pytest
 from dlworkshop.errors import ConfigError
 from dlworkshop.settings import parse_settings
 from hub import config as hub_config
-from hub.prewarm import Outcome, prewarm, prewarm_names, report, seat_count, seconds_until_prewarm
+from hub.prewarm import prewarm, prewarm_names, report, seat_count, seconds_until_prewarm
 from hub.seats import SeatBook
 
 SHARED = "auth: {mode: shared-code, access_code: open-sesame}\n"
@@ -80,7 +80,7 @@ def test_seats_go_to_first_logins_and_stay_theirs(tmp_path: Path) -> None:
     assert book.claim("ada", ready) == "seat-02"
     assert book.claim("cy", ready) == "cy"  # none left ready: an ordinary start
     reopened = SeatBook(tmp_path / "seats.json", 3)  # after a hub restart
-    assert reopened.seat_of("bo") == "seat-03"
+    assert reopened.claim("bo", lambda seat: False) == "seat-03"
 
 
 class FakeHub:
@@ -106,6 +106,7 @@ def test_prewarm_starts_only_what_is_not_running_and_reports_failures() -> None:
     states = {o.name: o.state for o in outcomes}
     assert states["seat-01"] == "already running" and states["seat-02"] == "ready"
     assert states["seat-03"].startswith("failed")
+    assert [o.name for o in outcomes if o.failed] == ["seat-03"]
     table = report(outcomes)
     assert "Pre-warmed servers" in table and "seat-03" in table
 
@@ -125,4 +126,18 @@ def test_the_hub_registers_the_prewarm_service_and_seats(tmp_path: Path) -> None
     without_start = Config()
     hub_config.apply_prewarm(without_start, parse_settings(SHARED + "learners: {count: 6}\n"), data=tmp_path)
     assert "command" not in without_start.JupyterHub.services[0]  # token only, for `dlworkshop prewarm`
-    assert Outcome("x", "ready", 1.0).state == "ready"
+
+
+def test_an_unreachable_hub_api_is_one_line_and_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hub.prewarm import main
+
+    config = tmp_path / "workshop.yaml"
+    config.write_text(SHARED + "learners: {count: 2}\n")
+    monkeypatch.setenv("DLWORKSHOP_CONFIG", str(config))
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "token")
+    monkeypatch.setenv("JUPYTERHUB_API_URL", "http://127.0.0.1:9/hub/api")  # nothing listens there
+    assert main(["--now", "--timeout", "5"]) == 1
+    out = capsys.readouterr().out
+    assert "prewarm: the hub's API at http://127.0.0.1:9/hub/api failed" in out and "Traceback" not in out
