@@ -80,7 +80,7 @@ class CapacityReport:
     carries: int
     problems: list[str]
     warnings: list[str]
-    start_capacity: int = 1
+    start_capacity: int
 
 
 def gpu_places(settings: Settings, host: HostFacts) -> int | None:

@@ -81,11 +81,11 @@ def read_plan(data_root: Path) -> list[PlannedLink] | None:
 
 def link(planned: list[PlannedLink], roots: CacheRoots) -> list[StageResult]:
     results = []
-    for link_ in planned:
-        root = roots.root(link_.cache)  # type: ignore[arg-type]
+    for planned_link in planned:
+        root = roots.root(planned_link.cache)  # type: ignore[arg-type]
         if root is None:
             continue
-        source, target = Path(link_.source), root / link_.path
+        source, target = Path(planned_link.source), root / planned_link.path
         if not source.is_file():
             results.append(StageResult(target, source, "missing"))
             continue
