@@ -1,0 +1,106 @@
+"""Every name, path, label, port and URL rule that more than one place shares, defined once.
+
+The places: the instructor's machine (this package's CLI), the hub container (`hub/`), the learner
+image (`dlworkshop_learner`, the Dockerfile) and the deploy target (`ansible/`, which receives these
+values as extra vars). Each of them imports its names from here; tests check the real outputs
+(extra vars, hub config, image labels) against this module.
+
+Standard library only: the hub container and the image build import it too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import PurePosixPath
+
+from dlworkshop_learner import layout as learner
+
+__all__ = ["learner"]
+
+# The settings file: an explicit path, else this variable, else ./workshop.yaml.
+CONFIG_ENV = "DLWORKSHOP_CONFIG"
+CONFIG_NAME = "workshop.yaml"
+
+# ---- The hub container ------------------------------------------------------------------------
+HUB_HOME = PurePosixPath("/srv/jupyterhub")
+# The hub's volume: database, secrets, seats; survives re-creating the container.
+HUB_DATA = HUB_HOME / "data"
+HUB_SETTINGS = HUB_HOME / CONFIG_NAME
+HUB_ACCOUNTS = HUB_HOME / "accounts.csv"
+HUB_CONFIG_FILE = HUB_HOME / "jupyterhub_config.py"
+# The proxy's public port inside the container, and the hub's own API port.
+HUB_PORT = 8000
+HUB_API_PORT = 8081
+HUB_API_URL_LOCAL = f"http://127.0.0.1:{HUB_API_PORT}/hub/api"
+
+# Files on the hub volume.
+DATABASE_FILE = "jupyterhub.sqlite"
+COOKIE_SECRET_FILE = "jupyterhub_cookie_secret"
+PROXY_TOKEN_FILE = "proxy_auth_token"
+PREWARM_TOKEN_FILE = "prewarm_token"
+SEATS_FILE = "seats.json"
+
+# Hub-managed services (names are also their roles' names).
+CULLER_SERVICE = "idle-culler"
+PREWARM_SERVICE = "prewarm"
+
+# ---- Labels -----------------------------------------------------------------------------------
+LABEL_HUB = "org.dlworkshop.hub"
+LABEL_USER = "org.dlworkshop.user"
+LABEL_GPU_DEVICES = "org.dlworkshop.gpu.devices"
+LABEL_GPU_MEMORY_CAP = "org.dlworkshop.gpu.memory-cap-mb"
+LABEL_VARIANT = "org.dlworkshop.variant"
+LABEL_LOCK_SHA256 = "org.dlworkshop.lock-sha256"
+LABEL_REVISION = "org.opencontainers.image.revision"
+LABEL_TITLE = "org.opencontainers.image.title"
+
+
+# ---- Learners' containers and volumes, scoped by their hub --------------------------------------
+# DockerSpawner expands {raw_username}; learner names are already Docker-safe ([a-z0-9_-]).
+USERNAME_TEMPLATE = "{raw_username}"
+
+
+def learner_container_name(hub: str, username: str = USERNAME_TEMPLATE) -> str:
+    """Scoped by the hub, so two hubs on one machine never share a learner's container."""
+    return f"{hub}-learner-{username}"
+
+
+def work_volume_prefix(hub: str) -> str:
+    return f"{hub}-work-"
+
+
+def work_volume_name(hub: str, username: str = USERNAME_TEMPLATE) -> str:
+    return f"{work_volume_prefix(hub)}{username}"
+
+
+# ---- The host ---------------------------------------------------------------------------------
+# Where `up` (as root) and the deploy keep the hub's settings and accounts files.
+HOST_STATE = PurePosixPath("/var/lib/dlworkshop")
+HOST_TLS = PurePosixPath("/etc/dlworkshop/tls")
+HOST_GPU_INVENTORY = PurePosixPath("/etc/dlworkshop/gpus.json")
+# Cloud credentials live behind this address: learners never reach it.
+METADATA_ADDRESS = "169.254.169.254"
+# The host's local time, mounted into the hub: a naive workshop.start means the host's clock.
+LOCALTIME = "/etc/localtime"
+DOCKER_SOCKET = "/var/run/docker.sock"
+
+
+def bridge_name(network: str) -> str:
+    """The learners' bridge interface, named so firewall rules can name it (15 characters max)."""
+    return "dlw-" + hashlib.sha256(network.encode()).hexdigest()[:8]
+
+
+# ---- URLs -------------------------------------------------------------------------------------
+def local_address(bind: str) -> str:
+    """Where this machine reaches a port bound on `bind`."""
+    return "localhost" if bind in ("127.0.0.1", "0.0.0.0", "localhost") else bind
+
+
+def hub_url(public_url: str | None, tls_domain: str | None, tls: bool, bind: str, port: int) -> str:
+    """What learners open: the public URL when given; else the TLS endpoint on 443 (the deploy's,
+    and `up`'s with TLS); else the hub's own port on this machine."""
+    if public_url:
+        return public_url.rstrip("/")
+    if tls and tls_domain:
+        return f"https://{tls_domain}"
+    return f"http://{local_address(bind)}:{port}"
