@@ -35,6 +35,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     DLWORKSHOP_WORK=/home/jovyan/work
 COPY pyproject.toml README.md /opt/dlworkshop/src/
 COPY dlworkshop /opt/dlworkshop/src/dlworkshop
+COPY dlworkshop_learner /opt/dlworkshop/src/dlworkshop_learner
 COPY image/learner_hooks.py /opt/venv/lib/python3.11/site-packages/dlworkshop_learner_hooks.py
 COPY image/learner_kernels.py /opt/venv/lib/python3.11/site-packages/dlworkshop_learner_kernels.py
 RUN pip install --no-deps --no-build-isolation --no-compile -q /opt/dlworkshop/src \

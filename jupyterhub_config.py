@@ -7,8 +7,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from dlworkshop import contract
 from dlworkshop.settings import load_settings
 from hub.config import configure
 
+settings_file = Path(os.environ.get(contract.CONFIG_ENV) or contract.HUB_SETTINGS)
 c = get_config()  # noqa: F821  (JupyterHub provides it)
-configure(c, load_settings(Path(os.environ.get("DLWORKSHOP_CONFIG", "/srv/jupyterhub/workshop.yaml"))))
+configure(c, load_settings(settings_file), settings_file=settings_file)

@@ -23,7 +23,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from dlworkshop import hub_service, loadtest
+from dlworkshop import loadtest, local_hub
 from dlworkshop.settings import parse_settings
 
 CODE = "benchmark-code"
@@ -169,8 +169,8 @@ def main() -> None:
         try:
             ours = "http://127.0.0.1:8331"
             stop_plain_hub(client)  # leftovers of an interrupted run
-            hub_service.down(settings, purge=True, console=console)
-            hub_service.up(settings, None, text, console)
+            local_hub.down(settings, purge=True, console=console)
+            local_hub.up(settings, console)
             plain = (
                 None
                 if args.skip_plain
@@ -182,7 +182,7 @@ def main() -> None:
                 )
                 for hub, url in hubs:
                     if prewarmed:
-                        hub_service.prewarm(settings, console)
+                        local_hub.prewarm(settings, console)
                         # On the day the hub pre-warms 20 minutes ahead: let the servers' kernels
                         # started ahead finish before the room arrives.
                         with console.status(f"letting the pre-warmed servers settle for {args.settle:g} s"):
@@ -192,7 +192,7 @@ def main() -> None:
                     results[hub][label] = row
                     console.print(f"{hub}, {label}: {row}")
         finally:
-            hub_service.down(settings, purge=True, console=console)
+            local_hub.down(settings, purge=True, console=console)
             stop_plain_hub(client)
     table = Table(
         f"learners (within {args.ramp:g} s)",

@@ -8,8 +8,6 @@ expected at once: all of them, unless workshop.yaml says `learners.expected_conc
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from dataclasses import dataclass
 
 from dlworkshop.settings import Settings, format_bytes
@@ -52,12 +50,10 @@ class HostFacts:
 
     @classmethod
     def detect(cls) -> HostFacts:
+        from dlworkshop.gpus import detect_gpus
+
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        gpus = 0
-        if shutil.which("nvidia-smi"):
-            listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
-            gpus = sum(1 for line in listed.stdout.splitlines() if line.startswith("GPU "))
-        return cls(cpus=float(os.cpu_count() or 1), memory=memory, gpus=gpus)
+        return cls(cpus=float(os.cpu_count() or 1), memory=memory, gpus=len(detect_gpus()))
 
 
 @dataclass(frozen=True)

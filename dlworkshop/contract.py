@@ -11,7 +11,8 @@ Standard library only: the hub container and the image build import it too.
 from __future__ import annotations
 
 import hashlib
-from pathlib import PurePosixPath
+import os
+from pathlib import Path, PurePosixPath
 
 from dlworkshop_learner import layout as learner
 
@@ -76,6 +77,7 @@ def work_volume_name(hub: str, username: str = USERNAME_TEMPLATE) -> str:
 # ---- The host ---------------------------------------------------------------------------------
 # Where `up` (as root) and the deploy keep the hub's settings and accounts files.
 HOST_STATE = PurePosixPath("/var/lib/dlworkshop")
+STATE_ENV = "DLWORKSHOP_STATE"
 HOST_TLS = PurePosixPath("/etc/dlworkshop/tls")
 HOST_GPU_INVENTORY = PurePosixPath("/etc/dlworkshop/gpus.json")
 # Cloud credentials live behind this address: learners never reach it.
@@ -83,6 +85,13 @@ METADATA_ADDRESS = "169.254.169.254"
 # The host's local time, mounted into the hub: a naive workshop.start means the host's clock.
 LOCALTIME = "/etc/localtime"
 DOCKER_SOCKET = "/var/run/docker.sock"
+
+
+def state_dir() -> Path:
+    """Where dlworkshop keeps its files on this machine: HOST_STATE as root, else the user's state
+    folder; $DLWORKSHOP_STATE overrides both."""
+    default = Path(HOST_STATE) if os.geteuid() == 0 else Path.home() / ".local/state/dlworkshop"
+    return Path(os.environ.get(STATE_ENV) or default)
 
 
 def bridge_name(network: str) -> str:

@@ -8,27 +8,30 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import date, datetime
+from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from dlworkshop import contract
 from dlworkshop.errors import ConfigError
 
-DEFAULT_CONFIG_NAME = "workshop.yaml"
-CONFIG_ENV = "DLWORKSHOP_CONFIG"
+DEFAULT_CONFIG_NAME = contract.CONFIG_NAME
+CONFIG_ENV = contract.CONFIG_ENV
 
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
@@ -58,6 +61,16 @@ def format_bytes(size: int) -> str:
 ByteSize = Annotated[int, BeforeValidator(parse_bytes)]
 
 
+def _relative_to_the_file(path: Path, info: ValidationInfo) -> Path:
+    """A relative path in workshop.yaml means relative to that file, wherever the command runs."""
+    base = (info.context or {}).get("base_dir")
+    return path if path.is_absolute() or base is None else Path(base) / path
+
+
+# A file named in workshop.yaml: `up`, `deploy` and `check` all read it from the same place.
+ConfigPath = Annotated[Path, AfterValidator(_relative_to_the_file)]
+
+
 class StrictModel(BaseModel):
     """Unknown keys are errors: a typo in workshop.yaml must not be silently ignored."""
 
@@ -67,7 +80,6 @@ class StrictModel(BaseModel):
 class WorkshopInfo(StrictModel):
     name: str = "Introduction to deep learning"
     start: datetime | None = Field(default=None, description="When learners arrive.")
-    end: date | None = None
 
 
 class Learners(StrictModel):
@@ -107,7 +119,7 @@ class Auth(StrictModel):
     access_code: SecretStr | None = Field(
         default=None, description="The code learners type in `shared-code` mode."
     )
-    accounts_file: Path | None = Field(
+    accounts_file: ConfigPath | None = Field(
         default=None, description="CSV of usernames and password hashes from `dlworkshop accounts generate`."
     )
     github: GitHubAuth | None = None
@@ -132,9 +144,11 @@ class Image(StrictModel):
         description="A Debian/Ubuntu image with Python 3.11; `dlworkshop image base` builds one offline.",
     )
     source: Literal["build", "pull", "archive"] = "build"
-    archive: Path | None = Field(default=None, description="A `docker save` file, for source: archive.")
+    archive: ConfigPath | None = Field(default=None, description="A `docker save` file, for source: archive.")
     data_mirror: str | None = Field(default=None, description="Folder or URL laid out by dataset name.")
-    ca_bundle: Path | None = Field(default=None, description="Extra CA bundle pip trusts during the build.")
+    ca_bundle: ConfigPath | None = Field(
+        default=None, description="Extra CA bundle pip trusts during the build."
+    )
 
     @property
     def reference(self) -> str:
@@ -229,8 +243,8 @@ class TLS(StrictModel):
     mode: Literal["none", "self-signed", "letsencrypt", "files"] = "none"
     domain: str | None = None
     email: str | None = None
-    certificate: Path | None = None
-    key: Path | None = None
+    certificate: ConfigPath | None = None
+    key: ConfigPath | None = None
     acme_directory: str = "https://acme-v02.api.letsencrypt.org/directory"
 
     @model_validator(mode="after")
@@ -243,7 +257,9 @@ class TLS(StrictModel):
 
 
 class Hub(StrictModel):
-    backend: Literal["docker", "swarm", "slurm", "kubernetes"] = "docker"
+    backend: Literal["docker"] = Field(
+        default="docker", description="The engine that runs learners' servers (hub/backends/)."
+    )
     image: str = "dlworkshop/hub:latest"
     bind: str = Field(default="127.0.0.1", description="Address the hub's public port listens on.")
     port: int = Field(default=8000, ge=1, le=65535)
@@ -251,7 +267,7 @@ class Hub(StrictModel):
     network: str = "dlworkshop"
     data_volume: str = "dlworkshop-hub-data"
     container_name: str = "dlworkshop-hub"
-    image_archive: Path | None = Field(
+    image_archive: ConfigPath | None = Field(
         default=None,
         description="A `docker save` file of the hub image, copied to the host when image.source is archive.",
     )
@@ -266,20 +282,12 @@ class Hub(StrictModel):
     )
     tls: TLS = TLS()
 
-    @field_validator("backend")
-    @classmethod
-    def _backend_implemented(cls, value: str) -> str:
-        if value != "docker":
-            raise ValueError(f"backend {value} is not implemented yet; use docker")
-        return value
-
     @property
     def url(self) -> str:
-        if self.public_url:
-            return self.public_url.rstrip("/")
-        scheme = "https" if self.tls.mode != "none" else "http"
-        host = self.tls.domain or ("localhost" if self.bind in ("127.0.0.1", "0.0.0.0") else self.bind)
-        return f"{scheme}://{host}:{self.port}"
+        """What learners open (one rule: dlworkshop.contract.hub_url)."""
+        return contract.hub_url(
+            self.public_url, self.tls.domain, self.tls.mode != "none", self.bind, self.port
+        )
 
 
 class Prewarm(StrictModel):
@@ -368,8 +376,9 @@ def _describe(error: dict[str, Any], lines: dict[tuple[str | int, ...], int], so
     return f"{where}{path}: {message}" if path else f"{where}{message}"
 
 
-def parse_settings(text: str, source: str = DEFAULT_CONFIG_NAME) -> Settings:
-    """Validate YAML text; raise ConfigError listing every problem with its path and line."""
+def parse_settings(text: str, source: str = DEFAULT_CONFIG_NAME, base_dir: Path | None = None) -> Settings:
+    """Validate YAML text; raise ConfigError listing every problem with its path and line. Relative
+    paths in it are taken relative to base_dir (the file's folder), when given."""
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
@@ -377,7 +386,7 @@ def parse_settings(text: str, source: str = DEFAULT_CONFIG_NAME) -> Settings:
     if not isinstance(data, dict):
         raise ConfigError(f"{source} must be a mapping of sections (workshop, learners, auth...)")
     try:
-        return Settings.model_validate(data)
+        return Settings.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
         lines = _line_numbers(text)
         problems = [_describe(error, lines, source) for error in exc.errors()]
@@ -407,4 +416,6 @@ def load_settings(path: Path | None = None, *, default_access_code: str | None =
     if found is None:
         code = default_access_code or os.environ.get("DLWORKSHOP_ACCESS_CODE") or "deep-learning"
         return parse_settings(DEFAULT_SETTINGS_YAML.format(access_code=code), source="<embedded default>")
-    return parse_settings(found.read_text(encoding="utf-8"), source=str(found))
+    return parse_settings(
+        found.read_text(encoding="utf-8"), source=str(found), base_dir=found.resolve().parent
+    )

@@ -23,20 +23,12 @@ from pathlib import Path
 
 import httpx
 
+from dlworkshop import contract
 from dlworkshop.settings import Settings, load_settings
-from hub.config import ACCOUNTS_FILE, DATA, HUB_HOME, PREWARM_TOKEN_FILE
-from hub.seats import seat_names
+from hub.seats import seat_count, seat_names
 
 
-def seat_count(settings: Settings) -> int:
-    """Seats pre-warmed in shared-code mode (0 where learners are known by name)."""
-    if settings.auth.mode != "shared-code" or settings.learners.names:
-        return 0
-    seats = settings.prewarm.seats
-    return settings.learners.concurrent if seats == "auto" else seats
-
-
-def prewarm_names(settings: Settings, accounts_file: Path = ACCOUNTS_FILE) -> list[str]:
+def prewarm_names(settings: Settings, accounts_file: Path = Path(contract.HUB_ACCOUNTS)) -> list[str]:
     """Whose servers to start: the named learners, the accounts, or the seats."""
     if settings.learners.names:
         return list(settings.learners.names)
@@ -155,9 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     when.add_argument("--scheduled", action="store_true")
     parser.add_argument("--timeout", type=float, default=1800)
     args = parser.parse_args(argv)
-    settings = load_settings(Path(os.environ.get("DLWORKSHOP_CONFIG", HUB_HOME / "workshop.yaml")))
-    token = os.environ.get("JUPYTERHUB_API_TOKEN") or (DATA / PREWARM_TOKEN_FILE).read_text().strip()
-    api_url = os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api")
+    settings = load_settings(Path(os.environ.get(contract.CONFIG_ENV) or contract.HUB_SETTINGS))
+    token = (
+        os.environ.get("JUPYTERHUB_API_TOKEN")
+        or (Path(contract.HUB_DATA) / contract.PREWARM_TOKEN_FILE).read_text().strip()
+    )
+    api_url = os.environ.get("JUPYTERHUB_API_URL", contract.HUB_API_URL_LOCAL)
     if args.scheduled:
         wait = seconds_until_prewarm(settings, datetime.now().astimezone())
         if wait is None:

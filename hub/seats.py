@@ -15,11 +15,21 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from dlworkshop.settings import Settings
+
 SEAT = re.compile(r"^seat-\d{2,}$")
 
 
 def seat_names(count: int) -> list[str]:
     return [f"seat-{index:02d}" for index in range(1, count + 1)]
+
+
+def seat_count(settings: Settings) -> int:
+    """Seats pre-warmed in shared-code mode (0 where learners are known by name)."""
+    if settings.auth.mode != "shared-code" or settings.learners.names:
+        return 0
+    seats = settings.prewarm.seats
+    return settings.learners.concurrent if seats == "auto" else seats
 
 
 class SeatBook:

@@ -1,37 +1,24 @@
-"""Filters for the workshop playbook; pure functions, unit-tested in tests/unit/test_deploy_filters.py."""
+"""Filters for the workshop playbook: thin shims over dlworkshop's own functions (the playbook runs
+on the control node, where dlworkshop is installed), so the host's GPUs are parsed, and the hub's
+settings completed, by the same code `dlworkshop up` uses."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from typing import Any
 
-def gpu_inventory(query: str) -> list[dict[str, object]]:
-    """Parse `nvidia-smi --query-gpu=index,uuid,name,memory.total --format=csv,noheader,nounits`."""
-    gpus = []
-    for line in (query or "").splitlines():
-        fields = [field.strip() for field in line.split(",")]
-        if len(fields) != 4 or not fields[0].isdigit():
-            continue
-        index, uuid, name, memory = fields
-        gpus.append(
-            {
-                "index": int(index),
-                "uuid": uuid,
-                "name": name,
-                "memory_mb": int(float(memory)) if memory.replace(".", "", 1).isdigit() else None,
-            }
-        )
-    return gpus
+from dlworkshop.gpus import GpuDevice, parse_nvidia_smi
+from dlworkshop.hub_runtime import with_gpu_inventory
 
 
-def settings_with_gpus(settings: dict, gpus: list[dict[str, object]]) -> dict:
-    """resources.gpu.devices `auto`: the host's GPU UUIDs and memory, so the hub needs no nvidia-smi."""
-    gpu = dict(settings.get("resources", {}).get("gpu", {}))
-    if gpu.get("devices", "auto") != "auto" or not gpus or gpu.get("policy", "none") == "none":
-        return settings
-    gpu["devices"] = [str(item["uuid"]) for item in gpus]
-    if gpu.get("memory_mb") is None and gpus[0].get("memory_mb"):
-        gpu["memory_mb"] = min(int(item["memory_mb"]) for item in gpus if item.get("memory_mb"))
-    resources = {**settings.get("resources", {}), "gpu": gpu}
-    return {**settings, "resources": resources}
+def gpu_inventory(query: str) -> list[dict[str, Any]]:
+    """The output of `nvidia-smi` with dlworkshop.gpus.QUERY_ARGS, as plain data for facts."""
+    return [asdict(device) for device in parse_nvidia_smi(query)]
+
+
+def settings_with_gpus(settings: dict[str, Any], gpus: list[dict[str, Any]]) -> dict[str, Any]:
+    """resources.gpu.devices `auto` filled from the host's GPUs (hub_runtime.with_gpu_inventory)."""
+    return with_gpu_inventory(settings, [GpuDevice(**gpu) for gpu in gpus])
 
 
 class FilterModule:

@@ -25,10 +25,9 @@ def deploy(
 ) -> None:
     """Put the workshop hub (Docker, images, hub, TLS, firewall) on the inventory's hosts."""
     from dlworkshop.deploy.deploy import deploy as run_deploy
-    from dlworkshop.settings import find_config, load_settings
+    from dlworkshop.settings import load_settings
 
-    path = find_config(config)
-    run_deploy(load_settings(path), path, inventory, console, check=check, limit=limit)
+    run_deploy(load_settings(config), inventory, console, check=check, limit=limit)
 
 
 @app.command()
@@ -42,7 +41,6 @@ def verify(
 ) -> None:
     """Prove a deployed hub works: the testinfra suite against the inventory's hosts."""
     from dlworkshop.deploy.verify import verify as run_verify
-    from dlworkshop.settings import find_config, load_settings
+    from dlworkshop.settings import load_settings
 
-    path = find_config(config)
-    run_verify(load_settings(path), path, inventory, console, limit=limit, ca_file=ca_file)
+    run_verify(load_settings(config), inventory, console, limit=limit, ca_file=ca_file)

@@ -20,15 +20,11 @@ def up(
     rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild the learner and hub images first."),
 ) -> None:
     """Build what is missing, start the hub, wait until it answers, print how to log in."""
-    from dlworkshop import hub_service
-    from dlworkshop.settings import DEFAULT_SETTINGS_YAML, find_config, load_settings
+    from dlworkshop import local_hub
+    from dlworkshop.settings import load_settings
 
-    path = find_config(config)
-    settings = load_settings(path)
-    text = (
-        "" if path else DEFAULT_SETTINGS_YAML.format(access_code=settings.auth.access_code.get_secret_value())
-    )
-    url = hub_service.up(settings, path, text, console, rebuild=rebuild)
+    settings = load_settings(config)
+    url = local_hub.up(settings, console, rebuild=rebuild)
     how = {
         "shared-code": f"pick a name and type the access code [bold]{settings.auth.access_code.get_secret_value() if settings.auth.access_code else ''}[/]",
         "accounts": "use the username and password on your login slip",
@@ -48,10 +44,10 @@ def down(
     purge: bool = typer.Option(False, "--purge", help="Also delete learners' work and the hub's database."),
 ) -> None:
     """Stop the hub and the learners' servers; learners' work is kept unless --purge."""
-    from dlworkshop import hub_service
+    from dlworkshop import local_hub
     from dlworkshop.settings import load_settings
 
-    hub_service.down(load_settings(config), purge, console)
+    local_hub.down(load_settings(config), purge, console)
 
 
 @app.command()
@@ -60,7 +56,7 @@ def prewarm(
     timeout: float = typer.Option(1800, "--timeout", help="Seconds to wait for every server."),
 ) -> None:
     """Start the learners' servers now, before they arrive (by name, or as seats in shared-code mode)."""
-    from dlworkshop import hub_service
+    from dlworkshop import local_hub
     from dlworkshop.settings import load_settings
 
-    hub_service.prewarm(load_settings(config), console, timeout)
+    local_hub.prewarm(load_settings(config), console, timeout)

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from rich.console import Console
 
+from dlworkshop import contract
 from dlworkshop.deploy.inventory import load_inventory
-from dlworkshop.deploy.playbook_vars import check_deployable, hub_url, playbook_vars
+from dlworkshop.deploy.playbook_vars import check_deployable, playbook_vars
 from dlworkshop.deploy.runner import DeployResult, run_playbook, summary_table
 from dlworkshop.errors import CheckFailed
 from dlworkshop.settings import Settings
@@ -17,11 +18,12 @@ from dlworkshop.settings import Settings
 def built_archives(settings: Settings, console: Console) -> Settings:
     """image.source build: build on this machine (as `dlworkshop up` does) and ship the images as
     archives, so the hosts need neither the sources nor a registry."""
-    from dlworkshop.hub_service import docker_client, ensure_images, state_dir
+    from dlworkshop.image.docker import docker_client
+    from dlworkshop.image.ensure import ensure_images
 
     client = docker_client()
     ensure_images(client, settings, console)
-    folder = state_dir() / "deploy-images"
+    folder = contract.state_dir() / "deploy-images"
     folder.mkdir(parents=True, exist_ok=True)
     archives = {}
     for reference in (settings.image.reference, settings.hub.image):
@@ -43,19 +45,17 @@ def built_archives(settings: Settings, console: Console) -> Settings:
 
 def deploy(
     settings: Settings,
-    config_path: Path | None,
     inventory: Path,
     console: Console,
     check: bool = False,
     limit: str | None = None,
 ) -> DeployResult:
-    config_dir = config_path.resolve().parent if config_path else None
     # Everything that can be checked here is checked before any host is touched.
-    check_deployable(settings, config_dir)
+    check_deployable(settings)
     hosts, _ = load_inventory(inventory, limit)
     if settings.image.source == "build" and not check:
         settings = built_archives(settings, console)
-    extravars = playbook_vars(settings, config_dir)
+    extravars = playbook_vars(settings)
     console.print(
         f"deploying to {', '.join(hosts)}{' (check mode: nothing is changed)' if check else ''}",
         highlight=False,
@@ -74,5 +74,5 @@ def deploy(
     if check:
         console.print("check mode: nothing was changed; `changed` counts what a deploy would change")
     else:
-        console.print(f"the hub is at [bold]{hub_url(settings)}[/]", highlight=False)
+        console.print(f"the hub is at [bold]{settings.hub.url}[/]", highlight=False)
     return result

@@ -3,53 +3,31 @@ workshop is written twice (no group_vars). Pure functions, unit-tested."""
 
 from __future__ import annotations
 
-import hashlib
-from datetime import date, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, SecretStr
-
+from dlworkshop import contract
 from dlworkshop.deploy.archive import archive_image_id
 from dlworkshop.errors import ConfigError
-from dlworkshop.hub_service import CONTAINER_ACCOUNTS, hub_container_spec
+from dlworkshop.gpus import QUERY_ARGS
+from dlworkshop.hub_runtime import hub_container_spec, hub_settings
 from dlworkshop.settings import Settings
 
-# Where the hub's files live on a deployed host (the same place `dlworkshop up` uses as root).
-HOST_STATE = PurePosixPath("/var/lib/dlworkshop")
-HOST_TLS = PurePosixPath("/etc/dlworkshop/tls")
+
+def contract_vars() -> dict[str, Any]:
+    """The names the roles share with the hub and the image (dlworkshop/contract.py), as one extra
+    var: the roles' defaults read them from `dlworkshop_contract`, so none is written twice."""
+    return {
+        "host_state": str(contract.HOST_STATE),
+        "host_tls": str(contract.HOST_TLS),
+        "host_gpu_inventory": str(contract.HOST_GPU_INVENTORY),
+        "metadata_address": contract.METADATA_ADDRESS,
+        "label_hub": contract.LABEL_HUB,
+        "nvidia_smi_query_args": list(QUERY_ARGS),
+    }
 
 
-def plain(value: Any) -> Any:
-    """The settings as plain YAML-able data with secrets revealed (the hub on the host needs them):
-    only what workshop.yaml set, so the hub reads the admin's file, defaults and all, as written."""
-    if isinstance(value, BaseModel):
-        return {
-            name: plain(getattr(value, name))
-            for name in type(value).model_fields
-            if name in value.model_fields_set
-        }
-    if isinstance(value, SecretStr):
-        return value.get_secret_value()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(item) for item in value]
-    return value
-
-
-def hub_side_settings(settings: Settings) -> dict[str, Any]:
-    """What the hub container reads: the settings less what only the deploy uses."""
-    data = plain(settings)
-    data.get("hub", {}).pop("image_archive", None)
-    return data
-
-
-def check_deployable(settings: Settings, config_dir: Path | None = None) -> None:
+def check_deployable(settings: Settings) -> None:
     """What a deploy needs beyond a valid workshop.yaml, checked before any host is touched."""
     problems: list[str] = []
     tls = settings.hub.tls
@@ -71,7 +49,7 @@ def check_deployable(settings: Settings, config_dir: Path | None = None) -> None
         ("hub.image_archive", settings.hub.image_archive if settings.image.source == "archive" else None),
         ("auth.accounts_file", settings.auth.accounts_file if settings.auth.mode == "accounts" else None),
     ):
-        if path is not None and not resolve(path, config_dir).is_file():
+        if path is not None and not path.is_file():
             problems.append(f"{field}: {path} does not exist on this machine")
     if settings.image.source == "archive" and settings.hub.image_archive is None:
         problems.append(
@@ -87,25 +65,8 @@ def check_deployable(settings: Settings, config_dir: Path | None = None) -> None
         )
 
 
-def resolve(path: Path, config_dir: Path | None) -> Path:
-    """Paths in workshop.yaml are relative to the file, as a reader expects."""
-    return path if path.is_absolute() or config_dir is None else (config_dir / path)
-
-
-def bridge_name(network: str) -> str:
-    """The learner network's bridge interface: named, so firewall rules can name it (15 chars max)."""
-    return "dlw-" + hashlib.sha256(network.encode()).hexdigest()[:8]
-
-
-def hub_url(settings: Settings) -> str:
-    """What learners open: the public URL, else the TLS name on 443."""
-    if settings.hub.public_url:
-        return settings.hub.public_url.rstrip("/")
-    return f"https://{settings.hub.tls.domain}"
-
-
 def docker_container_params(spec: dict[str, Any]) -> dict[str, Any]:
-    """The SDK spec of hub_service.hub_container_spec as community.docker.docker_container options."""
+    """The SDK spec of hub_runtime.hub_container_spec as community.docker.docker_container options."""
     (container_port, (bind, port)) = next(iter(spec["ports"].items()))
     return {
         "name": spec["name"],
@@ -119,20 +80,22 @@ def docker_container_params(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def playbook_vars(settings: Settings, config_dir: Path | None = None) -> dict[str, Any]:
+def playbook_vars(settings: Settings) -> dict[str, Any]:
     """Extra vars for ansible/site.yml, named after the role that reads them."""
     hub = settings.hub
     tls = settings.hub.tls
-    hub_dir = HOST_STATE / hub.container_name
+    hub_dir = contract.HOST_STATE / hub.container_name
     accounts = str(hub_dir / "accounts.csv") if settings.auth.mode == "accounts" else None
-    spec = hub_container_spec(settings, str(hub_dir / "workshop.yaml"), accounts)
+    spec = hub_container_spec(settings, str(hub_dir / contract.CONFIG_NAME), accounts)
     archives: dict[str, Path] = {}
     if settings.image.source == "archive":
+        assert settings.image.archive and hub.image_archive  # check_deployable requires both
         archives = {
-            settings.image.reference: resolve(settings.image.archive, config_dir).resolve(),  # type: ignore[arg-type]
-            hub.image: resolve(hub.image_archive, config_dir).resolve(),  # type: ignore[arg-type]
+            settings.image.reference: settings.image.archive.resolve(),
+            hub.image: hub.image_archive.resolve(),
         }
     return {
+        "dlworkshop_contract": contract_vars(),
         "workshop_images_source": "pull" if settings.image.source == "pull" else "archive",
         "workshop_images_wanted": [
             {
@@ -143,28 +106,27 @@ def playbook_vars(settings: Settings, config_dir: Path | None = None) -> dict[st
             }
             for ref in (settings.image.reference, hub.image)
         ],
-        "workshop_hub_settings": hub_side_settings(settings),
+        # Filled with the host's GPUs on the host (the dlworkshop_settings_with_gpus filter).
+        "workshop_hub_settings": hub_settings(settings),
         "workshop_hub_dir": str(hub_dir),
         "workshop_hub_container": docker_container_params(spec),
         "workshop_hub_network": hub.network,
         "workshop_hub_volume": hub.data_volume,
-        "workshop_hub_bridge": bridge_name(hub.network),
-        "workshop_hub_accounts_source": (
-            str(resolve(settings.auth.accounts_file, config_dir).resolve())  # type: ignore[arg-type]
-            if accounts
-            else ""
-        ),
+        "workshop_hub_bridge": contract.bridge_name(hub.network),
+        "workshop_hub_accounts_source": str(settings.auth.accounts_file.resolve())
+        if accounts and settings.auth.accounts_file
+        else "",
         "workshop_hub_accounts_path": accounts or "",
         "workshop_hub_gpu_policy": settings.resources.gpu.policy,
-        "workshop_hub_url": hub_url(settings),
+        "workshop_hub_url": hub.url,
         "tls_proxy_mode": tls.mode,
         "tls_proxy_domain": tls.domain or "",
         "tls_proxy_email": tls.email or "",
         "tls_proxy_acme_directory": tls.acme_directory,
-        "tls_proxy_certificate_source": str(resolve(tls.certificate, config_dir)) if tls.certificate else "",
-        "tls_proxy_key_source": str(resolve(tls.key, config_dir)) if tls.key else "",
-        "tls_proxy_upstream": f"{'127.0.0.1' if hub.bind == '0.0.0.0' else hub.bind}:{hub.port}",
-        "workshop_firewall_bridge": bridge_name(hub.network),
+        "tls_proxy_certificate_source": str(tls.certificate) if tls.certificate else "",
+        "tls_proxy_key_source": str(tls.key) if tls.key else "",
+        "tls_proxy_upstream": f"{hub.bind}:{hub.port}",
+        "workshop_firewall_bridge": contract.bridge_name(hub.network),
     }
 
 
@@ -177,13 +139,13 @@ def verify_vars(settings: Settings) -> dict[str, Any]:
         "hub_container": hub.container_name,
         "hub_volume": hub.data_volume,
         "hub_network": hub.network,
-        "hub_bridge": bridge_name(hub.network),
+        "hub_bridge": contract.bridge_name(hub.network),
         "hub_port": hub.port,
         "tls_mode": hub.tls.mode,
         "tls_domain": hub.tls.domain,
-        "tls_ca_file": str(HOST_TLS / "self-signed" / "fullchain.pem")
+        "tls_ca_file": str(contract.HOST_TLS / "self-signed" / "fullchain.pem")
         if hub.tls.mode == "self-signed"
         else None,
-        "secrets_dir": "/srv/jupyterhub/data",
-        "accounts_in_container": CONTAINER_ACCOUNTS if settings.auth.mode == "accounts" else None,
+        "secrets_dir": str(contract.HUB_DATA),
+        "accounts_in_container": str(contract.HUB_ACCOUNTS) if settings.auth.mode == "accounts" else None,
     }

@@ -23,13 +23,12 @@ VARS_ENV = "DLWORKSHOP_VERIFY_VARS"
 
 def verify(
     settings: Settings,
-    config_path: Path | None,
     inventory: Path,
     console: Console,
     limit: str | None = None,
     ca_file: Path | None = None,
 ) -> None:
-    check_deployable(settings, config_path.resolve().parent if config_path else None)
+    check_deployable(settings)
     hosts, _ = load_inventory(inventory, limit)
     with tempfile.TemporaryDirectory(prefix="dlworkshop-verify-") as scratch:
         expected = Path(scratch) / "expected.json"

@@ -50,3 +50,28 @@ def image_labels(client: str, reference: str) -> dict[str, str] | None:
     import json
 
     return json.loads(result.stdout or "null") or {}
+
+
+def docker_client():  # type: ignore[no-untyped-def]
+    """The Docker SDK's client for this machine's engine, or one clear error."""
+    import docker
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception:
+        raise DockerUnavailableError(
+            "the Docker engine is not running or not reachable",
+            fix="start it (`systemctl start docker`, or scripts/setup-host)",
+        ) from None
+    return client
+
+
+def image_present(client, reference: str) -> bool:  # type: ignore[no-untyped-def]
+    import docker
+
+    try:
+        client.images.get(reference)
+        return True
+    except docker.errors.ImageNotFound:
+        return False

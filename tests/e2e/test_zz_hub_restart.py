@@ -39,6 +39,10 @@ def test_learners_survive_a_hub_recreation(running_hub: RunningHub) -> None:
         response = running_hub.api_get(client, name, "/api/contents/mine.txt")
         assert response.status_code == 200, (name, response.status_code)
         assert response.json()["content"].strip() == f"work of {name}"
+    # The re-created hub rebuilds its GPU shares from the containers' labels when it first hands
+    # one out: a new learner's start shows what it believed then, and gets a share of its own.
+    running_hub.start_server("keep-linus")
     logged = gpu_assignments_logged(running_hub)
     for name, devices in labels_before.items():
         assert f"('{name}', ('{devices}',))" in logged, logged
+    assert "keep-linus" not in logged

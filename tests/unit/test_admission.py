@@ -4,15 +4,16 @@ places shown, waiting never failed, cancellations give the place back."""
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import pytest
 from traitlets.config import Config
 
 from dlworkshop.capacity import host_start_capacity, start_capacity
 from dlworkshop.settings import parse_settings
-from hub import config as hub_config
 from hub.admission import AdmissionQueue
-from hub.spawner import WorkshopSpawner
+from hub.backends.docker import DockerBackend, WorkshopDockerSpawner
+from hub.spawning import WorkshopSpawner
 
 BASE = "auth: {mode: shared-code, access_code: open-sesame}\n"
 GiB = 1024**3
@@ -110,15 +111,32 @@ def test_workshop_yaml_overrides_the_start_capacity() -> None:
     assert start_capacity(parse_settings(BASE), 2, 20 * GiB) == 4
 
 
-def test_queued_time_never_times_a_start_out() -> None:
+def test_queued_time_never_times_a_start_out(monkeypatch: pytest.MonkeyPatch) -> None:
     c = Config()
-    settings = parse_settings(BASE + "hub: {start_timeout: 120}\n")
-    hub_config.apply_spawner(c, settings)
-    assert c.DockerSpawner.start_timeout >= 24 * 3600
+    settings = parse_settings(BASE + "hub: {start_timeout: 120, start_capacity: 3}\n")
+    DockerBackend(settings).configure(c)
+    assert c.Spawner.start_timeout >= 24 * 3600
     assert c.WorkshopSpawner.admitted_start_timeout == 120
     assert c.JupyterHub.concurrent_spawn_limit == 0
-    assert hub_config.apply_admission(settings, cpus=2, memory=20 * GiB) == 4
-    assert WorkshopSpawner.admission is not None and WorkshopSpawner.admission.capacity == 4
+    # The spawners build the hub's one queue at the first start, with the configured capacity.
+    monkeypatch.setattr(WorkshopSpawner, "_admission", None)
+    spawner = WorkshopDockerSpawner(config=c, user=SimpleNamespace(name="ada", id=1, url="/user/ada/"))
+    other = WorkshopDockerSpawner(config=c, user=SimpleNamespace(name="bo", id=2, url="/user/bo/"))
+    assert spawner.admitted_start_timeout == 120
+    assert spawner.admission.capacity == 3 and other.admission is spawner.admission
+
+
+def test_auto_capacity_comes_from_the_host_at_the_first_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hub import spawning
+
+    monkeypatch.setattr(WorkshopSpawner, "_admission", None)
+    monkeypatch.setattr(spawning.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(spawning, "available_memory", lambda: 20 * GiB)
+    c = Config()
+    DockerBackend(parse_settings(BASE)).configure(c)
+    assert c.WorkshopSpawner.start_capacity == 0  # auto
+    spawner = WorkshopDockerSpawner(config=c, user=SimpleNamespace(name="ada", id=1, url="/user/ada/"))
+    assert spawner.admission.capacity == 4
 
 
 def test_check_advises_prewarm_when_the_room_outnumbers_the_start_capacity() -> None:
@@ -141,8 +159,6 @@ def test_check_advises_prewarm_when_the_room_outnumbers_the_start_capacity() -> 
 
 
 def test_the_spawn_page_shows_the_place_in_the_queue_then_the_start() -> None:
-    from types import SimpleNamespace
-
     async def scenario() -> list[dict | None]:  # type: ignore[type-arg]
         queue = AdmissionQueue(1)
         holder_done = asyncio.Event()
@@ -155,7 +171,9 @@ def test_the_spawn_page_shows_the_place_in_the_queue_then_the_start() -> None:
         await asyncio.sleep(0)
         waiting = asyncio.create_task(queue.admitted("bo/").__aenter__())
         await asyncio.sleep(0)
-        bo = SimpleNamespace(phase="queued", admission=queue, admission_key="bo/")
+        bo = SimpleNamespace(
+            phase="queued", admission=queue, admission_key="bo/", engine_message=lambda: None
+        )
         events = [WorkshopSpawner._progress_event(bo)]  # type: ignore[arg-type]
         holder_done.set()
         await task

@@ -14,18 +14,13 @@ import pytest
 import yaml
 from rich.console import Console
 
+from dlworkshop import contract
 from dlworkshop.deploy.archive import archive_image_id, archive_images
 from dlworkshop.deploy.inventory import hosts_in, limited, load_inventory
-from dlworkshop.deploy.playbook_vars import (
-    bridge_name,
-    check_deployable,
-    docker_container_params,
-    plain,
-    playbook_vars,
-)
+from dlworkshop.deploy.playbook_vars import check_deployable, docker_container_params, playbook_vars
 from dlworkshop.deploy.runner import EventPrinter, failure_message, host_stats, private_run_dir, summary_table
 from dlworkshop.errors import ConfigError, WorkshopError
-from dlworkshop.hub_service import hub_container_spec
+from dlworkshop.hub_runtime import hub_container_spec, hub_settings
 from dlworkshop.settings import Settings, parse_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,26 +36,31 @@ hub:
 
 
 @pytest.fixture
-def settings() -> Settings:
-    return parse_settings(CONFIG)
-
-
-@pytest.fixture
 def config_dir(tmp_path: Path) -> Path:
     _fake_archive(tmp_path / "learner.tar", [{"Config": "aaa.json", "RepoTags": ["dlworkshop/learner:test"]}])
     _fake_archive(tmp_path / "hub.tar", [{"Config": "bbb.json", "RepoTags": ["dlworkshop/hub:test"]}])
     return tmp_path
 
 
+@pytest.fixture
+def settings(config_dir: Path) -> Settings:
+    """As `dlworkshop deploy -c <config_dir>/workshop.yaml` reads it: paths relative to the file."""
+    return parse_settings(CONFIG, base_dir=config_dir)
+
+
 def test_rendered_settings_round_trip_with_secrets(settings: Settings) -> None:
-    data = plain(settings)
+    data = hub_settings(settings)
     assert data["auth"]["access_code"] == "s3cret-code"
-    # The hub on the host reads exactly these settings back.
-    assert Settings.model_validate(yaml.safe_load(yaml.safe_dump(data))) == settings
+    # The hub on the host reads exactly these settings back, less what only the installer uses.
+    read_back = Settings.model_validate(yaml.safe_load(yaml.safe_dump(data)))
+    assert read_back.hub.image_archive is None
+    assert read_back.model_dump(exclude={"hub": {"image_archive"}}) == settings.model_dump(
+        exclude={"hub": {"image_archive"}}
+    )
 
 
 def test_playbook_vars_come_from_the_settings(settings: Settings, config_dir: Path) -> None:
-    extra = playbook_vars(settings, config_dir)
+    extra = playbook_vars(settings)
     assert extra["workshop_images_source"] == "archive"
     assert extra["workshop_images_wanted"] == [
         {
@@ -77,30 +77,60 @@ def test_playbook_vars_come_from_the_settings(settings: Settings, config_dir: Pa
     assert extra["tls_proxy_domain"] == "hub.example.org"
     assert extra["tls_proxy_upstream"] == "127.0.0.1:8000"
     assert extra["workshop_hub_url"] == "https://hub.example.org"
-    assert extra["workshop_hub_bridge"] == extra["workshop_firewall_bridge"] == bridge_name("dlworkshop")
-    # Every variable belongs to the role that reads it.
-    prefixes = ("workshop_images_", "workshop_hub_", "tls_proxy_", "workshop_firewall_")
+    assert (
+        extra["workshop_hub_bridge"]
+        == extra["workshop_firewall_bridge"]
+        == contract.bridge_name("dlworkshop")
+    )
+    # Every variable belongs to the role that reads it, or is the shared contract.
+    prefixes = (
+        "workshop_images_",
+        "workshop_hub_",
+        "tls_proxy_",
+        "workshop_firewall_",
+        "dlworkshop_contract",
+    )
     assert all(name.startswith(prefixes) for name in extra)
+
+
+def test_the_roles_get_the_contracts_names(settings: Settings) -> None:
+    """What the playbook receives, checked against dlworkshop/contract.py (not the reverse)."""
+    extra = playbook_vars(settings)
+    shared = extra["dlworkshop_contract"]
+    assert shared["host_state"] == str(contract.HOST_STATE)
+    assert shared["host_tls"] == str(contract.HOST_TLS)
+    assert shared["metadata_address"] == contract.METADATA_ADDRESS
+    assert shared["label_hub"] == contract.LABEL_HUB
+    assert extra["workshop_hub_dir"] == f"{contract.HOST_STATE}/{settings.hub.container_name}"
+    volumes = extra["workshop_hub_container"]["volumes"]
+    assert f"{extra['workshop_hub_dir']}/{contract.CONFIG_NAME}:{contract.HUB_SETTINGS}:ro" in volumes
+    assert f"{settings.hub.data_volume}:{contract.HUB_DATA}:rw" in volumes
+    assert extra["workshop_hub_container"]["env"] == {contract.CONFIG_ENV: str(contract.HUB_SETTINGS)}
+    assert extra["workshop_hub_container"]["labels"] == {contract.LABEL_HUB: settings.hub.container_name}
+    # Every role default that names a shared value reads it from the contract var, not a copy.
+    for defaults in (REPO / "ansible" / "roles").glob("*/defaults/main.yml"):
+        text = defaults.read_text()
+        for value in (
+            str(contract.HOST_STATE),
+            str(contract.HOST_TLS),
+            contract.METADATA_ADDRESS,
+            contract.LABEL_HUB,
+        ):
+            assert value not in text, f"{defaults} repeats {value}; read it from dlworkshop_contract"
 
 
 def test_hub_container_is_the_one_dlworkshop_up_runs(settings: Settings) -> None:
     spec = hub_container_spec(settings, "/var/lib/dlworkshop/dlworkshop-hub/workshop.yaml")
     params = docker_container_params(spec)
-    assert params["published_ports"] == ["127.0.0.1:8000:8000"]
+    assert params["published_ports"] == [f"127.0.0.1:8000:{contract.HUB_PORT}"]
     assert params["restart_policy"] == "unless-stopped"
-    assert "/var/run/docker.sock:/var/run/docker.sock:rw" in params["volumes"]
-    assert "dlworkshop-hub-data:/srv/jupyterhub/data:rw" in params["volumes"]
-    assert (
-        "/var/lib/dlworkshop/dlworkshop-hub/workshop.yaml:/srv/jupyterhub/workshop.yaml:ro"
-        in params["volumes"]
-    )
+    assert f"{contract.DOCKER_SOCKET}:{contract.DOCKER_SOCKET}:rw" in params["volumes"]
     assert params["networks"] == [{"name": "dlworkshop"}]
-    assert params["env"] == {"DLWORKSHOP_CONFIG": "/srv/jupyterhub/workshop.yaml"}
 
 
 def test_bridge_name_fits_an_interface_name() -> None:
-    assert len(bridge_name("a-very-long-workshop-network-name")) <= 15
-    assert bridge_name("one") != bridge_name("two")
+    assert len(contract.bridge_name("a-very-long-workshop-network-name")) <= 15
+    assert contract.bridge_name("one") != contract.bridge_name("two")
 
 
 @pytest.mark.parametrize(
@@ -114,13 +144,13 @@ def test_bridge_name_fits_an_interface_name() -> None:
 def test_undeployable_settings_are_refused(config_dir: Path, change: str, problem: str) -> None:
     text = CONFIG.replace("tls: {mode: self-signed, domain: hub.example.org}", change)
     with pytest.raises(ConfigError) as caught:
-        check_deployable(parse_settings(text), config_dir)
+        check_deployable(parse_settings(text, base_dir=config_dir))
     assert any(p.startswith(problem) for p in caught.value.problems)
 
 
-def test_missing_archives_are_named(tmp_path: Path, settings: Settings) -> None:
+def test_missing_archives_are_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
-        check_deployable(settings, tmp_path)
+        check_deployable(parse_settings(CONFIG, base_dir=tmp_path))
     assert [p.split(":")[0] for p in caught.value.problems] == ["image.archive", "hub.image_archive"]
 
 
@@ -209,11 +239,11 @@ def test_gpu_inventory_from_nvidia_smi() -> None:
 def test_auto_gpu_devices_become_the_hosts_gpus(settings: Settings) -> None:
     filters = _filters()
     gpus = [{"index": 0, "uuid": "GPU-aaa", "name": "A100", "memory_mb": 40960}]
-    rendered = filters.settings_with_gpus(plain(settings), gpus)
+    rendered = filters.settings_with_gpus(hub_settings(settings), gpus)
     assert rendered["resources"]["gpu"]["devices"] == ["GPU-aaa"]
     assert rendered["resources"]["gpu"]["memory_mb"] == 40960
     Settings.model_validate(rendered)  # still valid for the hub
-    assert filters.settings_with_gpus(plain(settings), []) == plain(settings)
+    assert filters.settings_with_gpus(hub_settings(settings), []) == hub_settings(settings)
 
 
 def test_playbook_is_ansible_lint_clean_at_the_production_profile() -> None:

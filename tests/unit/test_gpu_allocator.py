@@ -7,12 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dlworkshop.gpus import GpuDevice, parse_nvidia_smi
 from dlworkshop.settings import GPU
-from hub.gpu import Allocation, Device, GpuAllocator, GpuPoolExhausted, inventory, parse_nvidia_smi
+from hub.backends.gpu_allocator import Allocation, Device, GpuAllocator, GpuPoolExhausted, inventory
 
 NVIDIA_SMI = """\
-0, GPU-11111111-2222-3333-4444-555555555555, 81559
-1, GPU-66666666-7777-8888-9999-000000000000, 81559
+0, GPU-11111111-2222-3333-4444-555555555555, NVIDIA H100 80GB HBM3, 81559
+1, GPU-66666666-7777-8888-9999-000000000000, NVIDIA H100 80GB HBM3, [N/A]
+No devices were found
 """
 
 
@@ -23,8 +25,8 @@ def devices(count: int, memory: int = 40960) -> list[Device]:
 def test_nvidia_smi_output_is_parsed() -> None:
     parsed = parse_nvidia_smi(NVIDIA_SMI)
     assert parsed == [
-        Device("GPU-11111111-2222-3333-4444-555555555555", 81559),
-        Device("GPU-66666666-7777-8888-9999-000000000000", 81559),
+        GpuDevice(0, "GPU-11111111-2222-3333-4444-555555555555", "NVIDIA H100 80GB HBM3", 81559),
+        GpuDevice(1, "GPU-66666666-7777-8888-9999-000000000000", "NVIDIA H100 80GB HBM3", None),
     ]
 
 

@@ -1,14 +1,23 @@
-"""Each hub.config applier against a plain traitlets Config, as JupyterHub would receive it."""
+"""hub.config against a plain traitlets Config, as JupyterHub would receive it: each applier sets
+its own keys, the Docker backend sets the engine's, and the result is checked against
+dlworkshop/contract.py."""
 
 from __future__ import annotations
 
 import stat
 from pathlib import Path
+from types import SimpleNamespace
 
+import pytest
 from traitlets.config import Config
 
+from dlworkshop import contract
 from dlworkshop.settings import parse_settings
 from hub import config as hub_config
+from hub.backends import backend_for
+from hub.backends.docker import DockerBackend, WorkshopDockerSpawner
+from hub.backends.gpu_allocator import GpuAllocator
+from hub.state import HubState
 
 BASE = "auth: {mode: shared-code, access_code: open-sesame, admins: [instructor]}\n"
 
@@ -17,24 +26,50 @@ def settings_of(extra: str = ""):  # type: ignore[no-untyped-def]
     return parse_settings(BASE + extra)
 
 
-def test_hub_keeps_servers_and_secrets_across_restarts(tmp_path: Path) -> None:
-    c = Config()
-    hub_config.apply_hub(c, settings_of(), data=tmp_path)
-    assert c.JupyterHub.cleanup_servers is False
-    assert c.JupyterHub.db_url == f"sqlite:///{tmp_path / 'jupyterhub.sqlite'}"
-    assert c.JupyterHub.hub_connect_ip == "dlworkshop-hub"
-    token_file = tmp_path / "proxy_auth_token"
+@pytest.fixture
+def state(tmp_path: Path) -> HubState:
+    return HubState(data=tmp_path, proxy_token="proxy-token", prewarm_token="prewarm-token")
+
+
+def test_state_is_read_once_and_kept_across_restarts(tmp_path: Path) -> None:
+    first = HubState.load(tmp_path)
+    token_file = tmp_path / contract.PROXY_TOKEN_FILE
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert HubState.load(tmp_path) == first
+
+
+def test_configure_only_sets_and_matches_the_contract(state: HubState) -> None:
+    c = Config()
+    settings = settings_of()
+    hub_config.configure(c, settings, state)
+    assert c.JupyterHub.cleanup_servers is False
+    assert c.JupyterHub.db_url == f"sqlite:///{state.data / contract.DATABASE_FILE}"
+    assert c.JupyterHub.cookie_secret_file == str(state.data / contract.COOKIE_SECRET_FILE)
+    assert c.ConfigurableHTTPProxy.auth_token == "proxy-token"
+    assert c.JupyterHub.bind_url == f"http://0.0.0.0:{contract.HUB_PORT}"
+    assert c.JupyterHub.hub_port == contract.HUB_API_PORT
+    assert c.JupyterHub.hub_connect_ip == settings.hub.container_name
+    assert c.Spawner.notebook_dir == contract.learner.WORK_FOLDER
+    assert c.DockerSpawner.extra_create_kwargs == {"user": str(contract.learner.UID)}
+    assert c.DockerSpawner.name_template == contract.learner_container_name(settings.hub.container_name)
+    assert c.DockerSpawner.volumes == {
+        contract.work_volume_name(settings.hub.container_name): contract.learner.WORK_FOLDER
+    }
+    services = {service["name"] for service in c.JupyterHub.services}
+    roles = {role["name"] for role in c.JupyterHub.load_roles}
+    assert services == roles == {contract.CULLER_SERVICE, contract.PREWARM_SERVICE}
+    # The same settings configure the same hub: no applier appends to another's list.
     again = Config()
-    hub_config.apply_hub(again, settings_of(), data=tmp_path)
-    assert again.ConfigurableHTTPProxy.auth_token == c.ConfigurableHTTPProxy.auth_token
+    hub_config.configure(again, settings, state)
+    assert again == c
 
 
 def test_spawner_limits_volume_and_network() -> None:
     c = Config()
-    hub_config.apply_spawner(c, settings_of("resources: {cpu: 2, memory: 4G}\nhub: {network: ws-net}\n"))
+    DockerBackend(settings_of("resources: {cpu: 2, memory: 4G}\nhub: {network: ws-net}\n")).configure(c)
+    assert c.JupyterHub.spawner_class is WorkshopDockerSpawner
     assert c.DockerSpawner.image == "dlworkshop/learner:latest"
-    assert c.DockerSpawner.cpu_limit == 2 and c.DockerSpawner.mem_limit == 4 * 1024**3
+    assert c.Spawner.cpu_limit == 2 and c.Spawner.mem_limit == 4 * 1024**3
     assert c.DockerSpawner.network_name == "ws-net"
     assert c.DockerSpawner.volumes == {"dlworkshop-hub-work-{raw_username}": "/home/jovyan/work"}
     assert c.DockerSpawner.name_template == "dlworkshop-hub-learner-{raw_username}"
@@ -44,8 +79,7 @@ def test_spawner_limits_volume_and_network() -> None:
 
 def test_security_drops_everything() -> None:
     c = Config()
-    hub_config.apply_security(c, settings_of("resources: {pids: 300}\n"))
-    assert c.DockerSpawner.extra_create_kwargs == {"user": "1000"}
+    DockerBackend(settings_of("resources: {pids: 300}\n")).configure(c)
     host = c.DockerSpawner.extra_host_config
     assert (
         host["cap_drop"] == ["ALL"]
@@ -54,45 +88,82 @@ def test_security_drops_everything() -> None:
     )
 
 
-def test_shared_code_auth_and_admins() -> None:
+def test_the_backend_comes_from_the_settings() -> None:
+    assert isinstance(backend_for(settings_of()), DockerBackend)
+
+
+def test_shared_code_auth_and_admins(state: HubState) -> None:
     from hub.auth import SharedCodeAuthenticator
 
     c = Config()
-    hub_config.apply_auth(c, settings_of())
+    hub_config.apply_auth(c, settings_of(), state)
     assert c.JupyterHub.authenticator_class is SharedCodeAuthenticator
     assert c.SharedCodeAuthenticator.access_code == "open-sesame"
+    assert c.SharedCodeAuthenticator.seats_file == str(state.data / contract.SEATS_FILE)
     assert c.Authenticator.admin_users == {"instructor"}
 
 
-def test_github_auth_is_configured_from_settings() -> None:
+def test_github_auth_is_configured_from_settings(state: HubState) -> None:
     c = Config()
     hub_config.apply_auth(
         c,
         parse_settings(
             "auth: {mode: github, github: {client_id: id, client_secret: s3cret, allowed_organizations: [carpentries]}}\n"
         ),
+        state,
     )
     assert c.JupyterHub.authenticator_class == "oauthenticator.github.GitHubOAuthenticator"
     assert c.GitHubOAuthenticator.client_secret == "s3cret"
     assert c.GitHubOAuthenticator.allowed_organizations == {"carpentries"}
 
 
-def test_culler_is_a_service_with_the_timeout() -> None:
+def test_culler_is_a_service_with_the_timeout(state: HubState) -> None:
     c = Config()
-    hub_config.apply_culler(c, settings_of("culling: {idle_timeout: 1800, every: 60}\n"))
-    command = c.JupyterHub.services[0]["command"]
-    assert "--timeout=1800" in command and "--cull-every=60" in command
-    assert "delete:servers" in c.JupyterHub.load_roles[0]["scopes"]
+    hub_config.apply_services(
+        c, settings_of("culling: {idle_timeout: 1800, every: 60}\n"), state, Path("w.yaml")
+    )
+    culler = next(s for s in c.JupyterHub.services if s["name"] == contract.CULLER_SERVICE)
+    assert "--timeout=1800" in culler["command"] and "--cull-every=60" in culler["command"]
+    role = next(r for r in c.JupyterHub.load_roles if r["name"] == contract.CULLER_SERVICE)
+    assert "delete:servers" in role["scopes"]
 
 
-def test_gpu_allocator_is_rebuilt_from_running_containers() -> None:
-    from hub.spawner import WorkshopSpawner
+def test_gpu_allocator_is_rebuilt_from_running_containers_at_first_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hub.backends import docker as docker_backend
+    from hub.backends.base import LearnerServer
 
+    labels = {contract.LABEL_USER: "ada", contract.LABEL_GPU_DEVICES: "1"}
+    running = [LearnerServer("ada", "c1", "running", labels=labels)]
+    monkeypatch.setattr(docker_backend, "learner_containers", lambda client, hub: running)
+    monkeypatch.setattr(WorkshopDockerSpawner, "_gpu_allocator", None)
     c = Config()
-    settings = settings_of("resources: {gpu: {policy: whole, per_learner: 1, devices: ['0', '1']}}\n")
-    hub_config.apply_gpu(c, settings, running=[("ada", {"org.dlworkshop.gpu.devices": "1"})])
-    assert WorkshopSpawner.gpu_allocator.assignments["ada"].device_ids == ("1",)
-    assert WorkshopSpawner.gpu_allocator.allocate("grace").device_ids == ("0",)
+    DockerBackend(
+        settings_of("resources: {gpu: {policy: whole, per_learner: 1, devices: ['0', '1']}}\n")
+    ).configure(c)
+    spawner = WorkshopDockerSpawner(config=c, user=SimpleNamespace(name="grace", id=2, url="/user/grace/"))
+    monkeypatch.setattr(WorkshopDockerSpawner, "client", None)
+    allocator: GpuAllocator = spawner.gpu_allocator
+    assert allocator.assignments["ada"].device_ids == ("1",)
+    assert allocator.allocate("grace").device_ids == ("0",)
+    assert spawner.gpu_allocator is allocator  # one for the hub, built once
+
+
+def test_docker_learner_servers_come_from_the_hubs_labels() -> None:
+    from hub.backends.docker import learner_containers
+
+    class FakeApi:
+        def containers(self, all: bool, filters: dict[str, str]) -> list[dict[str, object]]:
+            assert filters == {"label": f"{contract.LABEL_HUB}=my-hub"}
+            return [
+                {"Id": "a", "State": "running", "Labels": {contract.LABEL_USER: "ada"}},
+                {"Id": "b", "State": "exited", "Labels": {contract.LABEL_USER: "bo"}},
+                {"Id": "c", "State": "running", "Labels": {}},  # not a learner's
+            ]
+
+    servers = learner_containers(FakeApi(), "my-hub")  # type: ignore[arg-type]
+    assert [(s.user, s.state) for s in servers] == [("ada", "running"), ("bo", "stopped")]
 
 
 def test_shared_code_checks_code_and_name() -> None:

@@ -10,8 +10,9 @@ import pytest
 from dlworkshop.errors import ConfigError
 from dlworkshop.settings import parse_settings
 from hub import config as hub_config
-from hub.prewarm import prewarm, prewarm_names, report, seat_count, seconds_until_prewarm
-from hub.seats import SeatBook
+from hub.prewarm import prewarm, prewarm_names, report, seconds_until_prewarm
+from hub.seats import SeatBook, seat_count
+from hub.state import HubState
 
 SHARED = "auth: {mode: shared-code, access_code: open-sesame}\n"
 
@@ -116,16 +117,19 @@ def test_the_hub_registers_the_prewarm_service_and_seats(tmp_path: Path) -> None
 
     c = Config()
     settings = parse_settings(SHARED + "learners: {count: 6}\nworkshop: {start: 2026-12-01T09:00:00}\n")
-    hub_config.apply_culler(c, settings)
-    hub_config.apply_prewarm(c, settings, data=tmp_path)
+    state = HubState.load(tmp_path)
+    hub_config.configure(c, settings, state, settings_file=tmp_path / "w.yaml")
     services = {service["name"]: service for service in c.JupyterHub.services}
     assert set(services) == {"idle-culler", "prewarm"}
     assert services["prewarm"]["command"][-2:] == ["hub.prewarm", "--scheduled"]
+    assert services["prewarm"]["environment"] == {"DLWORKSHOP_CONFIG": str(tmp_path / "w.yaml")}
+    assert services["prewarm"]["api_token"] == state.prewarm_token
     assert (tmp_path / "prewarm_token").stat().st_mode & 0o777 == 0o600
     assert c.SharedCodeAuthenticator.seats == 6
     without_start = Config()
-    hub_config.apply_prewarm(without_start, parse_settings(SHARED + "learners: {count: 6}\n"), data=tmp_path)
-    assert "command" not in without_start.JupyterHub.services[0]  # token only, for `dlworkshop prewarm`
+    hub_config.configure(without_start, parse_settings(SHARED + "learners: {count: 6}\n"), state)
+    prewarm_service = next(s for s in without_start.JupyterHub.services if s["name"] == "prewarm")
+    assert "command" not in prewarm_service  # token only, for `dlworkshop prewarm`
 
 
 def test_an_unreachable_hub_api_is_one_line_and_exit_1(

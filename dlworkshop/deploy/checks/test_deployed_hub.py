@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from dlworkshop import contract
+
 TLS_PROBE = """
 import json, socket, ssl, sys
 domain, ca_file, ca_pem = sys.argv[1], sys.argv[2] or None, sys.argv[3] or None
@@ -38,17 +40,13 @@ def test_docker_is_active_and_enabled(host: Any) -> None:
 
 def test_learner_image_present_with_its_labels(host: Any, expected: dict[str, Any]) -> None:
     labels = docker_inspect(host, "image", expected["learner_image"])["Config"]["Labels"] or {}
-    for label in (
-        "org.dlworkshop.variant",
-        "org.dlworkshop.lock-sha256",
-        "org.opencontainers.image.revision",
-    ):
+    for label in (contract.LABEL_VARIANT, contract.LABEL_LOCK_SHA256, contract.LABEL_REVISION):
         assert label in labels, f"{expected['learner_image']} lacks the label {label}"
 
 
 def test_hub_image_present_with_its_labels(host: Any, expected: dict[str, Any]) -> None:
     labels = docker_inspect(host, "image", expected["hub_image"])["Config"]["Labels"] or {}
-    assert labels.get("org.opencontainers.image.title") == "dlworkshop hub"
+    assert labels.get(contract.LABEL_TITLE) == "dlworkshop hub"
 
 
 def test_hub_container_running_healthy_and_restarting(host: Any, expected: dict[str, Any]) -> None:
@@ -101,9 +99,9 @@ def test_idle_culler_service_runs_in_the_hub(host: Any, expected: dict[str, Any]
 def test_learners_are_kept_off_the_metadata_address(host: Any, expected: dict[str, Any]) -> None:
     rules = host.iptables.rules("filter", "DOCKER-USER")
     assert any(
-        f"-i {expected['hub_bridge']}" in rule and "169.254.169.254" in rule and "-j DROP" in rule
+        f"-i {expected['hub_bridge']}" in rule and contract.METADATA_ADDRESS in rule and "-j DROP" in rule
         for rule in rules
-    ), f"no DROP rule for 169.254.169.254 from {expected['hub_bridge']} in DOCKER-USER: {rules}"
+    ), f"no DROP rule for {contract.METADATA_ADDRESS} from {expected['hub_bridge']} in DOCKER-USER: {rules}"
 
 
 def test_learner_network_uses_the_firewalled_bridge(host: Any, expected: dict[str, Any]) -> None:
@@ -111,7 +109,7 @@ def test_learner_network_uses_the_firewalled_bridge(host: Any, expected: dict[st
     assert network["Options"].get("com.docker.network.bridge.name") == expected["hub_bridge"]
 
 
-@pytest.mark.parametrize("secret", ["jupyterhub_cookie_secret", "proxy_auth_token"])
+@pytest.mark.parametrize("secret", [contract.COOKIE_SECRET_FILE, contract.PROXY_TOKEN_FILE])
 def test_hub_secrets_exist_with_mode_0600(host: Any, expected: dict[str, Any], secret: str) -> None:
     volume = docker_inspect(host, "volume", expected["hub_volume"])
     path = f"{volume['Mountpoint']}/{secret}"
@@ -123,15 +121,13 @@ def test_hub_secrets_exist_with_mode_0600(host: Any, expected: dict[str, Any], s
 
 def test_settings_file_is_private(host: Any, expected: dict[str, Any]) -> None:
     container = docker_inspect(host, "container", expected["hub_container"])
-    sources = [
-        m["Source"] for m in container["Mounts"] if m["Destination"] == "/srv/jupyterhub/workshop.yaml"
-    ]
+    sources = [m["Source"] for m in container["Mounts"] if m["Destination"] == str(contract.HUB_SETTINGS)]
     assert sources, "the hub container does not mount its settings file"
     assert host.file(sources[0]).mode == 0o600
 
 
 def test_gpu_runtime_registered_where_gpus_exist(host: Any) -> None:
-    inventory = json.loads(host.file("/etc/dlworkshop/gpus.json").content_string or "[]")
+    inventory = json.loads(host.file(str(contract.HOST_GPU_INVENTORY)).content_string or "[]")
     if not inventory:
         pytest.skip("no GPUs recorded on this host (nvidia-smi found none): no GPU runtime expected")
     runtimes = host.run("docker info --format '{{json .Runtimes}}'")

@@ -1,4 +1,5 @@
-"""Per-learner GPU quotas on plain Docker: pure logic, no GPU needed to test.
+"""Per-learner GPU quotas on plain Docker (the Docker backend's; Slurm and Kubernetes allocate GPUs
+themselves): pure logic, no GPU needed to test.
 
 Policies: `none`; `whole` (k GPUs per learner); `shared` (n learners per GPU, each with a memory
 cap); `mig` (each MIG device one learner). The allocator hands out device IDs that the spawner
@@ -8,17 +9,13 @@ state from those labels after a hub restart: the running containers are the sour
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from dlworkshop import contract
 from dlworkshop.errors import WorkshopError
+from dlworkshop.gpus import detect_gpus
 from dlworkshop.settings import GPU
-
-LABEL_DEVICES = "org.dlworkshop.gpu.devices"
-LABEL_MEMORY_CAP = "org.dlworkshop.gpu.memory-cap-mb"
-NVIDIA_SMI_QUERY = ["nvidia-smi", "--query-gpu=index,uuid,memory.total", "--format=csv,noheader,nounits"]
 
 
 class GpuPoolExhausted(Exception):
@@ -39,16 +36,16 @@ class Allocation:
 
     @property
     def labels(self) -> dict[str, str]:
-        labels = {LABEL_DEVICES: ",".join(self.device_ids)}
+        labels = {contract.LABEL_GPU_DEVICES: ",".join(self.device_ids)}
         if self.memory_cap_mb:
-            labels[LABEL_MEMORY_CAP] = str(self.memory_cap_mb)
+            labels[contract.LABEL_GPU_MEMORY_CAP] = str(self.memory_cap_mb)
         return labels
 
     @property
     def environment(self) -> dict[str, str]:
         env = {"NVIDIA_VISIBLE_DEVICES": ",".join(self.device_ids)}
         if self.memory_cap_mb:
-            env["DLWORKSHOP_GPU_MEMORY_MB"] = str(self.memory_cap_mb)
+            env[contract.learner.GPU_MEMORY_ENV] = str(self.memory_cap_mb)
         return env
 
     @property
@@ -57,26 +54,15 @@ class Allocation:
         return [{"driver": "nvidia", "device_ids": list(self.device_ids), "capabilities": [["gpu"]]}]
 
 
-def parse_nvidia_smi(output: str) -> list[Device]:
-    """Devices from `nvidia-smi --query-gpu=index,uuid,memory.total --format=csv,noheader,nounits`."""
-    devices = []
-    for line in output.strip().splitlines():
-        parts = [part.strip() for part in line.split(",")]
-        if len(parts) >= 3:
-            devices.append(Device(id=parts[1], memory_mb=int(float(parts[2]))))
-    return devices
-
-
 def discover_devices() -> list[Device]:
-    if shutil.which("nvidia-smi") is None:
+    """Where devices: auto reached the hub unresolved (`up` and the deploy resolve it on the host)."""
+    found = [Device(id=gpu.uuid, memory_mb=gpu.memory_mb) for gpu in detect_gpus()]
+    if not found:
         raise WorkshopError(
-            "resources.gpu asks for GPUs with devices: auto, but nvidia-smi is not on this host",
+            "resources.gpu asks for GPUs with devices: auto, but no GPU answers nvidia-smi here",
             fix="install the NVIDIA driver, or list the devices in resources.gpu.devices",
         )
-    result = subprocess.run(NVIDIA_SMI_QUERY, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise WorkshopError(f"nvidia-smi failed: {result.stderr.strip()}", fix="check the NVIDIA driver")
-    return parse_nvidia_smi(result.stdout)
+    return found
 
 
 def inventory(settings: GPU, discovered: list[Device] | None = None) -> list[Device]:
@@ -160,11 +146,11 @@ class GpuAllocator:
         self.assignments = {}
         known = {d.id for d in self.devices}
         for username, labels in running:
-            device_ids = tuple(d for d in labels.get(LABEL_DEVICES, "").split(",") if d)
+            device_ids = tuple(d for d in labels.get(contract.LABEL_GPU_DEVICES, "").split(",") if d)
             if not device_ids or not set(device_ids) <= known:
                 continue
             usage = self.usage()
             if any(usage[d] >= self.learners_per_gpu for d in device_ids):
                 continue
-            cap = labels.get(LABEL_MEMORY_CAP)
+            cap = labels.get(contract.LABEL_GPU_MEMORY_CAP)
             self.assignments[username] = Allocation(username, device_ids, int(cap) if cap else None)

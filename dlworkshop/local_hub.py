@@ -1,0 +1,222 @@
+"""`dlworkshop up` / `down` / `prewarm`: the workshop hub on this machine (local Docker, SQLite,
+no cloud), its whole lifecycle.
+
+The hub runs in its own container with the Docker socket; learners' servers run on a private
+Docker network. `up` builds what is missing, starts the hub, waits until it answers, and undoes
+what it created if any step fails: never a half-done hub.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+
+from dlworkshop import contract
+from dlworkshop.errors import WorkshopError
+from dlworkshop.firewall import install_metadata_rule, remove_metadata_rule
+from dlworkshop.gpus import detect_gpus
+from dlworkshop.hub_runtime import hub_container_spec, hub_settings, hub_settings_yaml
+from dlworkshop.image.docker import docker_client
+from dlworkshop.image.ensure import ensure_images
+from dlworkshop.settings import Settings
+
+
+@dataclass
+class Rollback:
+    """Undo steps for what this run created, run in reverse when a later step fails."""
+
+    steps: list[Callable[[], object]]
+
+    def add(self, step: Callable[[], object]) -> None:
+        self.steps.append(step)
+
+    def run(self) -> None:
+        for step in reversed(self.steps):
+            with contextlib.suppress(Exception):
+                step()
+
+
+@contextlib.contextmanager
+def all_or_nothing() -> Iterator[Rollback]:
+    rollback = Rollback([])
+    try:
+        yield rollback
+    except BaseException:
+        rollback.run()
+        raise
+
+
+def port_free(bind: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((bind, port))
+            return True
+        except OSError:
+            return False
+
+
+def bridge_interface(network) -> str:  # type: ignore[no-untyped-def]
+    return network.attrs.get("Options", {}).get(BRIDGE_NAME_OPTION) or f"br-{network.id[:12]}"
+
+
+BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
+
+
+def wait_until_answering(url: str, container, timeout: float, console: Console) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    with console.status(f"waiting for the hub at {url}"):
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/hub/api", timeout=5).status_code == 200:
+                    return
+            container.reload()
+            if container.status in ("exited", "dead"):
+                break
+            time.sleep(1)
+    logs = container.logs(tail=20).decode(errors="replace")
+    raise WorkshopError(
+        f"the hub did not answer at {url}; its last log lines:\n{logs}",
+        fix="fix the cause above and run `dlworkshop up` again",
+    )
+
+
+def write_settings_file(settings: Settings) -> Path:
+    """The settings the hub reads (hub_runtime.hub_settings, as the deploy writes them), mode 0600."""
+    folder = contract.state_dir() / settings.hub.container_name
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / contract.CONFIG_NAME
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(hub_settings_yaml(hub_settings(settings, detect_gpus())))
+    return target
+
+
+def up(settings: Settings, console: Console, rebuild: bool = False, wait: float = 180) -> str:
+    """Start (or re-create, keeping learners' servers and volumes) the hub; returns its URL."""
+    import docker
+
+    client = docker_client()
+    hub = settings.hub
+    existing = None
+    with contextlib.suppress(docker.errors.NotFound):
+        existing = client.containers.get(hub.container_name)
+    if existing is None and not port_free(hub.bind, hub.port):
+        raise WorkshopError(
+            f"port {hub.bind}:{hub.port} is already in use",
+            fix="stop what uses it, or set hub.port in workshop.yaml",
+        )
+    if settings.auth.mode == "accounts" and not (
+        settings.auth.accounts_file and settings.auth.accounts_file.is_file()
+    ):
+        raise WorkshopError(
+            "auth.accounts_file is missing",
+            fix="run `dlworkshop accounts generate N` and set auth.accounts_file",
+        )
+    ensure_images(client, settings, console, rebuild=rebuild)
+    with all_or_nothing() as rollback:
+        try:
+            network = client.networks.get(hub.network)
+        except docker.errors.NotFound:
+            network = client.networks.create(
+                hub.network,
+                driver="bridge",
+                labels={contract.LABEL_HUB: hub.container_name},
+                # Named as the deploy names it, so firewall rules can name it.
+                options={BRIDGE_NAME_OPTION: contract.bridge_name(hub.network)},
+            )
+            rollback.add(network.remove)
+        if install_metadata_rule(bridge_interface(network)):
+            rollback.add(lambda: remove_metadata_rule(bridge_interface(network)))
+        try:
+            client.volumes.get(hub.data_volume)
+        except docker.errors.NotFound:
+            volume = client.volumes.create(hub.data_volume, labels={contract.LABEL_HUB: hub.container_name})
+            rollback.add(volume.remove)
+        settings_file = write_settings_file(settings)
+        if existing is not None:
+            # A re-created hub (upgrade, changed settings) finds the learners' servers still running.
+            existing.remove(force=True)
+        accounts = str(settings.auth.accounts_file.resolve()) if settings.auth.mode == "accounts" else None
+        container = client.containers.run(
+            detach=True, **hub_container_spec(settings, str(settings_file), accounts)
+        )
+        rollback.add(lambda: container.remove(force=True))
+        wait_until_answering(
+            f"http://{contract.local_address(hub.bind)}:{hub.port}", container, wait, console
+        )
+    return hub.url
+
+
+def learner_containers(client, settings: Settings) -> list:  # type: ignore[no-untyped-def,type-arg]
+    """This hub's learner containers (labelled with it by the hub's Docker backend)."""
+    label = f"{contract.LABEL_HUB}={settings.hub.container_name}"
+    return [
+        container
+        for container in client.containers.list(all=True, filters={"label": label})
+        if contract.LABEL_USER in container.labels
+    ]
+
+
+def down(settings: Settings, purge: bool, console: Console) -> None:
+    """Stop the hub and the learners' servers; keep the learners' volumes unless purge."""
+    import docker
+
+    client = docker_client()
+    hub = settings.hub
+    with contextlib.suppress(docker.errors.NotFound):
+        client.containers.get(hub.container_name).remove(force=True)
+        console.print(f"removed the hub container {hub.container_name}")
+    for container in learner_containers(client, settings):
+        container.remove(force=True)
+        console.print(f"stopped {container.name}")
+    with contextlib.suppress(docker.errors.NotFound):
+        network = client.networks.get(hub.network)
+        remove_metadata_rule(bridge_interface(network))
+        network.remove()
+    if purge:
+        # Only this hub's learners' volumes.
+        prefix = contract.work_volume_prefix(hub.container_name)
+        volumes = [v for v in client.volumes.list() if v.name.startswith(prefix)]
+        with contextlib.suppress(docker.errors.NotFound):
+            volumes.append(client.volumes.get(hub.data_volume))
+        for volume in volumes:
+            volume.remove(force=True)
+            console.print(f"removed volume {volume.name}")
+    else:
+        console.print("learners' work volumes kept (`dlworkshop down --purge` removes them)")
+
+
+def prewarm(settings: Settings, console: Console, timeout: float = 1800) -> None:
+    """Start the learners' servers now, from inside the hub (its prewarm service's token), and
+    stream its progress; a failed server is a nonzero exit."""
+    import docker
+
+    client = docker_client()
+    try:
+        hub = client.containers.get(settings.hub.container_name)
+    except docker.errors.NotFound:
+        raise WorkshopError(
+            f"no hub container {settings.hub.container_name} on this machine",
+            fix="start the hub with `dlworkshop up` first",
+        ) from None
+    if hub.status != "running":
+        raise WorkshopError(f"the hub container is {hub.status}", fix="run `dlworkshop up`")
+    command = ["python", "-m", "hub.prewarm", "--now", "--timeout", str(timeout)]
+    execution = client.api.exec_create(hub.id, command, workdir=str(contract.HUB_HOME))
+    for chunk in client.api.exec_start(execution["Id"], stream=True):
+        console.out(chunk.decode(errors="replace"), end="", highlight=False)
+    code = client.api.exec_inspect(execution["Id"])["ExitCode"]
+    if code != 0:
+        raise WorkshopError(
+            "some servers could not be pre-warmed (see the table above)",
+            fix="check `docker logs` of the hub and of the failed learners' containers, then run again",
+        )

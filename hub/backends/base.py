@@ -1,0 +1,75 @@
+"""The one interface between the hub and the engine that runs learners' servers.
+
+A backend knows its engine and nothing else: admission, pre-warm, culling, logins and the smoke
+test work through JupyterHub's own API and `hub.spawning.WorkshopSpawner`, never through an
+engine's client. Each engine (Docker today; Slurm and Kubernetes next) is one module beside this
+one that subclasses `Backend` and mixes `WorkshopSpawner` into the engine's spawner class.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from dlworkshop import contract
+from dlworkshop.settings import Settings
+from hub.spawning import QUEUED_START_TIMEOUT, WorkshopSpawner
+
+ServerState = Literal["starting", "running", "stopped"]
+
+
+@dataclass(frozen=True)
+class LearnerServer:
+    """A learner's server as the engine sees it now (which may differ from the hub's database,
+    e.g. after a hub restart): what state rebuilding, adoption and the room view read."""
+
+    user: str
+    engine_id: str  # container ID, job ID, pod name
+    state: ServerState
+    node: str | None = None  # where it runs, where the engine has several
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+class Backend(ABC):
+    """One engine. Implement `spawner_class`, `configure_engine` and `learner_servers`."""
+
+    name: ClassVar[str]
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @property
+    @abstractmethod
+    def spawner_class(self) -> type[WorkshopSpawner]:
+        """The engine's spawner with WorkshopSpawner mixed in front of it."""
+
+    @abstractmethod
+    def configure_engine(self, c: Any) -> None:
+        """Set the engine's own keys on JupyterHub's config: where the hub is reached from the
+        learners' servers, image, storage of the work folder, isolation, GPUs."""
+
+    @abstractmethod
+    def learner_servers(self) -> list[LearnerServer]:
+        """Every learner server this hub's engine runs (or is starting) now."""
+
+    def configure(self, c: Any) -> None:
+        """Everything the backend sets: what every engine shares, then the engine's own keys."""
+        settings, resources = self.settings, self.settings.resources
+        c.JupyterHub.spawner_class = self.spawner_class
+        # JupyterHub's own quota traits: every engine maps them to its limits (and sets CPU_LIMIT,
+        # MEM_LIMIT in the server's environment, which the learner's start hook reads).
+        c.Spawner.cpu_limit = resources.cpu
+        c.Spawner.mem_limit = resources.memory
+        c.Spawner.default_url = "/lab"
+        c.Spawner.notebook_dir = contract.learner.WORK_FOLDER
+        # Time in the admission queue never fails a learner: the admitted start is bounded instead.
+        c.Spawner.start_timeout = QUEUED_START_TIMEOUT
+        c.Spawner.http_timeout = settings.hub.start_timeout
+        c.WorkshopSpawner.admitted_start_timeout = settings.hub.start_timeout
+        capacity = settings.hub.start_capacity
+        c.WorkshopSpawner.start_capacity = capacity if isinstance(capacity, int) else 0
+        # The admission queue, not a refusal, handles a room arriving at once.
+        c.JupyterHub.concurrent_spawn_limit = 0
+        self.configure_engine(c)

@@ -1,0 +1,186 @@
+"""Learners' servers as containers on this machine's Docker engine (DockerSpawner).
+
+The hub runs in a container beside them, with the Docker socket. Each learner gets a locked-down
+container (UID 1000, no capabilities, a process and memory limit) on the hub's private network, a
+named volume for the work folder, and a share of the GPUs handed out by `GpuAllocator` as Docker
+device requests. What must survive a hub restart is on the containers' labels: who owns a
+container, which hub started it, which GPUs it holds.
+
+The only module of the hub that imports dockerspawner or docker.
+"""
+
+from __future__ import annotations
+
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar
+
+import docker
+from dockerspawner import DockerSpawner
+from tornado import web
+from traitlets import Bool, Dict, Integer, Unicode
+
+from dlworkshop import contract
+from dlworkshop.settings import GPU
+from hub.backends.base import Backend, LearnerServer, ServerState
+from hub.backends.gpu_allocator import Allocation, GpuAllocator, GpuPoolExhausted
+from hub.spawning import WorkshopSpawner
+
+_STATES: dict[str, ServerState] = {"created": "starting", "restarting": "starting", "running": "running"}
+
+
+def learner_containers(client: docker.APIClient, hub_name: str) -> list[LearnerServer]:
+    """This hub's learner containers, from their labels (the engine is the source of truth)."""
+    found = client.containers(all=True, filters={"label": f"{contract.LABEL_HUB}={hub_name}"})
+    return [
+        LearnerServer(
+            user=container["Labels"].get(contract.LABEL_USER, ""),
+            engine_id=container["Id"],
+            state=_STATES.get(container["State"], "stopped"),
+            node=None,
+            labels=container["Labels"],
+        )
+        for container in found
+        if contract.LABEL_USER in container["Labels"]
+    ]
+
+
+class WorkshopDockerSpawner(WorkshopSpawner, DockerSpawner):
+    hub_name = Unicode(config=True, help="The hub container's name; learner containers carry it as a label.")
+    gpu = Dict(config=True, help="resources.gpu of workshop.yaml: the policy and the devices to share.")
+    gpu_device_requests = Bool(
+        True, config=True, help="Pass GPUs as Docker device requests (off: bookkeeping only)."
+    )
+    disk_free_min = Integer(0, config=True, help="Refuse a start when the host has less free disk (bytes).")
+    docker_api_threads = Integer(
+        8,
+        config=True,
+        help="Docker API calls in flight at once, for all learners together. DockerSpawner's own "
+        "executor has one thread, which queues a whole room's creates, starts and polls behind each other.",
+    )
+
+    # One of each for the hub process, built at first use.
+    _docker_api_pool: ClassVar[ThreadPoolExecutor | None] = None
+    _gpu_allocator: ClassVar[GpuAllocator | None] = None
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:  # type: ignore[override]
+        cls = WorkshopDockerSpawner
+        if cls._docker_api_pool is None:
+            cls._docker_api_pool = ThreadPoolExecutor(
+                self.docker_api_threads, thread_name_prefix="docker-api"
+            )
+        return cls._docker_api_pool
+
+    @property
+    def gpu_allocator(self) -> GpuAllocator:
+        """The hub's GPU shares, rebuilt from the running containers' labels when first used (so a
+        restarted hub knows who holds what before it hands anything out)."""
+        cls = WorkshopDockerSpawner
+        if cls._gpu_allocator is None:
+            allocator = GpuAllocator.from_settings(GPU.model_validate(self.gpu))
+            if allocator.enabled:
+                running = [s for s in learner_containers(self.client, self.hub_name) if s.state != "stopped"]
+                allocator.rebuild((server.user, server.labels) for server in running)
+                self.log.info(
+                    "dlworkshop: GPU assignments %s",
+                    sorted((a.username, a.device_ids) for a in allocator.assignments.values()),
+                )
+            cls._gpu_allocator = allocator
+        return cls._gpu_allocator
+
+    def _gpu(self) -> Allocation | None:
+        allocator = self.gpu_allocator
+        if not allocator.enabled:
+            return None
+        try:
+            return allocator.allocate(self.user.name)
+        except GpuPoolExhausted as exc:
+            raise web.HTTPError(503, str(exc)) from None
+
+    def get_env(self) -> dict[str, str]:
+        env = super().get_env()
+        allocation = self._gpu()
+        if allocation is not None:
+            env.update(allocation.environment)
+        return env
+
+    async def start(self) -> Any:
+        if self.disk_free_min and shutil.disk_usage(str(contract.HUB_DATA)).free < self.disk_free_min:
+            raise web.HTTPError(507, "The workshop machine is low on disk space. Please tell a helper.")
+        return await super().start()
+
+    async def start_engine(self) -> Any:
+        allocation = self._gpu()
+        labels = {
+            contract.LABEL_HUB: self.hub_name,
+            contract.LABEL_USER: self.user.name,
+            **(allocation.labels if allocation else {}),
+        }
+        self.extra_create_kwargs = {**self.extra_create_kwargs, "labels": labels}
+        if allocation is not None and self.gpu_device_requests:
+            self.extra_host_config = {**self.extra_host_config, "device_requests": allocation.device_requests}
+        try:
+            return await super().start_engine()
+        except BaseException:
+            self._release_gpu()
+            raise
+
+    async def stop(self, now: bool = False) -> None:
+        try:
+            await super().stop(now=now)
+        except (docker.errors.NotFound, docker.errors.NullResource):
+            # It exited and Docker removed it (auto_remove): nothing is left to stop.
+            self.object_id = ""
+            self.clear_state()
+        finally:
+            self._release_gpu()
+
+    def _release_gpu(self) -> None:
+        if self._gpu_allocator is not None:
+            self._gpu_allocator.release(self.user.name)
+
+
+class DockerBackend(Backend):
+    name = "docker"
+
+    @property
+    def spawner_class(self) -> type[WorkshopSpawner]:
+        return WorkshopDockerSpawner
+
+    def configure_engine(self, c: Any) -> None:
+        settings, hub, resources = self.settings, self.settings.hub, self.settings.resources
+        # The hub runs in a container; learners reach its API by the container's name.
+        c.JupyterHub.bind_url = f"http://0.0.0.0:{contract.HUB_PORT}"
+        c.JupyterHub.hub_ip = "0.0.0.0"
+        c.JupyterHub.hub_port = contract.HUB_API_PORT
+        c.JupyterHub.hub_connect_ip = hub.container_name
+        c.DockerSpawner.image = settings.image.reference
+        c.DockerSpawner.pull_policy = "ifnotpresent" if settings.image.source == "pull" else "never"
+        c.DockerSpawner.network_name = hub.network
+        c.DockerSpawner.use_internal_ip = True
+        c.DockerSpawner.remove = True
+        c.DockerSpawner.name_template = contract.learner_container_name(hub.container_name)
+        c.DockerSpawner.volumes = {
+            contract.work_volume_name(hub.container_name): contract.learner.WORK_FOLDER
+        }
+        # Locked down: the learner's UID, no capabilities, no privilege escalation, a process limit,
+        # and no swap beyond the memory limit, so the limit is the limit.
+        c.DockerSpawner.extra_create_kwargs = {"user": str(contract.learner.UID)}
+        c.DockerSpawner.extra_host_config = {
+            "pids_limit": resources.pids,
+            "security_opt": ["no-new-privileges"],
+            "cap_drop": ["ALL"],
+            "memswap_limit": resources.memory,
+        }
+        c.WorkshopDockerSpawner.hub_name = hub.container_name
+        c.WorkshopDockerSpawner.gpu = resources.gpu.model_dump(mode="json")
+        c.WorkshopDockerSpawner.gpu_device_requests = resources.gpu.docker_device_requests
+        c.WorkshopDockerSpawner.disk_free_min = resources.disk_free_min
+
+    def learner_servers(self) -> list[LearnerServer]:
+        client = docker.from_env()
+        try:
+            return learner_containers(client.api, self.settings.hub.container_name)
+        finally:
+            client.close()

@@ -1,0 +1,53 @@
+"""What the hub keeps on its volume: the database, its secrets and the seat book.
+
+Read (and, the first time, created) once before the configuration is applied, so that the
+`apply_*` functions only set keys. Secrets are files of mode 0600: a re-created hub container
+keeps its learners' sessions and its proxy.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from dlworkshop import contract
+
+
+def read_or_create_secret(path: Path, nbytes: int = 32) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_hex(nbytes)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    return value
+
+
+@dataclass(frozen=True)
+class HubState:
+    data: Path
+    proxy_token: str
+    prewarm_token: str
+
+    @classmethod
+    def load(cls, data: Path = Path(contract.HUB_DATA)) -> HubState:
+        return cls(
+            data=data,
+            proxy_token=read_or_create_secret(data / contract.PROXY_TOKEN_FILE),
+            prewarm_token=read_or_create_secret(data / contract.PREWARM_TOKEN_FILE),
+        )
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{self.data / contract.DATABASE_FILE}"
+
+    @property
+    def cookie_secret_file(self) -> Path:
+        return self.data / contract.COOKIE_SECRET_FILE
+
+    @property
+    def seats_file(self) -> Path:
+        return self.data / contract.SEATS_FILE

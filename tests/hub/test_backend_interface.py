@@ -1,0 +1,219 @@
+"""The backend interface, tested the same way for every engine: the Docker backend against the real
+engine, and an in-process backend (tests/hub/fake_backend.py) that exists to prove the interface
+is one a second engine can implement. Spawners are made the way JupyterHub makes them (a User with
+an ORM row, a Server with its base URL), outside a running hub."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from jupyterhub import orm
+from jupyterhub.objects import Hub, Server
+from jupyterhub.spawner import Spawner
+from jupyterhub.user import User
+from traitlets.config import Config
+
+from dlworkshop import contract
+from dlworkshop.settings import Settings, parse_settings
+from hub.backends.base import Backend
+from hub.spawning import WorkshopSpawner
+from tests.hub.fake_backend import InProcessBackend, InProcessSpawner
+
+SETTINGS = "auth: {mode: shared-code, access_code: x}\nresources: {cpu: 0.5, memory: 512M}\n"
+# A learner "server" for the Docker engine: answers every request (JupyterHub's arguments that
+# DockerSpawner appends land in sys.argv and are ignored). Runs in the offline base image.
+SERVE = (
+    "import http.server as h\n"
+    "class A(h.BaseHTTPRequestHandler):\n"
+    "    def do_GET(self):\n"
+    "        self.send_response(200); self.end_headers(); self.wfile.write(b'{}')\n"
+    f"h.ThreadingHTTPServer(('0.0.0.0', {contract.learner.SERVER_PORT}), A).serve_forever()\n"
+)
+
+
+@dataclass
+class Engine:
+    """One backend under test, and how to give it a server that dies while starting."""
+
+    backend: Backend
+    failing: Callable[[Config], None]
+    prepare: Callable[[Config], None] = lambda c: None
+    spawners: list[Spawner] = field(default_factory=list)
+    db: Any = None
+
+    def config(self, capacity: int = 1, failing: bool = False) -> Config:
+        c = Config()
+        self.backend.configure(c)
+        c.WorkshopSpawner.start_capacity = capacity
+        self.prepare(c)
+        if failing:
+            self.failing(c)
+        return c
+
+    def spawner(self, c: Config, name: str | None = None) -> Any:
+        """A learner's spawner as JupyterHub makes one before `start`."""
+        name = name or f"learner-{uuid.uuid4().hex[:6]}"
+        if self.db is None:
+            self.db = orm.new_session_factory("sqlite://")()
+        orm_user = orm.User(name=name)
+        self.db.add(orm_user)
+        self.db.commit()
+        user = User(
+            orm_user, settings={"config": c, "hub": Hub(), "spawner_class": self.backend.spawner_class}
+        )
+        spawner = user._new_spawner("", spawner_class=self.backend.spawner_class)
+        orm_server = orm.Server(base_url=f"/user/{name}/")
+        self.db.add(orm_server)
+        self.db.commit()
+        spawner.server = Server(orm_server=orm_server)
+        self.spawners.append(spawner)
+        return spawner
+
+
+def docker_engine(base_image: str, suffix: str) -> Engine:
+    settings: Settings = parse_settings(
+        SETTINGS + f"image: {{name: {base_image.split(':')[0]}, tag: {base_image.split(':')[1]}}}\n"
+        f"hub: {{container_name: dlw-iface-{suffix}, network: dlw-iface-{suffix}}}\n"
+    )
+    from hub.backends.docker import DockerBackend
+
+    def prepare(c: Config) -> None:
+        c.DockerSpawner.cmd = ["python3", "-c", SERVE]
+        c.WorkshopDockerSpawner.disk_free_min = 0  # its path is the hub volume, inside a hub container
+
+    def failing(c: Config) -> None:
+        c.DockerSpawner.cmd = ["python3", "-c", "raise SystemExit(3)"]
+
+    return Engine(DockerBackend(settings), failing, prepare)
+
+
+def in_process_engine() -> Engine:
+    def failing(c: Config) -> None:
+        c.InProcessSpawner.exit_code = 3
+
+    return Engine(InProcessBackend(parse_settings(SETTINGS)), failing)
+
+
+@pytest.fixture(params=["docker", "in-process"])
+def backend_class(request: pytest.FixtureRequest) -> type[Backend]:
+    if request.param == "docker":
+        from hub.backends.docker import DockerBackend
+
+        return DockerBackend
+    return InProcessBackend
+
+
+@pytest.fixture(params=[pytest.param("docker", marks=pytest.mark.docker), "in-process"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    monkeypatch.setattr(WorkshopSpawner, "_admission", None)  # a fresh queue for the hub of each test
+    if request.param == "in-process":
+        yield in_process_engine()
+        InProcessSpawner.engine.clear()  # its servers ended with the test's event loop
+        return
+    client = request.getfixturevalue("docker_client")
+    base_image = request.getfixturevalue("base_image")
+    suffix = uuid.uuid4().hex[:6]
+    under_test = docker_engine(base_image, suffix)
+    network = client.networks.create(f"dlw-iface-{suffix}", driver="bridge")
+    try:
+        yield under_test
+    finally:
+        import docker
+
+        for container in client.containers.list(
+            all=True, filters={"label": f"{contract.LABEL_HUB}=dlw-iface-{suffix}"}
+        ):
+            with contextlib.suppress(docker.errors.APIError):  # a stop may be removing it already
+                container.remove(force=True)
+        network.remove()
+        for volume in client.volumes.list():
+            if volume.name.startswith(contract.work_volume_prefix(f"dlw-iface-{suffix}")):
+                volume.remove(force=True)
+
+
+def test_configure_hands_jupyterhub_a_workshop_spawner_with_the_quotas(backend_class: type[Backend]) -> None:
+    settings = parse_settings(SETTINGS + "hub: {start_timeout: 90}\n")
+    c = Config()
+    backend_class(settings).configure(c)
+    spawner_class = c.JupyterHub.spawner_class
+    assert issubclass(spawner_class, WorkshopSpawner) and issubclass(spawner_class, Spawner)
+    engine = Engine(backend_class(settings), failing=lambda c: None)
+    spawner = engine.spawner(c, "ada")
+    assert spawner.cpu_limit == 0.5 and spawner.mem_limit == 512 * 2**20
+    assert spawner.admitted_start_timeout == 90 and spawner.start_timeout >= 24 * 3600
+    assert spawner.notebook_dir == contract.learner.WORK_FOLDER
+    assert spawner.default_url == "/lab"
+    assert c.JupyterHub.concurrent_spawn_limit == 0
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 60) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
+async def _answers(spawner: Any, started: Any) -> int:
+    """What the learner's server says at its API, asked as the hub asks (while the engine runs)."""
+    url = started if isinstance(started, str) else f"http://{started[0]}:{started[1]}"
+    async with httpx.AsyncClient(timeout=10) as client:
+        return (await client.get(f"{url.rstrip('/')}{spawner.server.base_url}api")).status_code
+
+
+def _running(engine: Engine) -> set[str]:
+    return {server.user for server in engine.backend.learner_servers() if server.state == "running"}
+
+
+def test_starts_wait_their_turn_and_end_with_servers_that_answer(engine: Engine) -> None:
+    c = engine.config(capacity=1)
+    ada, bo = engine.spawner(c, "ada"), engine.spawner(c, "bo")
+
+    async def scenario() -> None:
+        first = asyncio.create_task(ada.start())
+        await _until(lambda: ada.phase in ("starting", "answering"))
+        second = asyncio.create_task(bo.start())
+        await _until(lambda: bo.phase == "queued" and bo.admission.place(bo.admission_key) == 1)
+        queued = bo._progress_event()
+        assert queued is not None and "you are number 1 in the queue" in queued["message"]
+        for spawner, started in ((ada, await first), (bo, await second)):
+            assert await _answers(spawner, started) == 200
+            assert await spawner.poll() is None
+        assert {"ada", "bo"} <= _running(engine)
+        await ada.stop()
+        await bo.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_stopped_server_is_gone_from_the_engine(engine: Engine) -> None:
+    ada = engine.spawner(engine.config(), "ada")
+
+    async def scenario() -> None:
+        await ada.start()
+        assert "ada" in _running(engine)
+        await ada.stop()
+        assert await ada.poll() is not None
+        assert "ada" not in _running(engine)
+
+    asyncio.run(scenario())
+
+
+def test_a_server_that_dies_while_starting_fails_and_frees_its_place(engine: Engine) -> None:
+    dying = engine.spawner(engine.config(capacity=1, failing=True), "dies")
+    healthy = engine.spawner(engine.config(capacity=1), "lives")
+
+    async def scenario() -> None:
+        with pytest.raises(RuntimeError, match="exited while starting"):
+            await dying.start()
+        assert dying.admission.starting == set()
+        assert await _answers(healthy, await healthy.start()) == 200
+        await healthy.stop()
+        await dying.stop()
+
+    asyncio.run(scenario())
