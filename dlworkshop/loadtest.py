@@ -8,19 +8,19 @@ started is stopped again at the end.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import json
-import re
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import httpx
 from rich.console import Console
 from rich.table import Table
 
 from dlworkshop.errors import WorkshopError
+from dlworkshop.hubclient import HubError, HubSession
 from dlworkshop.smoke.jupyter import CellError, JupyterServer, run_cells
 
 STEPS = ("login", "spawn", "kernel", "first_cell")
@@ -49,6 +49,9 @@ async def _timed(run: LearnerRun, step: str, coroutine):  # type: ignore[no-unty
     started = time.monotonic()
     try:
         result = await coroutine
+    except HubError as exc:
+        run.failed_step = step
+        raise RuntimeError(f"{step}: {exc}") from None
     except Exception as exc:
         run.failed_step = step
         raise RuntimeError(f"{step}: {type(exc).__name__}: {exc}") from None
@@ -56,65 +59,15 @@ async def _timed(run: LearnerRun, step: str, coroutine):  # type: ignore[no-unty
     return result
 
 
-async def _login(client: httpx.AsyncClient, name: str, password: str) -> tuple[str, str]:
+async def _login(hub: HubSession, name: str, password: str) -> tuple[str, str]:
     """Log in through the form; returns the hub's name for the learner (a pre-warmed seat in
-    shared-code mode may differ from the name typed) and an API token."""
-    page = await client.get("/hub/login")
-    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text)
-    if not xsrf:
-        raise RuntimeError(f"no login form (HTTP {page.status_code})")
-    answer = await client.post(
-        "/hub/login", data={"username": name, "password": password, "_xsrf": xsrf.group(1)}
-    )
-    if answer.status_code != 302 or "/hub/login" in answer.headers.get("location", ""):
-        raise RuntimeError("login refused")
-    headers = {"X-XSRFToken": next(c.value for c in client.cookies.jar if c.name == "_xsrf")}
-    whoami = await client.get("/hub/api/user", headers=headers)
-    whoami.raise_for_status()
-    user = whoami.json()["name"]
-    token = await client.post(
-        f"/hub/api/users/{user}/tokens",
-        json={"note": "dlworkshop loadtest", "expires_in": 3600},
-        headers=headers,
-    )
-    token.raise_for_status()
-    return user, token.json()["token"]
-
-
-async def _spawn(client: httpx.AsyncClient, name: str, token: str, timeout: float) -> None:
-    """Ask for the server, then follow the spawn page's event stream until ready, as the
-    browser does (no polling delay added to the measurement)."""
-    headers = {"Authorization": f"token {token}"}
-    await client.post(f"/hub/api/users/{name}/server", headers=headers)
-
-    async def until_ready() -> None:
-        async with client.stream(
-            "GET", f"/hub/api/users/{name}/server/progress", headers=headers, timeout=None
-        ) as events:
-            if events.status_code != 200:
-                raise RuntimeError(f"no start in progress (HTTP {events.status_code}): the hub dropped it")
-            async for line in events.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                event = json.loads(line[5:])
-                if event.get("ready"):
-                    return
-                if event.get("failed"):
-                    raise RuntimeError(f"the hub failed the start: {event.get('message', '')}")
-        raise RuntimeError("the hub ended the start's event stream without a server")
-
-    try:
-        await asyncio.wait_for(until_ready(), timeout)
-    except asyncio.TimeoutError:
-        raise TimeoutError(f"server not ready after {timeout:.0f} s") from None
-
-
-async def _kernel(client: httpx.AsyncClient, name: str, token: str) -> str:
-    response = await client.post(
-        f"/user/{name}/api/kernels", json={"name": "python3"}, headers={"Authorization": f"token {token}"}
-    )
-    response.raise_for_status()
-    return response.json()["id"]
+    shared-code mode may differ from the name typed) and an API token, which the session uses
+    from then on."""
+    await hub.login(name, password)
+    user = (await hub.whoami())["name"]
+    token = await hub.create_token(user, "dlworkshop loadtest")
+    hub.use_token(token)
+    return user, token
 
 
 async def simulate_learner(
@@ -130,13 +83,15 @@ async def simulate_learner(
     working after the first cell); its name and token go into `started` for the cleanup."""
     run = LearnerRun(name, arrival)
     await asyncio.sleep(arrival)
-    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+    async with HubSession(url, timeout=60) as hub:
         try:
-            name, token = await _timed(run, "login", _login(client, name, password))
+            name, token = await _timed(run, "login", _login(hub, name, password))
             if started is not None:
                 started.append((name, token))
-            await _timed(run, "spawn", _spawn(client, name, token, timeout))
-            kernel = await _timed(run, "kernel", _kernel(client, name, token))
+            # Ask for the server, then follow the spawn page's event stream until ready, as the
+            # browser does (no polling delay added to the measurement).
+            await _timed(run, "spawn", hub.spawn(name, timeout))
+            kernel = await _timed(run, "kernel", hub.start_kernel(name))
             server = JupyterServer(f"{url}/user/{name}/", token)
             outputs = await _timed(run, "first_cell", run_cells(server, kernel, [code], cell_timeout=timeout))
             if not outputs[0].stdout.strip():
@@ -146,21 +101,11 @@ async def simulate_learner(
     return run
 
 
-async def _stop(client: httpx.AsyncClient, name: str, token: str | None, timeout: float = 120) -> None:
+async def _stop(url: str, name: str, token: str) -> None:
     """Stop the learner's server and wait until the hub says it is gone (a stop may be pending)."""
-    if not token:
-        return
-    headers = {"Authorization": f"token {token}"}
-    try:
-        await client.delete(f"/hub/api/users/{name}/server", headers=headers)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            user = (await client.get(f"/hub/api/users/{name}", headers=headers)).json()
-            if not user.get("servers"):
-                return
-            await asyncio.sleep(0.5)
-    except httpx.HTTPError:
-        pass
+    async with HubSession(url, token=token, timeout=60) as hub:
+        with contextlib.suppress(HubError):
+            await hub.stop(name, wait=120)
 
 
 def credentials(
@@ -195,8 +140,7 @@ async def surge(
             )
         )
     finally:
-        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-            await asyncio.gather(*(_stop(client, name, token) for name, token in started))
+        await asyncio.gather(*(_stop(url, name, token) for name, token in started))
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import httpx
-
 from dlworkshop import contract
+from dlworkshop.hubclient import HubClient, HubError
 from dlworkshop.settings import Settings, load_settings
 from hub.seats import seat_count, seat_names
 
@@ -63,37 +62,14 @@ class Outcome:
         return self.state.startswith("failed")
 
 
-class Hub:
-    """The few hub REST calls pre-warming needs, with the service's token."""
-
-    def __init__(self, api_url: str, token: str) -> None:
-        self.client = httpx.Client(
-            base_url=api_url.rstrip("/"), headers={"Authorization": f"token {token}"}, timeout=30
-        )
-
-    def server(self, name: str) -> dict | None:  # type: ignore[type-arg]
-        """The user's default server as the hub reports it; creates the user when missing."""
-        user = self.client.get(f"/users/{name}")
-        if user.status_code == 404:
-            self.client.post(f"/users/{name}").raise_for_status()
-            return None
-        user.raise_for_status()
-        return user.json().get("servers", {}).get("")
-
-    def start(self, name: str) -> None:
-        answer = self.client.post(f"/users/{name}/server")
-        if answer.status_code not in (201, 202, 400):  # 400: already running or pending
-            answer.raise_for_status()
-
-
-def prewarm(hub: Hub, names: list[str], timeout: float, say=print) -> list[Outcome]:  # type: ignore[no-untyped-def]
+def prewarm(hub: HubClient, names: list[str], timeout: float, say=print) -> list[Outcome]:  # type: ignore[no-untyped-def]
     """Ask for every server, then wait (bounded) until each is ready or has failed."""
     began = time.monotonic()
     outcomes: dict[str, Outcome] = {}
     pending: list[str] = []
     to_start: list[str] = []
     for name in names:
-        server = hub.server(name)
+        server = hub.server(name, create_user=True)
         if server and server.get("ready"):
             outcomes[name] = Outcome(name, "already running", 0.0)
             continue
@@ -160,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"prewarm: starting servers in {wait / 60:.0f} minutes", flush=True)
             time.sleep(wait)
-            outcomes = prewarm(Hub(api_url, token), prewarm_names(settings), args.timeout)
+            outcomes = prewarm(HubClient.for_api(api_url, token), prewarm_names(settings), args.timeout)
             print(report(outcomes), flush=True)
         # A managed service that exits is restarted by the hub: stay, doing nothing.
         while True:
@@ -170,8 +146,10 @@ def main(argv: list[str] | None = None) -> int:
         print("prewarm: no learner names known (github login without learners.names): nothing to start")
         return 0
     try:
-        outcomes = prewarm(Hub(api_url, token), names, args.timeout, say=lambda line: print(line, flush=True))
-    except httpx.HTTPError as exc:
+        outcomes = prewarm(
+            HubClient.for_api(api_url, token), names, args.timeout, say=lambda line: print(line, flush=True)
+        )
+    except HubError as exc:
         # One line, no traceback: `dlworkshop prewarm` shows what this prints.
         print(f"prewarm: the hub's API at {api_url} failed: {exc}", flush=True)
         return 1

@@ -9,6 +9,7 @@ import httpx
 from rich.console import Console
 
 from dlworkshop.errors import CheckFailed, WorkshopError
+from dlworkshop.hubclient import HubError
 from dlworkshop.lessons import Size, list_lessons
 from dlworkshop.settings import Settings
 from dlworkshop.smoke import checks as smoke_checks
@@ -92,7 +93,7 @@ def smoke_test(settings: Settings, options: SmokeOptions, console: Console) -> l
                 )
     except TargetFailed as failed:
         results.append(failed.result)
-    except (OSError, httpx.HTTPError, smoke_checks.CellError) as exc:
+    except (OSError, httpx.HTTPError, HubError, smoke_checks.CellError) as exc:
         results.append(smoke_checks.CheckResult("smoke test run", False, f"{type(exc).__name__}: {exc}"))
     files = write_report(results, options.report, where, options.size)
     print_summary(console, results, files)

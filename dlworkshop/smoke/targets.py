@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import re
 import secrets
 import subprocess
 import time
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from dlworkshop.hubclient import HubClient, HubError
 from dlworkshop.image.docker import require_engine
 from dlworkshop.smoke.checks import WORK_FOLDER, CheckResult
 from dlworkshop.smoke.jupyter import JupyterServer
@@ -31,81 +31,42 @@ class Target:
     checks: list[CheckResult]
 
 
-def _login(url: str, username: str, password: str) -> tuple[httpx.Client, float]:
-    started = time.monotonic()
-    client = httpx.Client(base_url=url, timeout=30)
-    try:
-        page = client.get("/hub/login")
-    except httpx.HTTPError as exc:
-        raise TargetFailed(
-            CheckResult("login", False, f"hub unreachable at {url}: {type(exc).__name__}")
-        ) from None
-    found = re.search(r'name="_xsrf" value="([^"]+)"', page.text)
-    if page.status_code != 200 or not found:
-        raise TargetFailed(
-            CheckResult("login", False, f"no login form at {url}/hub/login (HTTP {page.status_code})")
-        )
-    # No redirect following: the login alone must not start the server; the API does, and is timed.
-    answer = client.post(
-        "/hub/login", data={"username": username, "password": password, "_xsrf": found.group(1)}
-    )
-    if answer.status_code != 302 or "/hub/login" in answer.headers.get("location", ""):
-        raise TargetFailed(
-            CheckResult("login", False, f"login as {username} refused (wrong access code or password?)")
-        )
-    return client, time.monotonic() - started
-
-
-def _api_token(client: httpx.Client, username: str) -> str:
-    xsrf = next((c.value for c in client.cookies.jar if c.name == "_xsrf"), "")
-    created = client.post(
-        f"/hub/api/users/{username}/tokens",
-        json={"note": "dlworkshop smoke test", "expires_in": 3600},
-        headers={"X-XSRFToken": xsrf},
-    )
-    created.raise_for_status()
-    return created.json()["token"]
-
-
 @contextlib.contextmanager
 def hub_target(
     url: str, username: str, password: str | None, token: str | None, timeout: float
 ) -> Iterator[Target]:
-    url = url.rstrip("/")
     checks = []
-    if token is None:
-        if password is None:
-            raise TargetFailed(
-                CheckResult("login", False, "no access code, password or API token to log in with")
-            )
-        client, seconds = _login(url, username, password)
-        checks.append(CheckResult("login", True, f"{seconds:.1f} s", seconds=seconds))
-        token = _api_token(client, username)
-    api = httpx.Client(base_url=f"{url}/hub/api", headers={"Authorization": f"token {token}"}, timeout=30)
-    started = time.monotonic()
-    api.post(f"/users/{username}/server")
-    deadline = started + timeout
-    while True:
-        user = api.get(f"/users/{username}").json()
-        server = user.get("servers", {}).get("")
-        if server and server.get("ready"):
-            break
-        if time.monotonic() > deadline or (server is None and time.monotonic() - started > 10):
-            raise TargetFailed(
-                CheckResult(
-                    "spawn", False, f"server of {username} not ready after {time.monotonic() - started:.0f} s"
+    with HubClient(url) as hub:
+        if token is None:
+            if password is None:
+                raise TargetFailed(
+                    CheckResult("login", False, "no access code, password or API token to log in with")
                 )
-            )
-        time.sleep(1)
-    seconds = time.monotonic() - started
-    checks.append(CheckResult("spawn", True, f"{seconds:.1f} s", seconds=seconds))
-    jupyter = JupyterServer(f"{url}/user/{username}/", token)
-    try:
-        yield Target(jupyter, checks)
-    finally:
-        jupyter.delete(WORK_FOLDER)
-        with contextlib.suppress(httpx.HTTPError):
-            api.delete(f"/users/{username}/server")
+            started = time.monotonic()
+            try:
+                # The login alone starts no server: the API does, below, and is timed.
+                hub.login(username, password)
+            except HubError as failed:
+                raise TargetFailed(CheckResult("login", False, failed.message)) from None
+            seconds = time.monotonic() - started
+            checks.append(CheckResult("login", True, f"{seconds:.1f} s", seconds=seconds))
+            token = hub.create_token(username, "dlworkshop smoke test")
+        hub.use_token(token)
+        started = time.monotonic()
+        try:
+            hub.start(username)
+            hub.wait_ready(username, timeout - (time.monotonic() - started))
+        except HubError as failed:
+            raise TargetFailed(CheckResult("spawn", False, failed.message)) from None
+        seconds = time.monotonic() - started
+        checks.append(CheckResult("spawn", True, f"{seconds:.1f} s", seconds=seconds))
+        jupyter = JupyterServer(f"{hub.url}/user/{username}/", token)
+        try:
+            yield Target(jupyter, checks)
+        finally:
+            jupyter.delete(WORK_FOLDER)
+            with contextlib.suppress(HubError):
+                hub.stop(username, wait=None)
 
 
 @contextlib.contextmanager

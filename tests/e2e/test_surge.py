@@ -4,7 +4,6 @@ a first login gets a ready seat, a later login the same one. No time is asserted
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Iterator
@@ -13,9 +12,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import docker
-import httpx
 import pytest
 
+from dlworkshop.hubclient import HubClient, HubError
 from dlworkshop.settings import load_settings
 from tests.fixtures.hub import ACCESS_CODE, HUB_TEST_TAG, RunningHub, dlworkshop
 
@@ -65,31 +64,12 @@ def hub_logs() -> str:
     return docker.from_env().containers.get(NAME).logs().decode(errors="replace")
 
 
-def follow_progress(client: httpx.Client, name: str, timeout: float = 300) -> list[dict]:  # type: ignore[type-arg]
-    """The spawn page's event stream, as the browser reads it, until ready or failed."""
-    xsrf = next(c.value for c in client.cookies.jar if c.name == "_xsrf" and c.path.startswith("/hub"))
-    events = []
-    with client.stream(
-        "GET",
-        f"/hub/api/users/{name}/server/progress",
-        headers={"X-XSRFToken": xsrf, "Accept": "text/event-stream"},
-        timeout=timeout,
-    ) as stream:
-        for line in stream.iter_lines():
-            if line.startswith("data:"):
-                event = json.loads(line[5:])
-                events.append(event)
-                if event.get("ready") or event.get("failed"):
-                    break
-    return events
-
-
 def arrive(hub: RunningHub, name: str) -> list[dict]:  # type: ignore[type-arg]
-    client = hub.login(name)
-    try:
-        return follow_progress(client, name)
-    finally:
-        client.close()
+    """A learner's browser: log in, follow the login's redirect (which starts the server), then
+    read the spawn page's event stream until ready or failed."""
+    with HubClient(hub.url) as browser:
+        browser.get(browser.login(name, hub.access_code))
+        return browser.follow_progress(name, timeout=300)
 
 
 def test_with_one_start_at_a_time_three_learners_are_queued_and_all_admitted(surge_hub: RunningHub) -> None:
@@ -109,9 +89,8 @@ def test_with_one_start_at_a_time_three_learners_are_queued_and_all_admitted(sur
     assert 1 in places, f"nobody was shown a place in the queue: {streams}"
     assert "admitted after" in hub_logs()
     for name in names:
-        client = surge_hub.login(name)
-        assert client.get(f"/user/{name}/api").status_code == 200
-        client.close()
+        with surge_hub.login(name) as client:
+            assert client.get(f"/user/{name}/api").status_code == 200
 
 
 def test_the_hub_prewarms_seats_and_a_first_login_gets_a_ready_one(surge_hub: RunningHub) -> None:
@@ -127,33 +106,24 @@ def test_the_hub_prewarms_seats_and_a_first_login_gets_a_ready_one(surge_hub: Ru
 
     seats = {}
     for learner in ("dana", "erin"):
-        client = surge_hub.login(learner)
-        xsrf = next(c.value for c in client.cookies.jar if c.name == "_xsrf" and c.path.startswith("/hub"))
-        me = client.get("/hub/api/user", headers={"X-XSRFToken": xsrf}).json()
+        with surge_hub.login(learner) as client:
+            me = client.whoami()
         assert re.fullmatch(r"seat-0[12]", me["name"]), me
         assert me["servers"][""]["ready"], f"{learner}'s seat was not running at login: {me}"
         seats[learner] = me["name"]
-        client.close()
     assert sorted(seats.values()) == ["seat-01", "seat-02"]
 
-    back = surge_hub.login("dana")
-    xsrf = next(c.value for c in back.cookies.jar if c.name == "_xsrf" and c.path.startswith("/hub"))
-    assert back.get("/hub/api/user", headers={"X-XSRFToken": xsrf}).json()["name"] == seats["dana"]
-    back.close()
+    with surge_hub.login("dana") as back:
+        assert back.whoami()["name"] == seats["dana"]
 
-    # No seat left: the next learner gets their own name and an ordinary start.
-    late = surge_hub.login("finn")
-    xsrf = next(c.value for c in late.cookies.jar if c.name == "_xsrf" and c.path.startswith("/hub"))
-    assert late.get("/hub/api/user", headers={"X-XSRFToken": xsrf}).json()["name"] == "finn"
-    late.close()
+    # No seat left: the next learner gets their own name.
+    with surge_hub.login("finn") as late:
+        assert late.whoami()["name"] == "finn"
 
 
 def test_nobody_logs_in_as_a_seat(surge_hub: RunningHub) -> None:
-    client = httpx.Client(base_url=surge_hub.url, timeout=30)
-    page = client.get("/hub/login")
-    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
-    answer = client.post("/hub/login", data={"username": "seat-01", "password": ACCESS_CODE, "_xsrf": xsrf})
-    assert answer.status_code != 302 or "/hub/login" in answer.headers.get("location", "")
+    with HubClient(surge_hub.url) as client, pytest.raises(HubError, match="login as seat-01 refused"):
+        client.login("seat-01", ACCESS_CODE)
 
 
 def test_prewarm_without_a_hub_is_one_clear_error(tmp_path: Path) -> None:

@@ -88,7 +88,7 @@ class FakeHub:
     def __init__(self, running: set[str], failing: set[str] = frozenset()) -> None:  # type: ignore[assignment]
         self.running, self.failing, self.started = set(running), set(failing), []  # type: ignore[var-annotated]
 
-    def server(self, name: str) -> dict | None:  # type: ignore[type-arg]
+    def server(self, name: str, create_user: bool = False) -> dict | None:  # type: ignore[type-arg]
         if name in self.running:
             return {"ready": True}
         if name in self.started and name not in self.failing:
