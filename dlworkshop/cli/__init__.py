@@ -8,6 +8,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from dlworkshop.errors import ConfigError, WorkshopError
 
@@ -42,13 +43,14 @@ def _register_commands() -> None:
 
 
 def report_error(error: WorkshopError) -> None:
-    """Print a user-caused error: the message, every problem found, and the fix."""
-    err_console.print(f"[bold red]error:[/] {error.message}", highlight=False)
+    """Print a user-caused error: the message, every problem found, and the fix (as written: a
+    `[deploy]` in them is text, not markup)."""
+    err_console.print(f"[bold red]error:[/] {escape(error.message)}", highlight=False)
     if isinstance(error, ConfigError):
         for problem in error.problems:
-            err_console.print(f"  - {problem}", highlight=False)
+            err_console.print(f"  - {escape(problem)}", highlight=False)
     if error.fix:
-        err_console.print(f"[bold]fix:[/] {error.fix}", highlight=False)
+        err_console.print(f"[bold]fix:[/] {escape(error.fix)}", highlight=False)
 
 
 def main() -> None:
