@@ -9,6 +9,7 @@ from rich.console import Console
 
 from dlworkshop.cli import app
 from dlworkshop.cli.config import ConfigOption
+from dlworkshop.extras import require_extra
 
 console = Console(soft_wrap=True)
 
@@ -24,6 +25,7 @@ def deploy(
     limit: str | None = LimitOption,
 ) -> None:
     """Put the workshop hub (Docker, images, hub, TLS, firewall) on the inventory's hosts."""
+    require_extra("deploy", "deploy")
     from dlworkshop.deploy.deploy import deploy as run_deploy
     from dlworkshop.settings import load_settings
 
@@ -40,6 +42,7 @@ def verify(
     ),
 ) -> None:
     """Prove a deployed hub works: the testinfra suite against the inventory's hosts."""
+    require_extra("deploy", "verify")
     from dlworkshop.deploy.verify import verify as run_verify
     from dlworkshop.settings import load_settings
 

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from dlworkshop.cli import app
 from dlworkshop.cli.config import ConfigOption
+from dlworkshop.extras import require_extra
 
 console = Console(soft_wrap=True)
 
@@ -33,6 +34,7 @@ def smoke_test_command(
     config: Path | None = ConfigOption,
 ) -> None:
     """Log in, spawn, check packages, data, threads and GPU, and train every episode against its budget."""
+    require_extra("report", "smoke-test")
     from dlworkshop.errors import WorkshopError
     from dlworkshop.settings import load_settings
     from dlworkshop.smoke.run import SmokeOptions, smoke_test
@@ -70,6 +72,7 @@ def loadtest_command(
     config: Path | None = ConfigOption,
 ) -> None:
     """Simulate learners arriving together: login, start server, open a kernel, run a cell; time each step."""
+    require_extra("report", "loadtest")
     import asyncio
 
     from dlworkshop import loadtest
