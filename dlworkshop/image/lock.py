@@ -51,7 +51,8 @@ def compile_lock(source: Path, target: Path, upgrade: bool = False, exclude: tup
         command.append("--upgrade")
     for package in exclude:
         command += ["--no-emit-package", package]
-    result = subprocess.run(command, capture_output=True, text=True)
+    # From the repository root: a source may name this checkout's package (hub/requirements.in).
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
     if result.returncode != 0:
         raise WorkshopError(f"resolving {source.name} failed: {result.stderr.strip()[-2000:]}")
     return target
@@ -73,7 +74,8 @@ def write_binder_requirements() -> Path:
     return target
 
 
-def lock_hub(upgrade: bool = False) -> Path:
-    """hub/requirements.lock, resolved the same way for the hub image."""
+def lock_hub(upgrade: bool = False, output: Path | None = None) -> Path:
+    """hub/requirements.lock, resolved the same way for the hub image from dlworkshop[hub]; the
+    package itself is left out (the image installs it from the checkout, without dependencies)."""
     source = REPO / "hub" / "requirements.in"
-    return compile_lock(source, source.with_suffix(".lock"), upgrade)
+    return compile_lock(source, output or source.with_suffix(".lock"), upgrade, exclude=("dlworkshop",))
