@@ -16,12 +16,12 @@ import pytest
 
 from dlworkshop.hubclient import HubClient, HubError
 from dlworkshop.settings import load_settings
-from tests.fixtures.hub import ACCESS_CODE, HUB_TEST_TAG, RunningHub, dlworkshop
+from tests.fixtures.hub import ACCESS_CODE, HUB_TEST_TAG, TEST_PORT, TEST_PREFIX, RunningHub, dlworkshop
 
 pytestmark = [pytest.mark.docker, pytest.mark.hub, pytest.mark.slow]
 
-PORT = 8322
-NAME = "dlworkshop-hub-surge"
+PORT = TEST_PORT + 1
+NAME = f"{TEST_PREFIX}-hub-surge"
 # The hub's prewarm service fires this long after the hub is up (minutes_before is at least 1).
 PREWARM_DELAY = 75
 
@@ -38,8 +38,8 @@ hub:
   image: {HUB_TEST_TAG}
   port: {PORT}
   container_name: {NAME}
-  network: dlworkshop-surge
-  data_volume: dlworkshop-surge-hub-data
+  network: {TEST_PREFIX}-surge
+  data_volume: {TEST_PREFIX}-surge-hub-data
   start_capacity: 1
 """
 
@@ -128,8 +128,9 @@ def test_nobody_logs_in_as_a_seat(surge_hub: RunningHub) -> None:
 
 def test_prewarm_without_a_hub_is_one_clear_error(tmp_path: Path) -> None:
     config = tmp_path / "workshop.yaml"
-    config.write_text(surge_config(datetime.now().astimezone()).replace(NAME, "dlworkshop-hub-absent"))
+    absent = f"{TEST_PREFIX}-hub-absent"
+    config.write_text(surge_config(datetime.now().astimezone()).replace(NAME, absent))
     result = dlworkshop("prewarm", "-c", str(config))
     assert result.returncode != 0
-    assert "no hub container dlworkshop-hub-absent" in result.stdout + result.stderr
+    assert f"no hub container {absent}" in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
