@@ -315,15 +315,9 @@ def _run(coroutine: Coroutine[Any, Any, _T]) -> _T:
 class HubClient:
     """`HubSession` for synchronous callers: the same methods, each waiting for its answer."""
 
-    def __init__(
-        self,
-        url: str,
-        token: str | None = None,
-        timeout: float = 30,
-        verify: ssl.SSLContext | bool = True,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        self.session = HubSession(url, token, timeout, verify, transport)
+    def __init__(self, url: str, token: str | None = None, **options: Any) -> None:
+        """`options` as HubSession's (timeout, verify, transport)."""
+        self.session = HubSession(url, token, **options)
         self.url = self.session.url
 
     @classmethod
