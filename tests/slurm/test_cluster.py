@@ -75,6 +75,19 @@ def test_sinfo_shows_both_nodes_idle_with_gpus_and_shards(slurm_cluster: SlurmCl
     ]
 
 
+def test_a_learner_has_one_uid_and_a_private_home_on_every_node(
+    slurm_cluster: SlurmCluster, learners: list[str]
+) -> None:
+    owner, other = learners[:2]
+    uids = {node: slurm_cluster.run(node, f"id -u {owner}").stdout.strip() for node in slurm_cluster.nodes}
+    assert len(set(uids.values())) == 1, uids
+    for node in slurm_cluster.nodes:
+        assert slurm_cluster.run(node, f"stat -c '%a %U' /home/{owner}").stdout.split() == ["700", owner]
+    denied = slurm_cluster.run("node1", f"ls /home/{owner}", user=other, check=False)
+    assert denied.returncode != 0
+    assert "Permission denied" in denied.stderr
+
+
 def test_a_job_runs_on_a_compute_node_under_the_learners_uid_with_its_gpu(
     cluster: SlurmCluster, learners: list[str]
 ) -> None:
@@ -130,6 +143,19 @@ def test_a_job_cannot_open_a_gpu_it_was_not_granted(cluster: SlurmCluster, learn
     assert "granted=none" in no_gpu_report
     assert "nvidia0 EPERM" in no_gpu_report
     assert "nvidia1 EPERM" in no_gpu_report
+
+
+def test_a_job_is_held_to_the_memory_it_asked_for(cluster: SlurmCluster, learners: list[str]) -> None:
+    """ConstrainRAMSpace works under this engine: the job's memory cgroup carries its --mem."""
+    user = learners[0]
+    # The limit sits on the job's cgroup; the task's own cgroup inherits it (hierarchical).
+    script = (
+        'grep hierarchical_memory_limit "/sys/fs/cgroup/memory'
+        '$(sed -n "s/^[0-9]*:memory://p" /proc/self/cgroup)/memory.stat"'
+    )
+    job_id = cluster.submit(user, script, "--mem=300M")
+    cluster.wait_for_state(job_id, "COMPLETED")
+    assert cluster.output(user, job_id).split() == ["hierarchical_memory_limit", str(300 * 1024 * 1024)]
 
 
 def test_two_shard_jobs_share_one_gpu(cluster: SlurmCluster, learners: list[str]) -> None:
