@@ -174,6 +174,9 @@ def test_a_learner_cannot_take_more_than_their_gpu_quota(cluster: SlurmCluster, 
     refused = cluster.submit_refused(user, REPORT_AND_HOLD, "--gres=gpu:2")
     assert "QOSMaxGRESPerUser" in refused
     assert "Job violates accounting/QOS policy" in refused
+    interactive = cluster.run(cluster.login, "srun --gres=gpu:2 true", user=user, check=False)
+    assert interactive.returncode != 0
+    assert "Job violates accounting/QOS policy" in interactive.stderr
 
     # One GPU is the quota over all of a learner's jobs: a second one waits for the first to end.
     first = cluster.submit(user, REPORT_AND_HOLD, "--gres=gpu:1")
