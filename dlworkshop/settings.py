@@ -26,6 +26,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from dlworkshop import contract
 from dlworkshop.errors import ConfigError
@@ -207,8 +208,6 @@ class GPU(StrictModel):
                 raise ValueError(
                     f"per_learner: {self.per_learner:g} does not divide one GPU; use 1/2, 1/3, 1/4..."
                 )
-        if self.policy == "mig" and not self.mig_devices:
-            raise ValueError("mig_devices: policy mig needs the MIG device UUIDs (nvidia-smi -L lists them)")
         return self
 
     @property
@@ -257,7 +256,7 @@ class TLS(StrictModel):
 
 
 class Hub(StrictModel):
-    backend: Literal["docker"] = Field(
+    backend: Literal["docker", "kubernetes"] = Field(
         default="docker", description="The engine that runs learners' servers (hub/backends/)."
     )
     image: str = "dlworkshop/hub:latest"
@@ -303,6 +302,88 @@ class Prewarm(StrictModel):
     )
 
 
+# The extended resources NVIDIA's device plugin advertises: whole GPUs, time-sliced replicas (renamed
+# or not), and MIG slices under the mixed strategy (`nvidia.com/mig-1g.10gb`, `nvidia.com/mig-1c.3g.20gb`).
+NVIDIA_RESOURCE = re.compile(r"nvidia\.com/(gpu|gpu\.shared|mig-(\d+c\.)?\d+g\.\d+gb(\+me)?)")
+MIG_PROFILE = re.compile(r"(\d+c\.)?\d+g\.\d+gb(\+me)?")
+
+
+def _nvidia_resource(value: str | None) -> str | None:
+    if value is not None and not NVIDIA_RESOURCE.fullmatch(value):
+        raise ValueError(
+            f"{value} is not a resource NVIDIA's device plugin advertises "
+            "(nvidia.com/gpu, nvidia.com/gpu.shared or nvidia.com/mig-<profile> such as nvidia.com/mig-1g.10gb)"
+        )
+    return value
+
+
+NvidiaResource = Annotated[str, AfterValidator(_nvidia_resource)]
+
+
+def _count_or_auto(value: Any) -> Any:
+    """One clear message, instead of one per member of `int | "auto"`."""
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        return value
+    raise ValueError(f"{value!r} is neither a count (0 or more) nor auto")
+
+
+class KubernetesToleration(StrictModel):
+    """A pod toleration, as Kubernetes spells it, for the taint on the GPU node pool."""
+
+    key: str
+    operator: Literal["Exists", "Equal"] = "Exists"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = "NoSchedule"
+
+
+class Kubernetes(StrictModel):
+    """hub.backend kubernetes: the Zero to JupyterHub chart (`dlworkshop render z2jh`). What a
+    cluster needs beyond the workshop itself; nothing here names a namespace or a release."""
+
+    chart_version: str = Field(
+        default="4.4.0", description="Z2JH chart version the values are checked against."
+    )
+    image_pull_policy: Literal["IfNotPresent", "Always", "Never"] = "IfNotPresent"
+    storage_class: str | None = Field(
+        default=None, description="StorageClass of each learner's work PVC (default: the cluster's)."
+    )
+    storage_size: ByteSize = Field(default=parse_bytes("10G"), description="Size of each learner's work PVC.")
+    gpu_node_selector: dict[str, str] = Field(default={}, description="Node labels of the GPU pool.")
+    gpu_tolerations: list[KubernetesToleration] = Field(
+        default=[KubernetesToleration(key="nvidia.com/gpu")],
+        description="Tolerations for the GPU pool's taint (GKE and the GPU operator taint nvidia.com/gpu).",
+    )
+    gpu_resource: NvidiaResource = Field(
+        default="nvidia.com/gpu", description="policy whole: the resource per GPU."
+    )
+    shared_gpu_resource: NvidiaResource = Field(
+        default="nvidia.com/gpu",
+        description="policy shared: one time-sliced replica (nvidia.com/gpu.shared with renameByDefault).",
+    )
+    time_slicing_replicas: int | None = Field(
+        default=None,
+        ge=2,
+        description="policy shared: replicas per GPU in the device plugin's time-slicing config (default: 1/per_learner).",
+    )
+    mig_profile: str | None = Field(
+        default=None, description="policy mig: the slice each learner gets, e.g. 1g.10gb."
+    )
+    mig_resource: NvidiaResource | None = Field(
+        default=None, description="policy mig: default nvidia.com/mig-<mig_profile> (the mixed strategy)."
+    )
+    placeholders: Annotated[int | Literal["auto"], BeforeValidator(_count_or_auto)] = Field(
+        default="auto",
+        description="Placeholder pods holding room for learners (auto: the learners expected at once).",
+    )
+
+    @field_validator("mig_profile")
+    @classmethod
+    def _mig_profile_shape(cls, value: str | None) -> str | None:
+        if value is not None and not MIG_PROFILE.fullmatch(value):
+            raise ValueError(f"{value} is not a MIG profile such as 1g.10gb or 3g.40gb")
+        return value
+
+
 class Settings(StrictModel):
     workshop: WorkshopInfo = WorkshopInfo()
     learners: Learners = Learners(count=4)
@@ -312,6 +393,35 @@ class Settings(StrictModel):
     culling: Culling = Culling()
     hub: Hub = Hub()
     prewarm: Prewarm = Prewarm()
+    kubernetes: Kubernetes = Kubernetes()
+
+    @model_validator(mode="after")
+    def _the_backend_can_run_these_settings(self) -> Settings:
+        """Checks that need two sections; each problem is reported at the key it names."""
+        problems: list[tuple[tuple[str, ...], str]] = []
+        if self.hub.backend == "kubernetes":
+            from dlworkshop.kubernetes.supported import unsupported_settings
+
+            problems = unsupported_settings(self)
+        else:
+            if "kubernetes" in self.model_fields_set:
+                problems.append((("kubernetes",), "only hub.backend kubernetes reads this section"))
+            if self.resources.gpu.policy == "mig" and not self.resources.gpu.mig_devices:
+                problems.append(
+                    (
+                        ("resources", "gpu", "mig_devices"),
+                        "policy mig needs the MIG device UUIDs (nvidia-smi -L lists them)",
+                    )
+                )
+        if problems:
+            raise ValidationError.from_exception_data(
+                "Settings",
+                [
+                    InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc, input=None)
+                    for loc, message in problems
+                ],
+            )
+        return self
 
     @model_validator(mode="after")
     def _prewarmed_servers_wait_less_than_the_culler(self) -> Settings:

@@ -1,0 +1,129 @@
+"""What of workshop.yaml the Zero to JupyterHub chart cannot express. Refused when the settings load
+(hub.backend: kubernetes), each at the key it names, so nothing is silently dropped: `check`,
+`render z2jh` and the hub inside the cluster all stop on the same message.
+
+A key that only the Docker backend reads is refused when workshop.yaml sets it; its default is
+harmless (it describes nothing the admin asked for).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from dlworkshop.settings import Settings
+
+Problem = tuple[tuple[str, ...], str]
+
+# Keys only the Docker backend reads, and what stands for them on Kubernetes.
+DOCKER_ONLY: dict[tuple[str, ...], str] = {
+    ("hub", "bind"): "the chart's proxy-public Service is where learners connect",
+    ("hub", "port"): "the chart's proxy-public Service listens on 80 (443 with proxy.https)",
+    ("hub", "network"): "pods share the cluster network; singleuser.networkPolicy limits it",
+    ("hub", "data_volume"): "the chart keeps the hub's state on its own PVC (hub.db.pvc)",
+    ("hub", "container_name"): "the chart names the hub's pod after the Helm release",
+    ("hub", "image_archive"): "a cluster pulls the hub image from a registry",
+    ("image", "archive"): "a cluster pulls the learner image from a registry",
+    ("resources", "pids"): "a pod's process limit is the kubelet's podPidsLimit, set per node",
+    ("resources", "disk_free_min"): "a learner's disk is a PVC of kubernetes.storage_size",
+    ("resources", "gpu", "devices"): "the NVIDIA device plugin picks the GPUs",
+    (
+        "resources",
+        "gpu",
+        "mig_devices",
+    ): "the NVIDIA device plugin picks the MIG slices (kubernetes.mig_profile)",
+    ("resources", "gpu", "docker_device_requests"): "the NVIDIA device plugin hands GPUs to pods",
+}
+
+# kubernetes.* keys that only one GPU policy reads.
+POLICY_ONLY: dict[str, tuple[str, ...]] = {
+    "gpu_resource": ("whole",),
+    "shared_gpu_resource": ("shared",),
+    "time_slicing_replicas": ("shared",),
+    "mig_profile": ("mig",),
+    "mig_resource": ("mig",),
+    "gpu_node_selector": ("whole", "shared", "mig"),
+    "gpu_tolerations": ("whole", "shared", "mig"),
+}
+
+
+def explicitly_set(model: BaseModel, path: tuple[str, ...]) -> bool:
+    """Whether workshop.yaml itself wrote the key at `path` (not a default)."""
+    for name in path[:-1]:
+        if name not in model.model_fields_set:
+            return False
+        model = getattr(model, name)
+    return path[-1] in model.model_fields_set
+
+
+def unsupported_settings(settings: Settings) -> list[Problem]:
+    problems: list[Problem] = [
+        (path, f"only the Docker backend reads it: {instead}; remove it for hub.backend kubernetes")
+        for path, instead in DOCKER_ONLY.items()
+        if explicitly_set(settings, path)
+    ]
+    if settings.image.source == "archive":
+        problems.append(
+            (
+                ("image", "source"),
+                "a cluster pulls images from a registry: push the image there and use pull (or build)",
+            )
+        )
+    if settings.hub.tls.mode == "self-signed":
+        problems.append(
+            (
+                ("hub", "tls", "mode"),
+                "Z2JH has no self-signed mode; use letsencrypt, files (proxy.https manual) "
+                "or none (TLS at your ingress or load balancer)",
+            )
+        )
+    problems.extend(_gpu_problems(settings))
+    return problems
+
+
+def _gpu_problems(settings: Settings) -> list[Problem]:
+    gpu = settings.resources.gpu
+    kubernetes = settings.kubernetes
+    problems: list[Problem] = [
+        (
+            ("kubernetes", name),
+            f"only GPU policy {' or '.join(policies)} reads it (the policy is {gpu.policy})",
+        )
+        for name, policies in POLICY_ONLY.items()
+        if gpu.policy not in policies and explicitly_set(settings, ("kubernetes", name))
+    ]
+    if gpu.policy != "none" and settings.image.variant == "cpu":
+        problems.append(
+            (
+                ("image", "variant"),
+                f"GPU policy {gpu.policy} gives each learner a GPU the cpu image cannot use; use cuda",
+            )
+        )
+    if gpu.policy == "shared":
+        if gpu.memory_cap_mb is None and gpu.memory_mb is None:
+            problems.append(
+                (
+                    ("resources", "gpu", "memory_mb"),
+                    "a shared GPU on Kubernetes needs the memory of one GPU (MB) to cap each learner's "
+                    "share, or resources.gpu.memory_cap_mb (the hub cannot run nvidia-smi on the nodes)",
+                )
+            )
+        replicas = kubernetes.time_slicing_replicas
+        if replicas is not None and replicas != gpu.learners_per_gpu:
+            problems.append(
+                (
+                    ("kubernetes", "time_slicing_replicas"),
+                    f"the device plugin's {replicas} replicas per GPU disagree with per_learner "
+                    f"{gpu.per_learner:g} ({gpu.learners_per_gpu} learners per GPU); make them agree",
+                )
+            )
+    if gpu.policy == "mig" and kubernetes.mig_profile is None:
+        problems.append(
+            (
+                ("kubernetes", "mig_profile"),
+                "policy mig on Kubernetes needs the MIG profile the nodes are partitioned into, e.g. 1g.10gb",
+            )
+        )
+    return problems
