@@ -23,7 +23,7 @@ err_console = Console(stderr=True, soft_wrap=True)
 _state = {"debug": False}
 
 # Modules that add commands to `app`, in the order they appear in --help.
-COMMAND_MODULES = ("config", "data", "image", "hub", "accounts", "smoke", "deploy")
+COMMAND_MODULES = ("config", "data", "image", "hub", "accounts", "smoke", "deploy", "render")
 
 
 @app.callback()

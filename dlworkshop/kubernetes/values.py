@@ -1,0 +1,247 @@
+"""The Zero to JupyterHub chart's values for a workshop: `dlworkshop render z2jh`.
+
+Built from the one settings model through `mapping`, so the chart configures KubeSpawner with
+the same values the hub's Kubernetes backend derives. The hub itself runs this project's hub
+image and reads the same workshop.yaml (mounted from the chart's Secret) through
+`hub.extraConfig`, the way jupyterhub_config.py does on Docker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dlworkshop.errors import ConfigError
+from dlworkshop.kubernetes import mapping
+from dlworkshop.settings import Settings
+
+# Where the hub pod finds workshop.yaml (a file of the chart's hub Secret, hub.extraFiles).
+HUB_CONFIG_PATH = "/usr/local/etc/dlworkshop/workshop.yaml"
+# hub/config.py's ACCOUNTS_FILE: the hashed accounts the AccountsAuthenticator reads.
+HUB_ACCOUNTS_PATH = "/srv/jupyterhub/accounts.csv"
+SECRET_FILE_MODE = 0o440
+
+# Run by the chart's jupyterhub_config.py after its own settings (hub.extraConfig), with `c` in scope.
+HUB_EXTRA_CONFIG = """\
+# dlworkshop: the workshop's hub configuration from workshop.yaml, through the same entry point as
+# the Docker hub's jupyterhub_config.py (authenticators, admission queue, pre-warm, culler).
+import os
+from pathlib import Path
+
+from dlworkshop.settings import load_settings
+from hub.config import configure
+
+configure(c, load_settings(Path(os.environ["DLWORKSHOP_CONFIG"])))
+"""
+
+
+@dataclass(frozen=True)
+class HubFiles:
+    """What the hub pod reads beside its image: the settings, and the files workshop.yaml names."""
+
+    workshop_yaml: str
+    accounts_csv: str | None = None
+    tls_certificate: str | None = None
+    tls_key: str | None = None
+
+
+@dataclass
+class Rendering:
+    values: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+
+def hub_settings_yaml(settings: Settings) -> str:
+    """workshop.yaml as the hub reads it: what the admin set, secrets included."""
+    from dlworkshop.deploy.playbook_vars import hub_side_settings
+
+    return yaml.safe_dump(hub_side_settings(settings), sort_keys=False)
+
+
+def read_hub_files(settings: Settings, config_dir: Path | None) -> HubFiles:
+    """The files workshop.yaml names, read here: the cluster cannot see this machine's disk."""
+    from dlworkshop.deploy.playbook_vars import resolve
+
+    problems: list[str] = []
+
+    def read(key: str, path: Path | None) -> str | None:
+        if path is None:
+            return None
+        found = resolve(path, config_dir)
+        if not found.is_file():
+            problems.append(f"{key}: {path} does not exist on this machine")
+            return None
+        return found.read_text(encoding="utf-8")
+
+    tls = settings.hub.tls
+    files = HubFiles(
+        workshop_yaml=hub_settings_yaml(settings),
+        accounts_csv=read("auth.accounts_file", settings.auth.accounts_file)
+        if settings.auth.mode == "accounts"
+        else None,
+        tls_certificate=read("hub.tls.certificate", tls.certificate) if tls.mode == "files" else None,
+        tls_key=read("hub.tls.key", tls.key) if tls.mode == "files" else None,
+    )
+    if settings.auth.mode == "accounts" and settings.auth.accounts_file is None:
+        problems.append("auth.accounts_file: mode accounts needs the hashed accounts CSV")
+    if problems:
+        raise ConfigError(
+            f"the workshop cannot be rendered for Kubernetes: {len(problems)} problem(s)",
+            problems=problems,
+            fix="correct workshop.yaml; `dlworkshop accounts generate N` writes the accounts CSV",
+        )
+    return files
+
+
+def hub_values(settings: Settings, files: HubFiles) -> dict[str, Any]:
+    name, tag = mapping.split_image(settings.hub.image)
+    extra_files: dict[str, Any] = {
+        "workshop-yaml": {
+            "mountPath": HUB_CONFIG_PATH,
+            "stringData": files.workshop_yaml,
+            "mode": SECRET_FILE_MODE,
+        }
+    }
+    if files.accounts_csv is not None:
+        extra_files["accounts-csv"] = {
+            "mountPath": HUB_ACCOUNTS_PATH,
+            "stringData": files.accounts_csv,
+            "mode": SECRET_FILE_MODE,
+        }
+    return {
+        "image": {"name": name, "tag": tag, "pullPolicy": settings.kubernetes.image_pull_policy},
+        "extraEnv": {"DLWORKSHOP_CONFIG": HUB_CONFIG_PATH},
+        "extraFiles": extra_files,
+        "extraConfig": {"dlworkshop": HUB_EXTRA_CONFIG},
+        # KubeSpawner options the chart has no key for; the chart loads hub.config as-is.
+        "config": {"KubeSpawner": {"container_security_context": mapping.container_security_context()}},
+    }
+
+
+def https_values(settings: Settings, files: HubFiles) -> dict[str, Any]:
+    tls = settings.hub.tls
+    if tls.mode == "none":
+        return {"enabled": False}
+    https: dict[str, Any] = {"enabled": True, "hosts": [tls.domain] if tls.domain else []}
+    if tls.mode == "letsencrypt":
+        https["type"] = "letsencrypt"
+        https["letsencrypt"] = {"contactEmail": tls.email, "acmeServer": tls.acme_directory}
+    else:
+        https["type"] = "manual"
+        https["manual"] = {"cert": files.tls_certificate, "key": files.tls_key}
+    return https
+
+
+def singleuser_values(settings: Settings) -> dict[str, Any]:
+    traits = mapping.kubespawner_traits(settings)
+    name, tag = mapping.split_image(traits["image"])
+    storage: dict[str, Any] = {
+        "type": "dynamic",
+        "capacity": traits["storage_capacity"],
+        # The work folder only, as on Docker: the rest of the home comes from the image.
+        "homeMountPath": mapping.WORK_FOLDER,
+    }
+    if "storage_class" in traits:
+        storage["dynamic"] = {"storageClass": traits["storage_class"]}
+    values: dict[str, Any] = {
+        "image": {"name": name, "tag": tag, "pullPolicy": traits["image_pull_policy"]},
+        "cpu": {"limit": traits["cpu_limit"], "guarantee": traits["cpu_guarantee"]},
+        "memory": {"limit": traits["mem_limit"], "guarantee": traits["mem_guarantee"]},
+        "uid": traits["uid"],
+        "fsGid": traits["fs_gid"],
+        "allowPrivilegeEscalation": traits["allow_privilege_escalation"],
+        "startTimeout": traits["start_timeout"],
+        "defaultUrl": traits["default_url"],
+        "storage": storage,
+        # Cloud metadata (credentials of the node) is out of reach: egress policy and iptables both.
+        "networkPolicy": {"enabled": True, "egressAllowRules": {"cloudMetadataServer": False}},
+        "cloudMetadata": {"blockWithIptables": True, "ip": mapping.CLOUD_METADATA_IP},
+        "profileList": traits["profile_list"],
+    }
+    # On singleuser, not in the profile: placeholders and image pullers take them from here too.
+    if "node_selector" in traits:
+        values["nodeSelector"] = traits["node_selector"]
+    if "tolerations" in traits:
+        values["extraTolerations"] = traits["tolerations"]
+    return values
+
+
+def scheduling_values(settings: Settings) -> dict[str, Any]:
+    replicas = mapping.placeholder_count(settings)
+    return {
+        # Placeholders only give way to learners when their pods have the lower priority.
+        "podPriority": {"enabled": replicas > 0},
+        "userPlaceholder": {
+            "enabled": replicas > 0,
+            "replicas": replicas,
+            "resources": mapping.placeholder_resources(settings),
+        },
+    }
+
+
+def culling_values(settings: Settings) -> dict[str, Any]:
+    culling = settings.culling
+    return {
+        "enabled": True,
+        "timeout": culling.idle_timeout,
+        "every": culling.every,
+        "maxAge": culling.max_age,
+    }
+
+
+def z2jh_values(settings: Settings, files: HubFiles) -> dict[str, Any]:
+    """The chart's values: only keys the workshop decides; the chart's defaults do the rest."""
+    return {
+        "hub": hub_values(settings, files),
+        "proxy": {"https": https_values(settings, files)},
+        "singleuser": singleuser_values(settings),
+        "scheduling": scheduling_values(settings),
+        # The learner image on every node before the room arrives (hook: before helm finishes).
+        "prePuller": {"hook": {"enabled": True}, "continuous": {"enabled": True}},
+        "cull": culling_values(settings),
+    }
+
+
+def render_warnings(settings: Settings) -> list[str]:
+    warnings = []
+    if settings.image.tag == "latest" and settings.kubernetes.image_pull_policy == "IfNotPresent":
+        warnings.append(
+            "image.tag latest with pull policy IfNotPresent: a node keeps the first `latest` it pulled; "
+            "tag each build (image.tag) so every node runs the same image"
+        )
+    if settings.image.source == "build":
+        warnings.append(
+            f"push {settings.image.reference} and {settings.hub.image} to a registry the cluster pulls from"
+        )
+    return warnings
+
+
+def render_z2jh(settings: Settings, config_dir: Path | None = None) -> Rendering:
+    if settings.hub.backend != "kubernetes":
+        raise ConfigError(
+            f"hub.backend is {settings.hub.backend}; the Z2JH values are for a workshop run on Kubernetes",
+            problems=["hub.backend: set it to kubernetes (the hub in the cluster reads it too)"],
+            fix="set hub.backend: kubernetes in workshop.yaml",
+        )
+    files = read_hub_files(settings, config_dir)
+    return Rendering(values=z2jh_values(settings, files), warnings=render_warnings(settings))
+
+
+class _ValuesDumper(yaml.SafeDumper):
+    """Multi-line strings (the hub's config code, workshop.yaml) as readable `|` blocks."""
+
+
+def _represent_text(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in text and not any(line != line.rstrip() for line in text.splitlines()) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_ValuesDumper.add_representer(str, _represent_text)
+
+
+def dump_values(values: dict[str, Any], header: str) -> str:
+    comment = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
+    return comment + yaml.dump(values, Dumper=_ValuesDumper, sort_keys=False, allow_unicode=True, width=110)
