@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from dlworkshop.cli import app
 from dlworkshop.cli.config import ConfigOption
@@ -75,7 +76,7 @@ def z2jh(
     text = dump_values(rendering.values, header)
     warnings = rendering.warnings if checks_installed else [*rendering.warnings, checked]
     for warning in warnings:
-        err_console.print(f"[yellow]warning[/]: {warning}", highlight=False)
+        err_console.print(f"[yellow]warning[/]: {escape(warning)}", highlight=False)
     if out is None:
         typer.echo(text, nl=False)
         return
@@ -84,4 +85,4 @@ def z2jh(
     os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
-    err_console.print(f"Wrote {out}: {checked}.", highlight=False)
+    err_console.print(f"Wrote {out}: {checked}.", highlight=False, markup=False)

@@ -1,7 +1,8 @@
 """Check (d): what neither the chart's schema nor Kubernetes' OpenAPI schema catches.
 
 - The chart's schema only says `profileList` is an array, and KubeSpawner applies a profile's
-  `kubespawner_override` with setattr: a misspelt option becomes a plain attribute, silently.
+  `kubespawner_override` with setattr when a learner's server starts: a misspelt option becomes a
+  plain attribute, silently, or (a mapping) fails every learner's start on the day.
 - `nvidia.com/gpus` is a valid extended-resource name to both schemas; no node advertises it, so
   the pod waits in Pending for ever.
 - Placeholders sized without the GPU hold room on CPU nodes; an image puller without the GPU
