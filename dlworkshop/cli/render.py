@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -11,7 +12,10 @@ from rich.markup import escape
 
 from dlworkshop.cli import app
 from dlworkshop.cli.config import ConfigOption
-from dlworkshop.errors import ConfigError
+from dlworkshop.errors import ConfigError, WorkshopError
+
+if TYPE_CHECKING:
+    from dlworkshop.kubernetes.chart import Chart
 
 render_app = typer.Typer(
     help="Render the workshop for another engine (values, manifests).", no_args_is_help=True
@@ -40,6 +44,12 @@ def z2jh(
         None,
         "--chart-version",
         help="Z2JH chart version to check against (default: kubernetes.chart_version).",
+    ),
+    manifests: Path | None = typer.Option(
+        None,
+        "--manifests",
+        help="Also write the pod and PVC KubeSpawner would create for a learner, checked against "
+        "Kubernetes' OpenAPI schema (for `kubectl apply --dry-run=server -f DIR` on the cluster).",
     ),
 ) -> None:
     """Helm values for the Zero to JupyterHub chart, checked against the chart's schema and KubeSpawner."""
@@ -74,6 +84,13 @@ def z2jh(
         "--namespace workshop --create-namespace --timeout 30m --values values.yaml"
     )
     text = dump_values(rendering.values, header)
+    if manifests is not None:
+        if not checks_installed:
+            raise WorkshopError(
+                "--manifests needs KubeSpawner and the OpenAPI schemas",
+                fix=f"pip install '{KUBERNETES_EXTRA}'",
+            )
+        _write_manifests(rendering.values, chart, manifests)
     warnings = rendering.warnings if checks_installed else [*rendering.warnings, checked]
     for warning in warnings:
         err_console.print(f"[yellow]warning[/]: {escape(warning)}", highlight=False)
@@ -86,3 +103,36 @@ def z2jh(
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
     err_console.print(f"Wrote {out}: {checked}.", highlight=False, markup=False)
+
+
+def _write_manifests(values: dict[str, Any], chart: Chart, folder: Path) -> None:
+    """One learner's pod and PVC per profile, as KubeSpawner builds them; no secrets inside."""
+    import yaml
+
+    from dlworkshop.kubernetes.manifests import kubernetes_versions, learner_pods, openapi_problems
+
+    pods = learner_pods(values, chart)
+    versions = kubernetes_versions(chart)
+    resources = [resource for pod in pods for resource in (pod.pod, pod.pvc) if resource is not None]
+    problems = [
+        problem
+        for resource in resources
+        for version in versions
+        for problem in openapi_problems(resource, version)
+    ]
+    if problems:
+        raise ConfigError(
+            "KubeSpawner's pods fail Kubernetes' OpenAPI schema",
+            problems=problems,
+            fix="correct workshop.yaml (kubernetes section); nothing was written",
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    for pod in pods:
+        for kind, resource in (("pod", pod.pod), ("pvc", pod.pvc)):
+            if resource is not None:
+                (folder / f"{kind}-{pod.profile}.yaml").write_text(yaml.safe_dump(resource, sort_keys=False))
+    err_console.print(
+        f"Wrote {len(resources)} manifests to {folder}: checked against Kubernetes {' and '.join(versions)}.",
+        highlight=False,
+        markup=False,
+    )

@@ -17,6 +17,7 @@ from dlworkshop.errors import ConfigError
 
 CHART_DATA = Path(__file__).resolve().parent / "chart"
 HELM_REPOSITORY = "https://hub.jupyter.org/helm-chart/"
+CHARTPRESS_PLACEHOLDER = "set-by-chartpress"
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,17 @@ class Chart:
 
     @cached_property
     def defaults(self) -> dict[str, Any]:
-        return self._yaml("values.yaml")
+        """values.yaml as the published chart has it: chartpress writes the chart's version where
+        git has the placeholder `set-by-chartpress` (the tags of the chart's own images)."""
+
+        def published(node: Any) -> Any:
+            if isinstance(node, dict):
+                return {key: published(value) for key, value in node.items()}
+            if isinstance(node, list):
+                return [published(item) for item in node]
+            return self.version if node == CHARTPRESS_PLACEHOLDER else node
+
+        return published(self._yaml("values.yaml"))
 
     @cached_property
     def schema(self) -> dict[str, Any]:

@@ -199,6 +199,35 @@ def test_render_without_the_extra_says_which_extra_to_install(
     from dlworkshop.cli import render
 
     monkeypatch.setattr(render, "_checks_installed", lambda: False)
-    render.z2jh(config=REPO / "examples/kubernetes/cpu.yaml", out=tmp_path / "v.yaml", chart_version=None)
+    render.z2jh(
+        config=REPO / "examples/kubernetes/cpu.yaml",
+        out=tmp_path / "v.yaml",
+        chart_version=None,
+        manifests=None,
+    )
     assert "NOT checked: install dlworkshop[kubernetes]" in capsys.readouterr().err
     assert "NOT checked" in (tmp_path / "v.yaml").read_text().splitlines()[1]
+
+
+def test_render_writes_the_learner_pod_and_pvc_for_a_dry_run_on_the_cluster(tmp_path: Path) -> None:
+    result = dlworkshop(
+        "render",
+        "z2jh",
+        "-c",
+        "examples/kubernetes/gpu-shared.yaml",
+        "--out",
+        str(tmp_path / "values.yaml"),
+        "--manifests",
+        str(tmp_path / "manifests"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert (
+        "Wrote 2 manifests" in result.stderr and "checked against Kubernetes 1.28 and 1.37" in result.stderr
+    )
+    pod = yaml.safe_load((tmp_path / "manifests" / "pod-gpu-shared-1-in-6.yaml").read_text())
+    pvc = yaml.safe_load((tmp_path / "manifests" / "pvc-gpu-shared-1-in-6.yaml").read_text())
+    assert pod["kind"] == "Pod" and pvc["kind"] == "PersistentVolumeClaim"
+    # The chart's own images carry the published chart's tag, not git's placeholder.
+    assert [c["image"] for c in pod["spec"]["initContainers"]] == [
+        "quay.io/jupyterhub/k8s-network-tools:4.4.0"
+    ]
