@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dlworkshop.settings import GPU, Settings
+from dlworkshop.settings import GPU, Settings, format_bytes
 
 # Shared with the Docker backend and the learner image (hub/config.py's WORK_FOLDER, the image's
 # jovyan user, image/learner_hooks.py's GPU_MEMORY_ENV).
@@ -23,20 +23,15 @@ CLOUD_METADATA_IP = "169.254.169.254"
 
 
 def kubernetes_quantity(size: int) -> str:
-    """Bytes as a Kubernetes quantity with binary suffixes (`10Gi`, `512Mi`), exact."""
-    for suffix, factor in (("Ti", 1024**4), ("Gi", 1024**3), ("Mi", 1024**2), ("Ki", 1024)):
-        if size >= factor and size % factor == 0:
-            return f"{size // factor}{suffix}"
-    return str(size)
+    """Bytes as an exact Kubernetes quantity with binary suffixes (`10Gi`, `512Mi`)."""
+    size_text = format_bytes(size)
+    return f"{size_text}i" if size_text[-1].isalpha() else size_text
 
 
 def byte_specification(size: int) -> str:
     """Bytes as KubeSpawner's mem_limit reads them (JupyterHub's ByteSpecification: K/M/G/T are
     powers of 1024, as workshop.yaml's sizes are)."""
-    for suffix, factor in (("T", 1024**4), ("G", 1024**3), ("M", 1024**2), ("K", 1024)):
-        if size >= factor and size % factor == 0:
-            return f"{size // factor}{suffix}"
-    return str(size)
+    return format_bytes(size)
 
 
 def split_image(reference: str) -> tuple[str, str]:
