@@ -60,7 +60,7 @@ def z2jh(
     found = find_config(config)
     settings = load_settings(found)
     chart = load_chart(chart_version or settings.kubernetes.chart_version)
-    rendering = render_z2jh(settings, found.parent if found else None)
+    rendering = render_z2jh(settings)
     checks_installed = _checks_installed()
     if checks_installed:
         from dlworkshop.kubernetes.chart import schema_problems

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from dlworkshop import contract
 from dlworkshop.settings import GPU, Settings, format_bytes
 
-# Shared with the Docker backend and the learner image (hub/config.py's WORK_FOLDER, the image's
-# jovyan user, image/learner_hooks.py's GPU_MEMORY_ENV).
-WORK_FOLDER = "/home/jovyan/work"
-LEARNER_UID = 1000
+# Shared with the Docker backend and the learner image (dlworkshop/contract.py).
+WORK_FOLDER = contract.learner.WORK_FOLDER
+LEARNER_UID = contract.learner.UID
+# The users group of jupyter/docker-stacks images: the work volume is writable by the learner.
 LEARNER_FS_GID = 100
-GPU_MEMORY_ENV = "DLWORKSHOP_GPU_MEMORY_MB"
+GPU_MEMORY_ENV = contract.learner.GPU_MEMORY_ENV
 DEFAULT_URL = "/lab"
 # The address every cloud's metadata server answers on; learners must never reach it.
-CLOUD_METADATA_IP = "169.254.169.254"
+CLOUD_METADATA_IP = contract.METADATA_ADDRESS
 
 
 def kubernetes_quantity(size: int) -> str:

