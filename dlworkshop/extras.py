@@ -2,7 +2,7 @@
 installed ends with one line naming the extra, instead of an ImportError deep inside it.
 
 pyproject.toml lists each extra's packages; here are only the modules whose absence shows that an
-extra is missing (tests/unit/test_extras.py keeps the two in step).
+extra is missing (tests/package/test_extras.py keeps the two in step).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI") == "true"
 
 # Each module holds the fixtures of one concern; listed here so every test group can use them.
-_FIXTURE_MODULES = ["data", "images", "hub", "smoke", "ansible", "slurm"]
+_FIXTURE_MODULES = ["data", "images", "hub", "smoke", "browser", "ansible", "slurm"]
 pytest_plugins = [
     f"tests.fixtures.{name}"
     for name in _FIXTURE_MODULES
@@ -64,3 +64,8 @@ def docker_client() -> Iterator[object]:
         pytest.skip(message)
     yield client
     client.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that re-create the shared hub run after every test that uses it (order kept otherwise)."""
+    items.sort(key=lambda item: item.get_closest_marker("recreates_shared_hub") is not None)

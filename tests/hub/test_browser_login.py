@@ -10,27 +10,6 @@ import pytest
 from tests.fixtures.hub import RunningHub
 
 pytestmark = [pytest.mark.docker, pytest.mark.hub, pytest.mark.browser]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-@pytest.fixture(scope="module")
-def browser():  # type: ignore[no-untyped-def]
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is missing; scripts/setup-host --test installs it")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def test_a_learner_logs_in_opens_the_penguins_notebook_and_runs_it(

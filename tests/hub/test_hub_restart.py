@@ -1,5 +1,6 @@
-"""Last in the run (tests/e2e/test_zz_*, after every other hub test): re-creating the hub container (as an upgrade does) leaves learners' servers
-running and reachable, their files intact, and the GPU assignments as they were."""
+"""Re-creating the hub container (as an upgrade does) leaves learners' servers running and
+reachable, their files intact, and the GPU assignments as they were. It re-creates the hub every
+other hub test shares, so it runs after them (marker `recreates_shared_hub`, ordered in conftest)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 from tests.fixtures.hub import RunningHub, dlworkshop
 
-pytestmark = [pytest.mark.docker, pytest.mark.hub]
+pytestmark = [pytest.mark.docker, pytest.mark.hub, pytest.mark.recreates_shared_hub]
 
 
 def gpu_assignments_logged(running_hub: RunningHub) -> str:
