@@ -33,13 +33,16 @@ def fetch_command(
     mirror: str | None = typer.Option(None, "--mirror", help="A folder or URL laid out <dataset>/<file>."),
     only: list[str] | None = OnlyOption,
     registry: Path | None = RegistryOption,
+    ca_bundle: Path | None = typer.Option(
+        None, "--ca-bundle", help="CA bundle to verify HTTPS sources against (a TLS-intercepting proxy's)."
+    ),
 ) -> None:
     """Download every dataset once (from a mirror when given) and verify it by hash."""
     from dlworkshop.data.fetch import fetch
     from dlworkshop.data.registry import load_registry
 
     target = dest or data_root()
-    paths = fetch(load_registry(registry), target, mirror=mirror, only=only)
+    paths = fetch(load_registry(registry), target, mirror=mirror, only=only, ca_bundle=ca_bundle)
     console.print(f"[green]ok[/]: {len(paths)} files verified in {target}")
 
 

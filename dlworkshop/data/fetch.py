@@ -86,17 +86,20 @@ def _sources(dataset: str, item: DataFile, mirror: str | None) -> list[str]:
     return [str(Path(mirror) / dataset / item.name)]
 
 
-def _mirror_reachable(mirror: str) -> None:
+def _mirror_reachable(mirror: str, ca_bundle: Path | None) -> None:
     if "://" not in mirror:
         if not Path(mirror).is_dir():
             raise DataError(
                 f"the mirror folder {mirror} does not exist", fix="give a folder laid out <dataset>/<file>"
             )
         return
+    import ssl
+
     import httpx
 
+    verify = ssl.create_default_context(cafile=str(ca_bundle)) if ca_bundle else True
     try:
-        httpx.head(mirror, timeout=10, follow_redirects=True)
+        httpx.head(mirror, timeout=10, follow_redirects=True, verify=verify)
     except httpx.HTTPError as exc:
         raise DataError(
             f"the data mirror {mirror} cannot be reached ({type(exc).__name__})",
@@ -104,7 +107,7 @@ def _mirror_reachable(mirror: str) -> None:
         ) from None
 
 
-def _download(source: str, target: Path, bar: _RichBar) -> None:
+def _download(source: str, target: Path, bar: _RichBar, ca_bundle: Path | None) -> None:
     """Copy or download one source to target, without verification (done by the caller)."""
     if "://" not in source:
         if not Path(source).is_file():
@@ -113,11 +116,20 @@ def _download(source: str, target: Path, bar: _RichBar) -> None:
         bar.total = target.stat().st_size
         bar.update(bar.total)
         return
-    downloader = pooch.HTTPDownloader(progressbar=bar, timeout=60)
+    # A CA bundle lets the download trust a TLS-intercepting proxy without turning verification off.
+    extra = {"verify": str(ca_bundle)} if ca_bundle else {}
+    downloader = pooch.HTTPDownloader(progressbar=bar, timeout=60, **extra)
     downloader(source, str(target), None)
 
 
-def _fetch_one(dataset: str, item: DataFile, dest: Path, mirror: str | None, progress: Progress) -> Path:
+def _fetch_one(
+    dataset: str,
+    item: DataFile,
+    dest: Path,
+    mirror: str | None,
+    progress: Progress,
+    ca_bundle: Path | None = None,
+) -> Path:
     final = dest / dataset / item.name
     if check_file(dataset, item, dest).ok:
         return final
@@ -129,7 +141,7 @@ def _fetch_one(dataset: str, item: DataFile, dest: Path, mirror: str | None, pro
             with tempfile.NamedTemporaryFile(dir=final.parent, prefix=".part-", delete=False) as tmp:
                 partial = Path(tmp.name)
             try:
-                _download(source, partial, _RichBar(progress, task))
+                _download(source, partial, _RichBar(progress, task), ca_bundle)
             except Exception as exc:  # network errors come in many types; all mean "try again"
                 partial.unlink(missing_ok=True)
                 errors.append(f"{source}: {exc}")
@@ -183,18 +195,23 @@ def write_url_map(registry: Registry, dest: Path) -> Path:
 
 
 def fetch(
-    registry: Registry, dest: Path, mirror: str | None = None, only: list[str] | None = None
+    registry: Registry,
+    dest: Path,
+    mirror: str | None = None,
+    only: list[str] | None = None,
+    ca_bundle: Path | None = None,
 ) -> list[Path]:
-    """Fetch the selected datasets into dest/<dataset>/<file>, each verified; returns the paths."""
+    """Fetch the selected datasets into dest/<dataset>/<file>, each verified; returns the paths.
+    `ca_bundle`: the CAs an HTTPS source is verified against (default: the system's)."""
     selected = registry.select(only)
     if mirror is not None:
-        _mirror_reachable(mirror)
+        _mirror_reachable(mirror, ca_bundle)
     dest.mkdir(parents=True, exist_ok=True)
     fetched = []
     with _progress() as progress:
         for dataset, spec in selected.items():
             for item in spec.files:
-                fetched.append(_fetch_one(dataset, item, dest, mirror, progress))
+                fetched.append(_fetch_one(dataset, item, dest, mirror, progress, ca_bundle))
     write_url_map(registry, dest)
     return fetched
 

@@ -144,3 +144,41 @@ def test_a_written_plan_links_the_same_as_the_registry(tmp_path: Path) -> None:
     roots = CacheRoots(seaborn=tmp_path / "sns", keras=tmp_path / "keras", work=None)
     results = link(read_plan(tmp_path / "data") or [], roots)
     assert results and {r.action for r in results} == {"missing"}  # no copies fetched here
+
+
+def test_an_https_mirror_signed_by_a_private_ca_is_trusted_with_its_bundle_only(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """What `--ca-bundle` gives a fetch behind a TLS-intercepting proxy: verification kept, the CA added."""
+    import functools
+    import http.server
+    import ssl
+    import threading
+
+    import trustme
+
+    registry_file, mirror = tiny
+    ca = trustme.CA()
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(mirror))
+    )
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"https://127.0.0.1:{server.server_address[1]}"
+    try:
+        with pytest.raises(DataError, match="cannot be reached"):
+            fetch(load_registry(registry_file), tmp_path / "refused", mirror=url)
+        fetched = fetch(load_registry(registry_file), tmp_path / "data", mirror=url, ca_bundle=bundle)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [path.read_text() for path in fetched] == ["x,y\n1,2\n"]
