@@ -82,7 +82,7 @@ def profile_once(
 
 # Pieces of a start, each run alone in a fresh container: CPU seconds of the command and its children.
 COMPONENTS = {
-    "start hook (data links, lessons copied)": "python -m dlworkshop_learner_hooks start > /dev/null",
+    "start hook (data links, lessons copied)": "python -m dlworkshop_learner.start true",
     "Python + jupyterhub-singleuser imports": "python -c 'import jupyterhub.singleuser'",
     "Jupyter server initialised (extensions loaded)": (
         "python -c 'from jupyter_server.serverapp import ServerApp; ServerApp().initialize([])'"

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-LESSONS_ENV = "DLWORKSHOP_LESSONS"
-IMAGE_LESSONS = Path("/opt/dlworkshop/lessons")
+from dlworkshop.contract import learner
+
 Hardware = Literal["cpu", "gpu"]
 Size = Literal["smoke", "full"]
 LOSS_LINE = re.compile(r"loss: (?P<first>[0-9.eE+-]+) -> (?P<last>[0-9.eE+-]+)")
@@ -20,10 +20,10 @@ LOSS_LINE = re.compile(r"loss: (?P<first>[0-9.eE+-]+) -> (?P<last>[0-9.eE+-]+)")
 
 def lessons_dir() -> Path:
     """$DLWORKSHOP_LESSONS, else this checkout's lessons/, else the copy baked into the image."""
-    if os.environ.get(LESSONS_ENV):
-        return Path(os.environ[LESSONS_ENV])
+    if os.environ.get(learner.LESSONS_ENV):
+        return Path(os.environ[learner.LESSONS_ENV])
     repo_copy = Path(__file__).resolve().parent.parent / "lessons"
-    return repo_copy if repo_copy.is_dir() else IMAGE_LESSONS
+    return repo_copy if repo_copy.is_dir() else Path(learner.LESSONS_DIR)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,9 @@ and re-exported by `dlworkshop.contract` for the image build, the hub and the de
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 # The learner's account, as in jupyter/docker-stacks.
 USER = "jovyan"
 UID = 1000
@@ -36,3 +39,9 @@ OFFLINE_URLS_ENV = "DLWORKSHOP_OFFLINE_URLS"
 # JupyterHub's own names for a server's quota; a fallback where no cgroup says it.
 CPU_LIMIT_ENV = "CPU_LIMIT"
 MEM_LIMIT_ENV = "MEM_LIMIT"
+
+
+def data_root() -> Path:
+    """The folder holding the verified data copies, laid out <dataset>/<file>: $DLWORKSHOP_DATA, else
+    the image's."""
+    return Path(os.environ.get(DATA_ENV, DATA_ROOT))

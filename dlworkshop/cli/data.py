@@ -100,7 +100,8 @@ def stage_command(
 ) -> None:
     """Link the verified copies into seaborn's and Keras' caches and the work folder."""
     from dlworkshop.data.registry import load_registry
-    from dlworkshop.data.stage import CacheRoots, stage
+    from dlworkshop.data.stage import stage
+    from dlworkshop_learner.data_links import CacheRoots
 
     results = stage(load_registry(registry), dest or data_root(), CacheRoots.from_environment(work))
     for result in results:

@@ -6,16 +6,12 @@ fetcher and the stager live in submodules that are imported only when used.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-DATA_ENV = "DLWORKSHOP_DATA"
-DEFAULT_DATA_ROOT = Path("/opt/dlworkshop/data")
+from dlworkshop.contract import learner
 
-
-def data_root() -> Path:
-    """The folder holding verified copies, laid out <dataset>/<file>."""
-    return Path(os.environ.get(DATA_ENV, DEFAULT_DATA_ROOT))
+__all__ = ["data_root", "locate"]
+data_root = learner.data_root
 
 
 def locate(name: str, filename: str | None = None) -> Path:
@@ -27,6 +23,6 @@ def locate(name: str, filename: str | None = None) -> Path:
     if not path.exists():
         raise FileNotFoundError(
             f"{path} is missing: the workshop data is not staged here. "
-            f"Run `dlworkshop data fetch --dest {data_root()}` or set {DATA_ENV}."
+            f"Run `dlworkshop data fetch --dest {data_root()}` or set {learner.DATA_ENV}."
         )
     return path

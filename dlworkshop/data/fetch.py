@@ -20,10 +20,10 @@ from pathlib import Path
 import pooch
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
+from dlworkshop.contract import learner
 from dlworkshop.data.registry import DataFile, Registry
 from dlworkshop.errors import DataError
 
-URL_MAP = "urls.json"
 ATTEMPTS = 3
 
 
@@ -182,14 +182,15 @@ def _progress() -> Iterator[Progress]:
 
 
 def write_url_map(registry: Registry, dest: Path) -> Path:
-    """Map each canonical URL to its verified copy, for the offline URL hook (dlworkshop.offline)."""
+    """Map each canonical URL to its verified copy, for the learner's offline URL hook
+    (dlworkshop_learner.offline_urls)."""
     mapping = {
         url: f"{dataset}/{item.name}"
         for dataset, item in registry.files()
         if (dest / dataset / item.name).is_file()
         for url in item.urls
     }
-    path = dest / URL_MAP
+    path = dest / learner.URL_MAP_FILE
     path.write_text(json.dumps(mapping, indent=1, sort_keys=True), encoding="utf-8")
     return path
 

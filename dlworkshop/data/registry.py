@@ -9,9 +9,9 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from dlworkshop.contract import learner
 from dlworkshop.errors import DataError
 
-REGISTRY_ENV = "DLWORKSHOP_REGISTRY"
 CacheName = Literal["seaborn", "keras", "work"]
 
 
@@ -92,7 +92,7 @@ def default_registry_path() -> Path:
 def registry_path(path: Path | None = None) -> Path:
     if path is not None:
         return path
-    from_env = os.environ.get(REGISTRY_ENV)
+    from_env = os.environ.get(learner.REGISTRY_ENV)
     return Path(from_env) if from_env else default_registry_path()
 
 

@@ -1,26 +1,31 @@
-"""`dlworkshop image build`: the learner image from the root Dockerfile, with progress."""
+"""`dlworkshop image build`: the learner image from the root Dockerfile, with progress.
+
+The data is fetched and verified here, on the building machine, into a folder of the build context
+named by the registry's hash (`.cache/image-data/<hash>/`); the Dockerfile copies it in early. So no
+layer before the last ones depends on this project's code: a code change rebuilds only those, and
+the data layer is cached while the data is unchanged.
+"""
 
 from __future__ import annotations
 
 import collections
-import contextlib
-import functools
 import hashlib
-import http.server
 import os
 import re
 import subprocess
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
 from rich.console import Console
 
+from dlworkshop.contract import learner
 from dlworkshop.errors import WorkshopError
 from dlworkshop.image.docker import require_engine
 
 REPO = Path(__file__).resolve().parents[2]
+# Where the build's verified data copies wait in the build context (git-ignored; .dockerignore lets
+# it through).
+IMAGE_DATA = Path(".cache") / "image-data"
 Variant = Literal["cpu", "cuda"]
 STEP = re.compile(r"^#\d+ \[(?P<stage>[^\]]+)\] (?P<what>.*)$")
 
@@ -38,59 +43,66 @@ def git_revision() -> str:
     return result.stdout.strip() if result.returncode == 0 else "unknown"
 
 
-@contextlib.contextmanager
-def _served(mirror: str | None) -> Iterator[str | None]:
-    """A folder mirror is served on 127.0.0.1 for the build's fetch step (one code path for both)."""
-    if mirror is None or "://" in mirror:
-        yield mirror
-        return
-    if not Path(mirror).is_dir():
-        raise WorkshopError(f"the data mirror folder {mirror} does not exist")
+def learner_layout_args() -> dict[str, str]:
+    """The learner image's paths and account, from the contract, as the Dockerfile's build args."""
+    return {
+        "LEARNER_USER": learner.USER,
+        "LEARNER_UID": str(learner.UID),
+        "LEARNER_HOME": learner.HOME,
+        "VENV": learner.VENV,
+        "DATA_ROOT": learner.DATA_ROOT,
+        "REGISTRY": f"{learner.DATA_ROOT}/{learner.REGISTRY_FILE}",
+        "LESSONS_DIR": learner.LESSONS_DIR,
+        "WORK_FOLDER": learner.WORK_FOLDER,
+        "SERVER_PORT": str(learner.SERVER_PORT),
+    }
 
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=mirror))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+def fetch_image_data(
+    context: Path,
+    registry_file: Path,
+    mirror: str | None,
+    ca_bundle: Path | None,
+    console: Console,
+) -> Path:
+    """Every dataset of the registry, fetched once (from the mirror when given) and verified by hash,
+    into the build context's folder for this registry; returns that folder. A file that does not match
+    its hash stops here, before any build (a DataError naming it)."""
+    from dlworkshop.data.fetch import fetch
+    from dlworkshop.data.registry import load_registry
+
+    text = registry_file.read_bytes()
+    folder = context / IMAGE_DATA / hashlib.sha256(text).hexdigest()[:16]
+    console.print(f"fetching the datasets into {folder}")
+    fetch(load_registry(registry_file), folder, mirror=mirror, ca_bundle=ca_bundle)
+    (folder / learner.REGISTRY_FILE).write_bytes(text)
+    # Fixed modes (whatever the umask): the image's copy is read-only for the learner, and the
+    # layer's checksum depends on the content alone.
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return folder
 
 
 def build_command(
     client: str,
     tag: str,
-    variant: Variant,
-    base_image: str | None,
+    dockerfile: Path,
+    context: Path,
+    build_args: dict[str, str],
     ca_bundle: Path | None,
-    mirror_url: str | None,
-    registry: Path | None,
     target: str | None = None,
     no_cache: bool = False,
-    dockerfile: Path = REPO / "Dockerfile",
 ) -> list[str]:
     command = [client, "build", "--progress", "plain", "--file", str(dockerfile), "--tag", tag]
-    command += ["--build-arg", f"GIT_REVISION={git_revision()}"]
-    if dockerfile == REPO / "Dockerfile":
-        command += ["--build-arg", f"VARIANT={variant}", "--build-arg", f"LOCK_SHA256={lock_sha256(variant)}"]
-    if base_image:
-        command += ["--build-arg", f"BASE_IMAGE={base_image}"]
+    for name, value in {"GIT_REVISION": git_revision(), **build_args}.items():
+        command += ["--build-arg", f"{name}={value}"]
     if ca_bundle:
         command += ["--secret", f"id=ca_bundle,src={ca_bundle}"]
-    if registry:
-        command += ["--secret", f"id=registry,src={registry}"]
-    if mirror_url:
-        command += ["--build-arg", f"DATA_MIRROR={mirror_url}"]
-        if re.match(r"https?://(127\.|localhost)", mirror_url):
-            command += ["--network", "host"]  # the mirror listens on this machine's loopback
     if target:
         command += ["--target", target]
     if no_cache:
         command.append("--no-cache")
-    return [*command, str(REPO)]
+    return [*command, str(context)]
 
 
 def run_build(command: list[str], console: Console, title: str) -> None:
@@ -125,18 +137,27 @@ def build_learner_image(
     target: str | None = None,
     no_cache: bool = False,
     console: Console | None = None,
+    context: Path = REPO,
 ) -> str:
+    """Build the learner image from `context` (this checkout; a test passes a copy). `target`
+    "environment" builds the locked packages alone, without fetching any data."""
     console = console or Console(stderr=True)
     client = require_engine()
     if ca_bundle is not None and not ca_bundle.is_file():
         raise WorkshopError(f"CA bundle {ca_bundle} does not exist", fix="give the path of a PEM bundle")
-    if registry is not None and not registry.is_file():
-        raise WorkshopError(f"registry {registry} does not exist")
-    with _served(data_mirror) as mirror_url:
-        command = build_command(
-            client, tag, variant, base_image, ca_bundle, mirror_url, registry, target, no_cache
-        )
-        run_build(command, console, f"building {tag} ({variant})")
+    registry_file = registry or context / "lessons" / "datasets.yaml"
+    if not registry_file.is_file():
+        raise WorkshopError(f"registry {registry_file} does not exist")
+    build_args = {"VARIANT": variant, "LOCK_SHA256": lock_sha256(variant), **learner_layout_args()}
+    if base_image:
+        build_args["BASE_IMAGE"] = base_image
+    if target != "environment":
+        data = fetch_image_data(context, registry_file, data_mirror, ca_bundle, console)
+        build_args["DATA_FOLDER"] = str(data.relative_to(context))
+    command = build_command(
+        client, tag, context / "Dockerfile", context, build_args, ca_bundle, target, no_cache
+    )
+    run_build(command, console, f"building {tag} ({variant})")
     console.print(f"[green]built[/] {tag}")
     return tag
 
@@ -147,9 +168,8 @@ def build_hub_image(
     """The hub image (hub/Dockerfile): JupyterHub, DockerSpawner, culler, proxy, the settings model."""
     console = console or Console(stderr=True)
     client = require_engine()
-    command = build_command(
-        client, tag, "cpu", base_image, ca_bundle, None, None, dockerfile=REPO / "hub" / "Dockerfile"
-    )
+    build_args = {"BASE_IMAGE": base_image} if base_image else {}
+    command = build_command(client, tag, REPO / "hub" / "Dockerfile", REPO, build_args, ca_bundle)
     run_build(command, console, f"building {tag}")
     console.print(f"[green]built[/] {tag}")
     return tag

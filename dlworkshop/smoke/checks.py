@@ -45,14 +45,14 @@ print(json.dumps({"code": result.returncode, "out": (result.stdout + result.stde
 """
 HARDWARE = """
 import json, os, tensorflow as tf
-import dlworkshop_learner_hooks as hooks
+from dlworkshop_learner import threads
 gpus = tf.config.list_physical_devices("GPU")
 caps = [c.memory_limit for g in gpus for c in (tf.config.get_logical_device_configuration(g) or [])]
 print(json.dumps({
     "gpus": len(gpus), "gpu_caps_mb": caps, "gpu_cap_env": os.environ.get("DLWORKSHOP_GPU_MEMORY_MB"),
     "intra": tf.config.threading.get_intra_op_parallelism_threads(),
     "inter": tf.config.threading.get_inter_op_parallelism_threads(),
-    "expected_threads": hooks.thread_count(hooks.cpu_quota()), "cpu_quota": hooks.cpu_quota(),
+    "expected_threads": threads.thread_count(threads.cpu_quota()), "cpu_quota": threads.cpu_quota(),
 }))
 """
 

@@ -9,8 +9,9 @@ from dlworkshop.data import locate
 from dlworkshop.data.fetch import check_file, fetch, verify, write_url_map
 from dlworkshop.data.lock import _set_field, lock
 from dlworkshop.data.registry import load_registry
-from dlworkshop.data.stage import CacheRoots, stage
+from dlworkshop.data.stage import plan, stage, write_plan
 from dlworkshop.errors import DataError
+from dlworkshop_learner.data_links import CacheRoots, link, read_plan
 
 REGISTRY_TEXT = """\
 version: 1
@@ -134,15 +135,14 @@ def test_url_map_lists_only_fetched_files(tiny: tuple[Path, Path], tmp_path: Pat
 
 def test_a_written_plan_links_the_same_as_the_registry(tmp_path: Path) -> None:
     """The image writes the plan at build time; a server's start links from it alone."""
-    from dlworkshop.data.stage import link, plan, read_plan, write_plan
-
     registry = load_registry()
     (tmp_path / "data").mkdir()
     write_plan(registry, tmp_path / "data")
     assert read_plan(tmp_path / "data") == plan(registry, tmp_path / "data")
-    assert read_plan(tmp_path / "nowhere") is None
+    with pytest.raises(FileNotFoundError, match=r"stage-plan\.json"):
+        read_plan(tmp_path / "nowhere")
     roots = CacheRoots(seaborn=tmp_path / "sns", keras=tmp_path / "keras", work=None)
-    results = link(read_plan(tmp_path / "data") or [], roots)
+    results = link(read_plan(tmp_path / "data"), roots)
     assert results and {r.action for r in results} == {"missing"}  # no copies fetched here
 
 

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from dlworkshop.contract import learner
 from tests.conftest import docker_cli
 from tests.fixtures.data import KERAS_OVERRIDE_DIR, keras_hash_overrides
-from tests.fixtures.images import CA_BUNDLE
+from tests.fixtures.images import CA_BUNDLE, copy_build_context
 
 pytestmark = [pytest.mark.docker, pytest.mark.image]
 OVERRIDE_MOUNT = "/opt/dlworkshop-test-override"
@@ -69,7 +70,7 @@ def test_the_upstream_lessons_data_calls_succeed_with_no_network(
 def test_the_data_in_the_image_verifies_offline(learner_image: str) -> None:
     result = docker_run(learner_image, "--network", "none", command=["dlworkshop", "data", "verify"])
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "10 files verified in /opt/dlworkshop/data" in result.stdout
+    assert f"10 files verified in {learner.DATA_ROOT}" in result.stdout
 
 
 @pytest.mark.parametrize(("cpus", "threads"), [("0.5", 1), ("2", 2)])
@@ -83,7 +84,7 @@ def test_tensorflow_thread_pools_follow_the_cpu_quota(learner_image: str, cpus: 
     assert result.stdout.split()[-3:] == [str(threads)] * 3, result.stdout + result.stderr[-2000:]
 
 
-def test_runs_as_jovyan_with_lessons_copied_without_overwriting_edits(
+def test_runs_as_the_learner_with_lessons_copied_without_overwriting_edits(
     learner_image: str, tmp_path: Path
 ) -> None:
     work = tmp_path / "work"
@@ -95,11 +96,11 @@ def test_runs_as_jovyan_with_lessons_copied_without_overwriting_edits(
         "--network",
         "none",
         "-v",
-        f"{work}:/home/jovyan/work",
-        command=["bash", "-c", "id -u; id -g -n; ls ~/work/lessons"],
+        f"{work}:{learner.WORK_FOLDER}",
+        command=["bash", "-c", f"id -u; id -g -n; echo $HOME; ls {learner.WORK_FOLDER}/lessons"],
     )
     lines = result.stdout.split()
-    assert lines[:2] == ["1000", "jovyan"], result.stdout + result.stderr
+    assert lines[:3] == [str(learner.UID), learner.USER, learner.HOME], result.stdout + result.stderr
     assert "01-introduction.ipynb" in lines and "06-outlook.ipynb" in lines
     assert (work / "lessons" / "02-penguins.ipynb").read_text() == "my own edits"
 
@@ -231,6 +232,8 @@ def test_every_lesson_runs_at_smoke_size_inside_the_image_offline(
 def test_a_dataset_that_does_not_match_its_hash_fails_the_build(
     base_image: str, learner_image: str, fixture_mirror: Path, fixture_registry: Path, tmp_path: Path
 ) -> None:
+    """The build fetches into a fresh context (this checkout's data is already verified, and a
+    verified copy is never fetched again)."""
     import shutil
 
     from dlworkshop.errors import WorkshopError
@@ -241,15 +244,16 @@ def test_a_dataset_that_does_not_match_its_hash_fails_the_build(
     (mirror / "weather" / "metadata.txt").write_text("not the real metadata\n")
     with pytest.raises(WorkshopError, match=r"weather/metadata\.txt .* does not match its recorded sha256"):
         build_learner_image(
-            "dlworkshop/learner:test-corrupt",
+            f"{learner_image}-corrupt",
             base_image=base_image,
             ca_bundle=CA_BUNDLE if CA_BUNDLE.is_file() else None,
             data_mirror=str(mirror),
             registry=fixture_registry,
+            context=copy_build_context(tmp_path / "context"),
         )
     assert (
         subprocess.run(
-            [docker_cli(), "image", "inspect", "dlworkshop/learner:test-corrupt"], capture_output=True
+            [docker_cli(), "image", "inspect", f"{learner_image}-corrupt"], capture_output=True
         ).returncode
         != 0
     )
@@ -288,7 +292,7 @@ def test_the_first_kernel_is_started_ahead_and_moves_to_the_notebooks_folder(lea
         ]
         output = run_code(server, kernel, "import os\nprint(os.getpid(), os.getcwd())")
         pid, cwd = output.split()
-        assert cwd == "/home/jovyan/work/episode"
+        assert cwd == f"{learner.WORK_FOLDER}/episode"
         assert [k["id"] for k in server.request("GET", "api/kernels").json()] == [kernel]
         # One kernel process, the one started ahead (PIDs of the container's namespace).
         assert container.exec_run(["pgrep", "-f", "ipykernel_launcher"]).output.decode().split() == [pid]

@@ -42,7 +42,7 @@ def test_the_image_passes_and_the_report_is_written(
 def test_a_missing_dataset_fails_the_data_check(
     learner_image: str, image_smoke_config: Path, tmp_path: Path
 ) -> None:
-    broken = "dlworkshop/learner:test-missing-data"
+    broken = f"{learner_image}-missing-data"
     dockerfile = (
         f"FROM {learner_image}\nUSER root\nRUN rm /opt/dlworkshop/data/penguins/penguins.csv\nUSER 1000\n"
     )

@@ -7,8 +7,7 @@ the kernel list, and hands it to the first kernel request of the default kind, a
 the notebook's folder as a fresh kernel would have started there. Later kernels start the usual
 way; a new one is kept ready again a while later, not during the rush.
 
-Installed into the image's site-packages as dlworkshop_learner_kernels and named by
-/etc/jupyter/jupyter_server_config.py (ServerApp.kernel_manager_class).
+Named by the server's config (dlworkshop_learner/server_config.py, ServerApp.kernel_manager_class).
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
 The upstream lesson reads data straight from URLs (`pd.read_csv(ZENODO_URL)`, seaborn's and
 Keras' downloaders). On a workshop's failing wifi those calls hang rather than fail, so the learner
 image installs this opener in every Python process (a .pth file calls `install()`): a URL listed in
-`<data root>/urls.json` is answered from its verified copy; every other URL goes to the network as
-usual. Set DLWORKSHOP_OFFLINE_URLS=0 to switch it off. Import-light: urllib is configured only when
-a process imports urllib.request itself.
+`<data root>/urls.json` (written by `dlworkshop data fetch`) is answered from its verified copy; every
+other URL goes to the network as usual. Set DLWORKSHOP_OFFLINE_URLS=0 to switch it off.
+Import-light: urllib is configured only when a process imports urllib.request itself.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ import os
 from pathlib import Path
 from types import ModuleType
 
-SWITCH_ENV = "DLWORKSHOP_OFFLINE_URLS"
+from dlworkshop_learner import layout
+from dlworkshop_learner.import_hooks import when_imported
 
 
 def _url_map(root: Path) -> dict[str, Path]:
     try:
-        entries = json.loads((root / "urls.json").read_text(encoding="utf-8"))
+        entries = json.loads((root / layout.URL_MAP_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     mapping = {}
@@ -59,14 +60,10 @@ def _configure_urllib(request: ModuleType, mapping: dict[str, Path]) -> None:
 
 def install(root: Path | None = None) -> bool:
     """Arrange for urllib to answer registry URLs from local copies. Returns whether it is active."""
-    if os.environ.get(SWITCH_ENV, "1") == "0":
+    if os.environ.get(layout.OFFLINE_URLS_ENV, "1") == "0":
         return False
-    from dlworkshop.data import data_root
-
-    mapping = _url_map(root or data_root())
+    mapping = _url_map(root or layout.data_root())
     if not mapping:
         return False
-    from dlworkshop.import_hooks import when_imported
-
     when_imported("urllib.request", lambda module: _configure_urllib(module, mapping))
     return True

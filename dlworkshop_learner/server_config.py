@@ -1,0 +1,36 @@
+"""The learner's Jupyter server settings, applied by /etc/jupyter/jupyter_server_config.py."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from dlworkshop_learner import layout
+
+if TYPE_CHECKING:
+    from traitlets.config import Config
+
+
+def apply(c: Config) -> None:
+    """Set the server's keys on its traitlets config `c`."""
+    # Learner servers open in the work folder (the learner's persistent volume).
+    c.ServerApp.root_dir = layout.WORK_FOLDER
+    # TensorBoard through jupyter-server-proxy, at <server>/tensorboard/, reading the whole work folder.
+    c.ServerProxy.servers = {
+        "tensorboard": {
+            "command": [
+                "tensorboard",
+                "--logdir",
+                layout.WORK_FOLDER,
+                "--port",
+                "{port}",
+                "--path_prefix",
+                "{base_url}tensorboard",
+            ],
+            "timeout": 30,
+            "launcher_entry": {"title": "TensorBoard"},
+        }
+    }
+    # The image ships no language servers, so jupyter-lsp would only scan for them at every start.
+    c.ServerApp.jpserver_extensions = {"jupyter_lsp": False}
+    # A learner's first notebook finds its kernel already started.
+    c.ServerApp.kernel_manager_class = "dlworkshop_learner.kernels.PrestartedKernelManager"
