@@ -105,19 +105,33 @@ def test_runs_as_the_learner_with_lessons_copied_without_overwriting_edits(
     assert (work / "lessons" / "02-penguins.ipynb").read_text() == "my own edits"
 
 
-def test_labels_record_variant_and_lock_hash(learner_image: str) -> None:
-    from dlworkshop.image.build import lock_sha256
+def test_labels_environment_and_user_are_the_contracts(learner_image: str) -> None:
+    """What `docker image inspect` shows on the built image, against dlworkshop.contract."""
+    from dlworkshop.contract import LABEL_LOCK_SHA256, LABEL_REVISION, LABEL_VARIANT
+    from dlworkshop.image.build import git_revision, lock_sha256
 
     inspected = subprocess.run(
-        [docker_cli(), "image", "inspect", "--format", "{{json .Config.Labels}}", learner_image],
+        [docker_cli(), "image", "inspect", "--format", "{{json .Config}}", learner_image],
         capture_output=True,
         text=True,
         check=True,
     )
-    labels = json.loads(inspected.stdout)
-    assert labels["org.dlworkshop.variant"] == "cpu"
-    assert labels["org.dlworkshop.lock-sha256"] == lock_sha256("cpu")
-    assert len(labels["org.opencontainers.image.revision"]) in (40, len("unknown"))
+    config = json.loads(inspected.stdout)
+    labels = config["Labels"]
+    assert labels[LABEL_VARIANT] == "cpu"
+    assert labels[LABEL_LOCK_SHA256] == lock_sha256("cpu")
+    assert labels[LABEL_REVISION] == git_revision()
+    env = dict(variable.split("=", 1) for variable in config["Env"])
+    assert {name: env.get(name) for name in (learner.DATA_ENV, learner.WORK_ENV, learner.LESSONS_ENV)} == {
+        learner.DATA_ENV: learner.DATA_ROOT,
+        learner.WORK_ENV: learner.WORK_FOLDER,
+        learner.LESSONS_ENV: learner.LESSONS_DIR,
+    }
+    assert env[learner.REGISTRY_ENV] == f"{learner.DATA_ROOT}/{learner.REGISTRY_FILE}"
+    assert env["PATH"].startswith(f"{learner.VENV}/bin:")
+    assert config["User"] == str(learner.UID)
+    assert config["WorkingDir"] == learner.WORK_FOLDER
+    assert list(config["ExposedPorts"]) == [f"{learner.SERVER_PORT}/tcp"]
 
 
 # What a learner server's start must not pay for (benchmarks/start_profile.py measured each).
