@@ -52,16 +52,17 @@ def copy_lessons(source: Path, target: Path) -> list[Path]:
     return copied
 
 
-def prepare_work(environ: Mapping[str, str]) -> list[str]:
-    """Link the data caches and copy the lessons in; returns the problems, one line each."""
+def prepare_work() -> list[str]:
+    """Link the data caches and copy the lessons in, where this process's environment says; returns
+    the problems, one line each."""
     problems = []
     try:
         results = link(read_plan(layout.data_root()), CacheRoots.from_environment())
         problems += [f"data file missing: {r.source}" for r in results if r.action == "missing"]
     except Exception as exc:  # the server must start even if staging fails; the smoke test reports it
         problems.append(f"staging data failed: {exc}")
-    lessons = Path(environ.get(layout.LESSONS_ENV, layout.LESSONS_DIR))
-    work = Path(environ.get(layout.WORK_ENV, layout.WORK_FOLDER))
+    lessons = Path(os.environ.get(layout.LESSONS_ENV, layout.LESSONS_DIR))
+    work = Path(os.environ.get(layout.WORK_ENV, layout.WORK_FOLDER))
     try:
         if lessons.is_dir() and work.is_dir() and os.access(work, os.W_OK):
             copy_lessons(lessons, work / "lessons")
@@ -72,7 +73,7 @@ def prepare_work(environ: Mapping[str, str]) -> list[str]:
 
 def main(command: list[str]) -> int:
     os.environ.update(server_environment(os.environ, Path(sysconfig.get_paths()["purelib"])))
-    for problem in prepare_work(os.environ):
+    for problem in prepare_work():
         print(f"dlworkshop: {problem}", file=sys.stderr)
     if not command:
         return 0

@@ -106,7 +106,7 @@ def test_a_start_links_the_planned_data_and_copies_the_lessons(
     ]
     save_plan(planned, data)
     assert read_plan(data) == planned
-    problems = start.prepare_work(os.environ)
+    problems = start.prepare_work()
     assert (tmp_path / "seaborn" / "penguins.csv").resolve() == data / "penguins" / "penguins.csv"
     assert problems == [f"data file missing: {data}/cifar10/cifar-10-python.tar.gz"]
     assert (tmp_path / "work" / "lessons" / "02-penguins.ipynb").is_file()
@@ -115,7 +115,7 @@ def test_a_start_links_the_planned_data_and_copies_the_lessons(
 def test_a_start_without_a_plan_says_so_and_still_copies_the_lessons(
     learner_home: dict[str, str], tmp_path: Path
 ) -> None:
-    problems = start.prepare_work(os.environ)
+    problems = start.prepare_work()
     assert len(problems) == 1 and problems[0].startswith("staging data failed:")
     assert layout.STAGE_PLAN_FILE in problems[0]
     assert (tmp_path / "work" / "lessons" / "02-penguins.ipynb").is_file()
