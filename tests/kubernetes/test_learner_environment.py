@@ -21,7 +21,8 @@ pytestmark = [pytest.mark.kubernetes, pytest.mark.docker, pytest.mark.image]
 PROBE = """
 import json, os
 import tensorflow as tf
-import dlworkshop_learner_hooks as hooks
+from dlworkshop_learner.tensorflow_setup import configure_tensorflow
+from dlworkshop_learner.threads import THREAD_VARIABLES
 
 applied = {}
 class Config:
@@ -38,9 +39,9 @@ class Config:
         lambda gpu, configs: applied.update(gpu_memory_limit_mb=configs[0].memory_limit))
 class OneGpuTensorFlow:
     config = Config
-hooks.configure_tensorflow(OneGpuTensorFlow)
+configure_tensorflow(OneGpuTensorFlow)
 print(json.dumps({
-    "exports": {name: os.environ.get(name) for name in hooks.THREAD_VARIABLES},
+    "exports": {name: os.environ.get(name) for name in THREAD_VARIABLES},
     "tensorflow": [tf.config.threading.get_intra_op_parallelism_threads(),
                    tf.config.threading.get_inter_op_parallelism_threads()],
     "hook": applied,
