@@ -13,8 +13,10 @@ import csv
 import json
 import statistics
 import time
+from collections.abc import Awaitable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from rich.console import Console
 from rich.table import Table
@@ -23,6 +25,7 @@ from dlworkshop.errors import WorkshopError
 from dlworkshop.hubclient import HubError, HubSession
 from dlworkshop.smoke.jupyter import CellError, JupyterServer, run_cells
 
+T = TypeVar("T")
 STEPS = ("login", "spawn", "kernel", "first_cell")
 DEFAULT_CODE = "import numpy\nprint(int(numpy.arange(7).sum()))"
 
@@ -45,7 +48,7 @@ class LearnerRun:
         return sum(self.steps.values()) if self.ok else None
 
 
-async def _timed(run: LearnerRun, step: str, coroutine):  # type: ignore[no-untyped-def]
+async def _timed(run: LearnerRun, step: str, coroutine: Awaitable[T]) -> T:
     started = time.monotonic()
     try:
         result = await coroutine
@@ -153,8 +156,8 @@ def percentile(values: list[float], q: float) -> float:
 def summary(runs: list[LearnerRun]) -> dict[str, dict[str, float]]:
     rows = {}
     for step in (*STEPS, "login_to_first_cell"):
-        values = (
-            [r.ready for r in runs if r.ok]
+        values: list[float] = (
+            [r.ready for r in runs if r.ready is not None]
             if step == "login_to_first_cell"
             else [r.steps[step] for r in runs if step in r.steps]
         )
@@ -188,7 +191,7 @@ def write_report(runs: list[LearnerRun], folder: Path, url: str, ramp: float) ->
 
     figure, axes = plt.subplots(figsize=(7, 4))
     done = [r for r in runs if r.ok]
-    axes.scatter([r.arrival for r in done], [r.ready for r in done], color="#2a9d8f", label="ran code")
+    axes.scatter([r.arrival for r in done], [r.ready or 0.0 for r in done], color="#2a9d8f", label="ran code")
     failed = [r for r in runs if not r.ok]
     if failed:
         axes.scatter(

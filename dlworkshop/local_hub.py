@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 from rich.console import Console
@@ -27,6 +28,11 @@ from dlworkshop.hub_runtime import hub_container_spec, hub_settings, hub_setting
 from dlworkshop.image.docker import docker_client
 from dlworkshop.image.ensure import ensure_images
 from dlworkshop.settings import Settings
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+    from docker.models.containers import Container
+    from docker.models.networks import Network
 
 
 @dataclass
@@ -64,14 +70,14 @@ def port_free(bind: str, port: int) -> bool:
             return False
 
 
-def bridge_interface(network) -> str:  # type: ignore[no-untyped-def]
-    return network.attrs.get("Options", {}).get(BRIDGE_NAME_OPTION) or f"br-{network.id[:12]}"
+def bridge_interface(network: Network) -> str:
+    return network.attrs.get("Options", {}).get(BRIDGE_NAME_OPTION) or f"br-{str(network.id)[:12]}"
 
 
 BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
 
 
-def wait_until_answering(url: str, container, timeout: float, console: Console) -> None:  # type: ignore[no-untyped-def]
+def wait_until_answering(url: str, container: Container, timeout: float, console: Console) -> None:
     deadline = time.monotonic() + timeout
     with console.status(f"waiting for the hub at {url}"):
         while time.monotonic() < deadline:
@@ -145,7 +151,8 @@ def up(settings: Settings, console: Console, rebuild: bool = False, wait: float 
         if existing is not None:
             # A re-created hub (upgrade, changed settings) finds the learners' servers still running.
             existing.remove(force=True)
-        accounts = str(settings.auth.accounts_file.resolve()) if settings.auth.mode == "accounts" else None
+        accounts_file = settings.auth.accounts_file if settings.auth.mode == "accounts" else None
+        accounts = str(accounts_file.resolve()) if accounts_file else None
         container = client.containers.run(
             detach=True, **hub_container_spec(settings, str(settings_file), accounts)
         )
@@ -156,7 +163,7 @@ def up(settings: Settings, console: Console, rebuild: bool = False, wait: float 
     return hub.url
 
 
-def learner_containers(client, settings: Settings) -> list:  # type: ignore[no-untyped-def,type-arg]
+def learner_containers(client: DockerClient, settings: Settings) -> list[Container]:
     """This hub's learner containers (labelled with it by the hub's Docker backend)."""
     label = f"{contract.LABEL_HUB}={settings.hub.container_name}"
     return [

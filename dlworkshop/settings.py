@@ -26,7 +26,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
 from dlworkshop import contract
 from dlworkshop.errors import ConfigError
@@ -473,7 +473,7 @@ def _line_numbers(text: str) -> dict[tuple[str | int, ...], int]:
     return lines
 
 
-def _describe(error: dict[str, Any], lines: dict[tuple[str | int, ...], int], source: str) -> str:
+def _describe(error: ErrorDetails, lines: dict[tuple[str | int, ...], int], source: str) -> str:
     loc = tuple(part for part in error["loc"] if not str(part).startswith("function-"))
     path = ".".join(str(part) for part in loc)
     message = error["msg"].removeprefix("Value error, ")

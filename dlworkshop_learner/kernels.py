@@ -87,7 +87,7 @@ class PrestartedKernelManager(AsyncMappingKernelManager):
             self.log.warning("the kernel started ahead could not be handed out; starting one", exc_info=True)
             return False
 
-    async def start_kernel(  # type: ignore[override]
+    async def start_kernel(
         self, *, kernel_id: str | None = None, path: str | None = None, **kwargs: Any
     ) -> str:
         name = kwargs.get("kernel_name") or self.default_kernel_name

@@ -14,6 +14,7 @@ import json
 import os
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from dlworkshop_learner import layout
 from dlworkshop_learner.import_hooks import when_imported
@@ -35,10 +36,10 @@ def _configure_urllib(request: ModuleType, mapping: dict[str, Path]) -> None:
     import email.utils
     import urllib.response
 
-    class VerifiedCopyHandler(request.BaseHandler):  # type: ignore[name-defined,misc]
+    class VerifiedCopyHandler(request.BaseHandler):  # type: ignore[name-defined]  # a module passed in
         handler_order = 100  # before the HTTP(S) handlers, so no connection is ever attempted
 
-        def _serve(self, req):  # type: ignore[no-untyped-def]
+        def _serve(self, req: Any) -> Any:
             url = req.full_url
             path = mapping.get(url) or mapping.get(url.split("?", 1)[0])
             if path is None or not path.is_file():
@@ -49,7 +50,7 @@ def _configure_urllib(request: ModuleType, mapping: dict[str, Path]) -> None:
                 f"Last-Modified: {email.utils.formatdate(path.stat().st_mtime, usegmt=True)}\n"
             )
             response = urllib.response.addinfourl(path.open("rb"), headers, url, code=200)
-            response.msg = "OK"  # read by urllib's HTTPErrorProcessor
+            response.msg = "OK"  # type: ignore[attr-defined]  # read by urllib's HTTPErrorProcessor
             return response
 
         http_open = _serve

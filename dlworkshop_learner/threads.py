@@ -33,9 +33,9 @@ def cpu_quota(
         for v1 in (cgroup_root / "cpu", cgroup_root / "cpu,cpuacct", cgroup_root):
             quota_file = v1 / "cpu.cfs_quota_us"
             if quota_file.is_file():
-                quota = int(quota_file.read_text())
-                if quota > 0:
-                    return quota / int((v1 / "cpu.cfs_period_us").read_text())
+                microseconds = int(quota_file.read_text())
+                if microseconds > 0:
+                    return microseconds / int((v1 / "cpu.cfs_period_us").read_text())
                 break
     except (OSError, ValueError):
         pass

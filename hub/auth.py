@@ -7,6 +7,7 @@ import re
 import time
 from collections import defaultdict, deque
 from pathlib import Path
+from typing import Any
 
 from jupyterhub.auth import Authenticator
 from traitlets import Integer, Unicode
@@ -37,7 +38,7 @@ class RateLimitedAuthenticator(Authenticator):
     def _failed(self, address: str) -> None:
         self._failures[address].append(time.monotonic())
 
-    async def authenticate(self, handler, data):  # type: ignore[no-untyped-def,override]
+    async def authenticate(self, handler: Any, data: dict[str, str]) -> str | None:
         address = handler.request.remote_ip if handler is not None else "local"
         if self._too_many(address):
             self.log.warning("login rate limit reached for %s", address)
@@ -73,7 +74,7 @@ class SharedCodeAuthenticator(RateLimitedAuthenticator):
             return username
         return None
 
-    async def authenticate(self, handler, data):  # type: ignore[no-untyped-def,override]
+    async def authenticate(self, handler: Any, data: dict[str, str]) -> str | None:
         name = await super().authenticate(handler, data)
         if name is None or not self.seats or handler is None:
             return name

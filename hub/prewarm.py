@@ -16,6 +16,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -62,7 +63,9 @@ class Outcome:
         return self.state.startswith("failed")
 
 
-def prewarm(hub: HubClient, names: list[str], timeout: float, say=print) -> list[Outcome]:  # type: ignore[no-untyped-def]
+def prewarm(
+    hub: HubClient, names: list[str], timeout: float, say: Callable[[str], object] = print
+) -> list[Outcome]:
     """Ask for every server, then wait (bounded) until each is ready or has failed."""
     began = time.monotonic()
     outcomes: dict[str, Outcome] = {}

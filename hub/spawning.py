@@ -74,7 +74,7 @@ class WorkshopSpawner(LoggingConfigurable):
 
     async def start_engine(self) -> Any:
         """Have the engine start the server; returns what Spawner.start returns (its URL)."""
-        return await super().start()  # type: ignore[safe-super]
+        return await super().start()  # type: ignore[misc]  # the engine's Spawner, after this mixin
 
     def engine_message(self) -> str | None:
         """What the engine says while it starts the server, for the spawn page (None: nothing more)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import typer
 from rich.console import Console
@@ -43,13 +44,13 @@ def build_command(
 ) -> None:
     """Build the learner image: locked packages, verified data, lessons, start hooks."""
     from dlworkshop.errors import WorkshopError
-    from dlworkshop.image.build import build_learner_image
+    from dlworkshop.image.build import Variant, build_learner_image
 
     if variant not in ("cpu", "cuda"):
         raise WorkshopError(f"unknown variant {variant!r}", fix="use --variant cpu or --variant cuda")
     build_learner_image(
         tag or f"dlworkshop/learner:{variant}",
-        variant,
+        cast(Variant, variant),
         base_image,
         ca_bundle,
         data_mirror,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import cast
 
 import typer
 from rich.console import Console
@@ -36,6 +37,7 @@ def smoke_test_command(
     """Log in, spawn, check packages, data, threads and GPU, and train every episode against its budget."""
     require_extra("report", "smoke-test")
     from dlworkshop.errors import WorkshopError
+    from dlworkshop.lessons import Size
     from dlworkshop.settings import load_settings
     from dlworkshop.smoke.run import SmokeOptions, smoke_test
 
@@ -45,10 +47,10 @@ def smoke_test_command(
         hub,
         image,
         episodes,
-        size,
+        cast(Size, size),
         report,
         password=password,
-        token=os.environ.get("DLWORKSHOP_HUB_TOKEN"),  # type: ignore[arg-type]
+        token=os.environ.get("DLWORKSHOP_HUB_TOKEN"),
     )
     smoke_test(load_settings(config), options, console)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pooch
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
 
 from dlworkshop.contract import learner
 from dlworkshop.data.registry import DataFile, Registry
@@ -65,8 +65,9 @@ def check_file(dataset: str, item: DataFile, dest: Path) -> FileCheck:
 class _RichBar:
     """The progress-bar protocol pooch's HTTPDownloader drives (tqdm-like), drawn with rich."""
 
-    def __init__(self, progress: Progress, task: int) -> None:
-        self.progress, self.task, self.total = progress, task, None
+    def __init__(self, progress: Progress, task: TaskID) -> None:
+        self.progress, self.task = progress, task
+        self.total: int | None = None
 
     def update(self, advance: int) -> None:
         self.progress.update(self.task, advance=advance, total=self.total)
@@ -113,8 +114,9 @@ def _download(source: str, target: Path, bar: _RichBar, ca_bundle: Path | None) 
         if not Path(source).is_file():
             raise FileNotFoundError(source)
         shutil.copyfile(source, target)
-        bar.total = target.stat().st_size
-        bar.update(bar.total)
+        size = target.stat().st_size
+        bar.total = size
+        bar.update(size)
         return
     # A CA bundle lets the download trust a TLS-intercepting proxy without turning verification off.
     extra = {"verify": str(ca_bundle)} if ca_bundle else {}

@@ -14,8 +14,10 @@ def archive_images(path: Path) -> dict[str, str]:
     """Tag -> image ID (`sha256:...`) of each image in the archive (Docker's and OCI's layouts)."""
     try:
         with tarfile.open(path) as archive:  # headers only: tarfile seeks over the layers
-            member = archive.getmember("manifest.json")
-            manifest = json.load(archive.extractfile(member))  # type: ignore[arg-type]
+            member = archive.extractfile(archive.getmember("manifest.json"))
+            if member is None:
+                raise KeyError("manifest.json is not a file")
+            manifest = json.load(member)
     except (OSError, KeyError, tarfile.TarError, json.JSONDecodeError) as exc:
         raise ConfigError(
             f"{path} is not a `docker save` archive ({type(exc).__name__}: {exc})",

@@ -27,7 +27,7 @@ def built_archives(settings: Settings, console: Console) -> Settings:
     folder.mkdir(parents=True, exist_ok=True)
     archives = {}
     for reference in (settings.image.reference, settings.hub.image):
-        image_id = client.images.get(reference).id.split(":")[-1][:12]
+        image_id = str(client.images.get(reference).id).split(":")[-1][:12]
         target = folder / f"{reference.replace('/', '_').replace(':', '_')}-{image_id}.tar"
         if not target.is_file():
             with console.status(f"saving {reference} to {target}"):

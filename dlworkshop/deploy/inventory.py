@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from dlworkshop.errors import WorkshopError
 
@@ -20,7 +21,7 @@ def ansible_tool(name: str) -> str:
     return str(beside) if beside.exists() else name
 
 
-def hosts_in(listing: dict, group: str = GROUP) -> list[str]:  # type: ignore[type-arg]
+def hosts_in(listing: dict[str, Any], group: str = GROUP) -> list[str]:
     """Hosts of a group in `ansible-inventory --list` output, children included."""
     seen: list[str] = []
     pending = [group]
@@ -41,7 +42,7 @@ def limited(hosts: list[str], limit: str | None) -> list[str]:
     return [host for host in hosts if host in wanted]
 
 
-def load_inventory(path: Path, limit: str | None = None) -> tuple[list[str], dict]:  # type: ignore[type-arg]
+def load_inventory(path: Path, limit: str | None = None) -> tuple[list[str], dict[str, Any]]:
     """Parse with Ansible itself; returns the hosts to deploy and their variables."""
     if not path.exists():
         raise WorkshopError(

@@ -6,8 +6,12 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dlworkshop.errors import DockerUnavailableError
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 # The Debian client knows BuildKit secrets without buildx; a newer `docker` earlier on PATH may not.
 PREFERRED_CLIENTS = ("/usr/bin/docker",)
@@ -52,7 +56,7 @@ def image_labels(client: str, reference: str) -> dict[str, str] | None:
     return json.loads(result.stdout or "null") or {}
 
 
-def docker_client():  # type: ignore[no-untyped-def]
+def docker_client() -> DockerClient:
     """The Docker SDK's client for this machine's engine, or one clear error."""
     import docker
 
@@ -67,7 +71,7 @@ def docker_client():  # type: ignore[no-untyped-def]
     return client
 
 
-def image_present(client, reference: str) -> bool:  # type: ignore[no-untyped-def]
+def image_present(client: DockerClient, reference: str) -> bool:
     import docker
 
     try:

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -12,8 +13,11 @@ from dlworkshop.errors import WorkshopError
 from dlworkshop.image.docker import image_present
 from dlworkshop.settings import Settings
 
+if TYPE_CHECKING:
+    from docker import DockerClient
 
-def ensure_base_image(client, reference: str, console: Console) -> str:  # type: ignore[no-untyped-def]
+
+def ensure_base_image(client: DockerClient, reference: str, console: Console) -> str:
     """The base image: present, pulled from a registry, or (no registry) built with debootstrap."""
     if image_present(client, reference):
         return reference
@@ -28,7 +32,7 @@ def ensure_base_image(client, reference: str, console: Console) -> str:  # type:
     return build_base(console=console)
 
 
-def _pull(client, reference: str, console: Console) -> None:  # type: ignore[no-untyped-def]
+def _pull(client: DockerClient, reference: str, console: Console) -> None:
     import docker
 
     with console.status(f"pulling {reference}"):
@@ -41,7 +45,7 @@ def _pull(client, reference: str, console: Console) -> None:  # type: ignore[no-
             ) from None
 
 
-def _load(client, archive: Path, reference: str, console: Console) -> None:  # type: ignore[no-untyped-def]
+def _load(client: DockerClient, archive: Path, reference: str, console: Console) -> None:
     if not archive.is_file():
         raise WorkshopError(
             f"image.archive {archive} does not exist", fix="give the path of a `docker save` file"
@@ -54,7 +58,7 @@ def _load(client, archive: Path, reference: str, console: Console) -> None:  # t
         )
 
 
-def ensure_images(client, settings: Settings, console: Console, rebuild: bool = False) -> None:  # type: ignore[no-untyped-def]
+def ensure_images(client: DockerClient, settings: Settings, console: Console, rebuild: bool = False) -> None:
     from dlworkshop.image.build import build_hub_image, build_learner_image
 
     image = settings.image

@@ -149,7 +149,7 @@ def _storage(spawner: Any, merged: dict[str, Any]) -> tuple[dict[str, Any], dict
         dynamic = storage.get("dynamic") or {}
         if dynamic.get("pvcNameTemplate"):
             spawner.pvc_name_template = dynamic["pvcNameTemplate"]
-        name = dynamic.get("volumeNameTemplate")
+        name = str(dynamic.get("volumeNameTemplate", "volume-{username}"))
         spawner.storage_pvc_ensure = True
         for option, value in (
             ("storage_class", dynamic.get("storageClass")),

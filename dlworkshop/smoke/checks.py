@@ -8,9 +8,9 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
-from dlworkshop.lessons import Lesson, Size
+from dlworkshop.lessons import Hardware, Lesson, Size
 from dlworkshop.smoke.jupyter import CellError, JupyterServer, run_cells, run_code
 
 # Visible on purpose: Jupyter refuses hidden paths. Removed when the run ends.
@@ -146,7 +146,7 @@ def run_episode(
     progress: Callable[[str], None],
 ) -> CheckResult:
     """Upload the parameterised notebook, run its cells in a kernel of its own, time it."""
-    budget = lesson.budget_for(hardware, size)  # type: ignore[arg-type]
+    budget = lesson.budget_for(cast(Hardware, hardware), size)
     path = f"{WORK_FOLDER}/{lesson.path.name}"
     notebook = parameterized(lesson, size)
     server.put_notebook(path, notebook)

@@ -41,14 +41,14 @@ def chart(results: list[CheckResult], path: Path) -> Path | None:
     positions = range(len(episodes))
     axes.bar(
         [p - 0.2 for p in positions],
-        [r.seconds for r in episodes],
+        [r.seconds or 0.0 for r in episodes],
         width=0.4,
         label="measured",
         color=["#2a9d8f" if r.passed else "#e63946" for r in episodes],
     )
     axes.bar(
         [p + 0.2 for p in positions],
-        [r.budget_seconds for r in episodes],
+        [r.budget_seconds or 0.0 for r in episodes],
         width=0.4,
         label="budget",
         color="#adb5bd",

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from dlworkshop.errors import CheckFailed, WorkshopError
 from dlworkshop.hubclient import HubError
-from dlworkshop.lessons import Size, list_lessons
+from dlworkshop.lessons import Lesson, Size, list_lessons
 from dlworkshop.settings import Settings
 from dlworkshop.smoke import checks as smoke_checks
 from dlworkshop.smoke.report import print_summary, write_report
@@ -29,7 +29,7 @@ class SmokeOptions:
     spawn_timeout: float = 300
 
 
-def selected_lessons(episodes: list[str] | None):  # type: ignore[no-untyped-def]
+def selected_lessons(episodes: list[str] | None) -> list[Lesson]:
     lessons = list_lessons()
     if not episodes:
         return lessons
@@ -60,6 +60,7 @@ def smoke_test(settings: Settings, options: SmokeOptions, console: Console) -> l
             options.hub, settings.learners.smoke_test_user, password, options.token, options.spawn_timeout
         )
     else:
+        assert options.image is not None  # the CLI asks for --hub or --image
         where = f"image {options.image}"
         target = image_target(
             options.image, settings.resources.cpu, settings.resources.memory, options.spawn_timeout
@@ -91,8 +92,8 @@ def smoke_test(settings: Settings, options: SmokeOptions, console: Console) -> l
                 console.print(
                     f"{'pass' if results[-1].passed else 'FAIL'}  {results[-1].check}  {results[-1].measured}"
                 )
-    except TargetFailed as failed:
-        results.append(failed.result)
+    except TargetFailed as stopped:
+        results.append(stopped.result)
     except (OSError, httpx.HTTPError, HubError, smoke_checks.CellError) as exc:
         results.append(smoke_checks.CheckResult("smoke test run", False, f"{type(exc).__name__}: {exc}"))
     files = write_report(results, options.report, where, options.size)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import shutil
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import docker
 from dockerspawner import DockerSpawner
@@ -59,12 +59,16 @@ class WorkshopDockerSpawner(WorkshopSpawner, DockerSpawner):
         "executor has one thread, which queues a whole room's creates, starts and polls behind each other.",
     )
 
+    if TYPE_CHECKING:  # DockerSpawner's traits, which it does not annotate
+        extra_create_kwargs: dict[str, Any]
+        extra_host_config: dict[str, Any]
+
     # One of each for the hub process, built at first use.
     _docker_api_pool: ClassVar[ThreadPoolExecutor | None] = None
     _gpu_allocator: ClassVar[GpuAllocator | None] = None
 
     @property
-    def executor(self) -> ThreadPoolExecutor:  # type: ignore[override]
+    def executor(self) -> ThreadPoolExecutor:
         cls = WorkshopDockerSpawner
         if cls._docker_api_pool is None:
             cls._docker_api_pool = ThreadPoolExecutor(

@@ -15,9 +15,24 @@ def problems_of(text: str) -> list[str]:
     return caught.value.problems
 
 
-@pytest.mark.parametrize("example", sorted((REPO / "examples").glob("*.yaml")), ids=lambda p: p.name)
-def test_shipped_examples_are_valid(example: Path) -> None:
-    load_settings(example)
+@pytest.mark.parametrize(
+    "example",
+    sorted((REPO / "examples").rglob("*.yaml")),
+    ids=lambda p: str(p.relative_to(REPO / "examples")),
+)
+def test_shipped_examples_load_and_reach_the_hub_unchanged(example: Path) -> None:
+    """Each example validates, and the settings file the hub reads from it (hub_runtime) gives the
+    hub the same settings back."""
+    import yaml
+
+    from dlworkshop.hub_runtime import hub_settings
+    from dlworkshop.settings import Settings
+
+    settings = load_settings(example)
+    read_back = Settings.model_validate(yaml.safe_load(yaml.safe_dump(hub_settings(settings))))
+    assert read_back.model_dump(exclude={"hub": {"image_archive"}}) == settings.model_dump(
+        exclude={"hub": {"image_archive"}}
+    )
 
 
 def test_embedded_default_is_small_cpu_shared_code() -> None:
