@@ -12,6 +12,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_mypy_finds_no_problem() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--no-incremental"], cwd=REPO, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "mypy", "--no-incremental"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
