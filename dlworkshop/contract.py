@@ -28,7 +28,10 @@ HUB_HOME = PurePosixPath("/srv/jupyterhub")
 HUB_DATA = HUB_HOME / "data"
 HUB_SETTINGS = HUB_HOME / CONFIG_NAME
 HUB_ACCOUNTS = HUB_HOME / "accounts.csv"
-HUB_CONFIG_FILE = HUB_HOME / "jupyterhub_config.py"
+# The hub's code in the hub image, outside HUB_HOME, which Z2JH's chart mounts the hub's volume
+# over (hub/Dockerfile: the image's Python finds the `hub` package there from any folder).
+HUB_CODE = PurePosixPath("/usr/local/share/dlworkshop")
+HUB_CONFIG_FILE = HUB_CODE / "jupyterhub_config.py"
 # The proxy's public port inside the container, and the hub's own API port.
 HUB_PORT = 8000
 HUB_API_PORT = 8081
@@ -44,6 +47,12 @@ SEATS_FILE = "seats.json"
 # Hub-managed services (names are also their roles' names).
 CULLER_SERVICE = "idle-culler"
 PREWARM_SERVICE = "prewarm"
+
+# Spawner.start_timeout of every hub: JupyterHub's bound on a whole start, and a start waits its
+# turn in the admission queue first (hub/spawning.py), so time queued never fails a learner. The
+# start once admitted has its own bound (hub.start_timeout). Also the rendered Z2JH values'
+# singleuser.startTimeout, which the chart hands to KubeSpawner.
+QUEUED_START_TIMEOUT = 24 * 3600
 
 # ---- Labels -----------------------------------------------------------------------------------
 LABEL_HUB = "org.dlworkshop.hub"
