@@ -1,9 +1,11 @@
 """JupyterHub configured from the workshop settings: one small function per concern.
 
 `configure(c, settings)` is all jupyterhub_config.py (and Z2JH's hub.extraConfig) calls. It reads
-the hub's state first (secrets on the hub volume), then each `apply_*` sets its own keys on
-JupyterHub's config object, never appending to another's; each is unit-tested against a plain
-traitlets Config. The engine that runs learners' servers is a backend (hub/backends/).
+the hub's state first (secrets on the hub volume, or what the platform that runs the hub holds),
+then each `apply_*` sets its own keys on JupyterHub's config object, never appending to another's;
+each is unit-tested against a plain traitlets Config. The engine that runs learners' servers is a
+backend (hub/backends/); where a platform runs the hub (Z2JH), the hub's database, secrets and
+addresses are the platform's and are left alone.
 """
 
 from __future__ import annotations
@@ -21,12 +23,17 @@ from hub.state import HubState
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
-def apply_hub(c: Any, settings: Settings, state: HubState) -> None:
+def apply_hub_state(c: Any, state: HubState) -> None:
+    """The hub's database and secrets on its volume, and the proxy it starts (not where a platform
+    runs the hub: the platform sets these)."""
     c.JupyterHub.db_url = state.database_url
     c.JupyterHub.cookie_secret_file = str(state.cookie_secret_file)
     c.ConfigurableHTTPProxy.auth_token = state.proxy_token
     # The proxy lives and dies with the hub: its pid file must not outlive it on the volume.
     c.ConfigurableHTTPProxy.pid_file = "/tmp/jupyterhub-proxy.pid"
+
+
+def apply_hub(c: Any, settings: Settings) -> None:
     # Learners' servers outlive a hub restart or upgrade.
     c.JupyterHub.cleanup_servers = False
     c.JupyterHub.template_paths = [str(TEMPLATES)]
@@ -74,6 +81,9 @@ def culler_service(settings: Settings) -> dict[str, Any]:
         sys.executable,
         "-m",
         "jupyterhub_idle_culler",
+        # The hub's API inside its own container or pod: under Z2JH the hub's address (its
+        # Service) is closed by the hub's NetworkPolicy to pods without the access label.
+        f"--url={contract.HUB_API_URL_LOCAL}",
         f"--timeout={culling.idle_timeout}",
         f"--cull-every={culling.every}",
     ]
@@ -88,7 +98,12 @@ def prewarm_service(settings: Settings, state: HubState, settings_file: Path) ->
     service: dict[str, Any] = {"name": contract.PREWARM_SERVICE, "api_token": state.prewarm_token}
     if settings.workshop.start is not None:
         service["command"] = [sys.executable, "-m", "hub.prewarm", "--scheduled"]
-        service["environment"] = {contract.CONFIG_ENV: str(settings_file)}
+        service["environment"] = {
+            contract.CONFIG_ENV: str(settings_file),
+            # The hub's API inside its container or pod, as the culler's (JupyterHub lets a
+            # service's environment override the address it would give).
+            "JUPYTERHUB_API_URL": contract.HUB_API_URL_LOCAL,
+        }
         service["cwd"] = str(contract.HUB_HOME)
     return service
 
@@ -116,8 +131,11 @@ def configure(
     state: HubState | None = None,
     settings_file: Path = Path(contract.HUB_SETTINGS),
 ) -> None:
-    state = state or HubState.load()
-    apply_hub(c, settings, state)
+    backend = backend_for(settings)
+    state = state or backend.hub_state(c)
+    if not backend.platform_runs_hub:
+        apply_hub_state(c, state)
+    apply_hub(c, settings)
     apply_auth(c, settings, state)
     apply_services(c, settings, state, settings_file)
-    backend_for(settings).configure(c)
+    backend.configure(c)

@@ -22,10 +22,10 @@ from traitlets import Integer, Unicode
 from traitlets.config import LoggingConfigurable
 
 from dlworkshop.capacity import available_memory, host_start_capacity
+from dlworkshop.contract import QUEUED_START_TIMEOUT
 from hub.admission import AdmissionQueue
 
-# Spawner.start_timeout while queued: time in the queue never fails a learner.
-QUEUED_START_TIMEOUT = 24 * 3600
+__all__ = ["QUEUED_START_TIMEOUT", "WorkshopSpawner"]
 
 
 class WorkshopSpawner(LoggingConfigurable):

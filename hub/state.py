@@ -29,7 +29,7 @@ def read_or_create_secret(path: Path, nbytes: int = 32) -> str:
 @dataclass(frozen=True)
 class HubState:
     data: Path
-    proxy_token: str
+    proxy_token: str | None  # None where a platform runs the hub and gives the proxy its token
     prewarm_token: str
 
     @classmethod

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal
 from dlworkshop import contract
 from dlworkshop.settings import Settings
 from hub.spawning import QUEUED_START_TIMEOUT, WorkshopSpawner
+from hub.state import HubState
 
 ServerState = Literal["starting", "running", "stopped"]
 
@@ -33,12 +34,27 @@ class LearnerServer:
 
 
 class Backend(ABC):
-    """One engine. Implement `spawner_class`, `configure_engine` and `learner_servers`."""
+    """One engine. Implement `spawner_class`, `configure_engine` and `learner_servers`; where a
+    platform runs the hub itself, also `platform_runs_hub` and `hub_state`."""
 
     name: ClassVar[str]
+    # True where a platform runs the hub (Z2JH's chart): it sets the hub's database, cookie secret,
+    # proxy token and addresses, and makes its services' API tokens, before hub.configure runs,
+    # which then leaves those alone. False: the hub keeps them on its own volume (HubState) and
+    # the backend sets the addresses.
+    platform_runs_hub: ClassVar[bool] = False
+    # What hub.start_capacity auto means on this engine: 0 is "from the hub host's cores and
+    # memory", right where learners' servers start on the hub's own machine.
+    auto_start_capacity: ClassVar[int] = 0
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+
+    def hub_state(self, c: Any) -> HubState:
+        """What the hub keeps across restarts (secrets, seats), read before any key is set: from the
+        hub's volume, created there the first time; a platform-run hub reads what the platform
+        holds from `c`, which the platform has configured by then."""
+        return HubState.load()
 
     @property
     @abstractmethod
@@ -69,7 +85,7 @@ class Backend(ABC):
         c.Spawner.http_timeout = settings.hub.start_timeout
         c.WorkshopSpawner.admitted_start_timeout = settings.hub.start_timeout
         capacity = settings.hub.start_capacity
-        c.WorkshopSpawner.start_capacity = capacity if isinstance(capacity, int) else 0
+        c.WorkshopSpawner.start_capacity = capacity if isinstance(capacity, int) else self.auto_start_capacity
         # The admission queue, not a refusal, handles a room arriving at once.
         c.JupyterHub.concurrent_spawn_limit = 0
         self.configure_engine(c)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from dlworkshop import contract
 from dlworkshop.errors import ConfigError
 from dlworkshop.settings import parse_settings
 from hub import config as hub_config
@@ -122,7 +123,11 @@ def test_the_hub_registers_the_prewarm_service_and_seats(tmp_path: Path) -> None
     services = {service["name"]: service for service in c.JupyterHub.services}
     assert set(services) == {"idle-culler", "prewarm"}
     assert services["prewarm"]["command"][-2:] == ["hub.prewarm", "--scheduled"]
-    assert services["prewarm"]["environment"] == {"DLWORKSHOP_CONFIG": str(tmp_path / "w.yaml")}
+    assert services["prewarm"]["environment"] == {
+        "DLWORKSHOP_CONFIG": str(tmp_path / "w.yaml"),
+        # Inside the hub's container or pod: Z2JH's hub NetworkPolicy closes the hub's Service to it.
+        "JUPYTERHUB_API_URL": contract.HUB_API_URL_LOCAL,
+    }
     assert services["prewarm"]["api_token"] == state.prewarm_token
     assert (tmp_path / "prewarm_token").stat().st_mode & 0o777 == 0o600
     assert c.SharedCodeAuthenticator.seats == 6
