@@ -16,6 +16,7 @@ __all__ = ["BACKENDS", "Backend", "LearnerServer", "backend_for"]
 # hub.backend -> "module:class"
 BACKENDS = {
     "docker": "hub.backends.docker:DockerBackend",
+    "kubernetes": "hub.backends.kubernetes:KubernetesBackend",
 }
 
 

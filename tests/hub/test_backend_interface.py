@@ -1,7 +1,11 @@
 """The backend interface, tested the same way for every engine: the Docker backend against the real
 engine, and an in-process backend (tests/hub/fake_backend.py) that exists to prove the interface
 is one a second engine can implement. Spawners are made the way JupyterHub makes them (a User with
-an ORM row, a Server with its base URL), outside a running hub."""
+an ORM row, a Server with its base URL), outside a running hub.
+
+The Kubernetes backend takes the configure test only: starting, stopping and listing servers need
+a cluster (an API server, a scheduler, a kubelet to run the pod), and none runs on these machines;
+tests/hub/test_kubernetes_backend.py tests its pod listing and stop against a fake API."""
 
 from __future__ import annotations
 
@@ -101,12 +105,16 @@ def in_process_engine() -> Engine:
     return Engine(InProcessBackend(parse_settings(SETTINGS)), failing)
 
 
-@pytest.fixture(params=["docker", "in-process"])
+@pytest.fixture(params=["docker", "kubernetes", "in-process"])
 def backend_class(request: pytest.FixtureRequest) -> type[Backend]:
     if request.param == "docker":
         from hub.backends.docker import DockerBackend
 
         return DockerBackend
+    if request.param == "kubernetes":
+        from hub.backends.kubernetes import KubernetesBackend
+
+        return KubernetesBackend
     return InProcessBackend
 
 
@@ -139,13 +147,24 @@ def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> I
 
 
 def test_configure_hands_jupyterhub_a_workshop_spawner_with_the_quotas(backend_class: type[Backend]) -> None:
-    settings = parse_settings(SETTINGS + "hub: {start_timeout: 90}\n")
+    backend = "kubernetes" if backend_class.name == "kubernetes" else "docker"
+    settings = parse_settings(SETTINGS + f"hub: {{backend: {backend}, start_timeout: 90}}\n")
     c = Config()
     backend_class(settings).configure(c)
     spawner_class = c.JupyterHub.spawner_class
     assert issubclass(spawner_class, WorkshopSpawner) and issubclass(spawner_class, Spawner)
     engine = Engine(backend_class(settings), failing=lambda c: None)
-    spawner = engine.spawner(c, "ada")
+
+    async def made() -> Any:  # in a running loop, as in the hub (KubeSpawner's client needs one)
+        return engine.spawner(c, "ada")
+
+    if backend == "kubernetes":
+        from dlworkshop.kubernetes.manifests import offline_kubeconfig
+
+        with offline_kubeconfig():  # KubeSpawner loads a kubeconfig when made; this one reaches nothing
+            spawner = asyncio.run(made())
+    else:
+        spawner = asyncio.run(made())
     assert spawner.cpu_limit == 0.5 and spawner.mem_limit == 512 * 2**20
     assert spawner.admitted_start_timeout == 90 and spawner.start_timeout >= 24 * 3600
     assert spawner.notebook_dir == contract.learner.WORK_FOLDER
