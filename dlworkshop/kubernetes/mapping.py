@@ -194,7 +194,9 @@ def kubespawner_traits(settings: Settings) -> dict[str, Any]:
         "allow_privilege_escalation": False,
         "container_security_context": container_security_context(),
         "storage_capacity": kubernetes_quantity(settings.kubernetes.storage_size),
-        "start_timeout": settings.hub.start_timeout,
+        # JupyterHub's bound on a whole start, queue included (the hub bounds the start once
+        # admitted by hub.start_timeout, and KubeSpawner's own waits with it).
+        "start_timeout": contract.QUEUED_START_TIMEOUT,
         "default_url": DEFAULT_URL,
         "profile_list": [learner_profile(settings)],
     }

@@ -118,6 +118,9 @@ def hub_values(settings: Settings, files: HubFiles) -> dict[str, Any]:
         "extraEnv": {contract.CONFIG_ENV: HUB_CONFIG_PATH},
         "extraFiles": extra_files,
         "extraConfig": {"dlworkshop": HUB_EXTRA_CONFIG},
+        # The chart makes the pre-warm service's API token (kept in its hub Secret across upgrades);
+        # hub.configure gives it to the service it defines (hub/backends/kubernetes.py).
+        "services": {contract.PREWARM_SERVICE: {}},
         # KubeSpawner options the chart has no key for; the chart loads hub.config as-is.
         "config": {"KubeSpawner": {"container_security_context": mapping.container_security_context()}},
     }
@@ -184,14 +187,11 @@ def scheduling_values(settings: Settings) -> dict[str, Any]:
     }
 
 
-def culling_values(settings: Settings) -> dict[str, Any]:
-    culling = settings.culling
-    return {
-        "enabled": True,
-        "timeout": culling.idle_timeout,
-        "every": culling.every,
-        "maxAge": culling.max_age,
-    }
+def culling_values() -> dict[str, Any]:
+    """The chart's culler off: the hub's own (hub.config.culler_service, from `culling`) culls, as
+    on every engine. hub.extraConfig runs after the chart has listed its services, and
+    hub.configure sets the hub's services and roles once, so a chart culler would be dropped."""
+    return {"enabled": False}
 
 
 def z2jh_values(settings: Settings, files: HubFiles) -> dict[str, Any]:
@@ -203,7 +203,7 @@ def z2jh_values(settings: Settings, files: HubFiles) -> dict[str, Any]:
         "scheduling": scheduling_values(settings),
         # The learner image on every node before the room arrives (hook: before helm finishes).
         "prePuller": {"hook": {"enabled": True}, "continuous": {"enabled": True}},
-        "cull": culling_values(settings),
+        "cull": culling_values(),
     }
 
 

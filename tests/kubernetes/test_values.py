@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from traitlets.config import Config
 
 from dlworkshop.kubernetes.chart import Chart, merge_values, schema_problems
 from dlworkshop.kubernetes.checks import values_problems
@@ -68,14 +67,14 @@ def test_learners_cannot_reach_the_cloud_metadata_server(example: RenderedExampl
     assert singleuser["cloudMetadata"] == {"blockWithIptables": True, "ip": "169.254.169.254"}
 
 
-def test_culling_and_work_storage_follow_the_settings(example: RenderedExample) -> None:
-    culling = example.settings.culling
-    assert example.values["cull"] == {
-        "enabled": True,
-        "timeout": culling.idle_timeout,
-        "every": culling.every,
-        "maxAge": culling.max_age,
-    }
+def test_the_hub_culls_and_the_chart_makes_the_prewarm_token(example: RenderedExample) -> None:
+    """One culler: the hub's own, from `culling` (tests/kubernetes/test_hub_under_the_chart.py);
+    the chart's would be a second. The chart makes and keeps the pre-warm service's API token."""
+    assert example.values["cull"] == {"enabled": False}
+    assert example.values["hub"]["services"] == {"prewarm": {}}
+
+
+def test_work_storage_follows_the_settings(example: RenderedExample) -> None:
     storage = example.values["singleuser"]["storage"]
     assert storage["type"] == "dynamic"
     assert storage["homeMountPath"] == "/home/jovyan/work"
@@ -93,25 +92,6 @@ def test_the_hub_runs_this_projects_image_and_reads_the_same_workshop_yaml(examp
     mounted = hub["extraFiles"]["workshop-yaml"]
     assert mounted["mountPath"] == HUB_CONFIG_PATH
     assert parse_settings(mounted["stringData"]) == example.settings
-
-
-def test_the_hub_extra_config_hands_the_mounted_settings_to_hub_configure(
-    example: RenderedExample, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """hub.extraConfig runs inside the chart's jupyterhub_config.py with `c` in scope; the
-    Kubernetes backend of hub.configure is not written yet, so configure itself is recorded here."""
-    import hub.config
-
-    mounted = tmp_path / "workshop.yaml"
-    mounted.write_text(example.values["hub"]["extraFiles"]["workshop-yaml"]["stringData"])
-    monkeypatch.setenv("DLWORKSHOP_CONFIG", str(mounted))
-    calls = []
-    monkeypatch.setattr(hub.config, "configure", lambda c, settings, **_: calls.append((c, settings)))
-    c = Config()
-    exec(compile(example.values["hub"]["extraConfig"]["dlworkshop"], "extraConfig", "exec"), {"c": c})
-    assert len(calls) == 1
-    assert calls[0][0] is c
-    assert calls[0][1] == example.settings
 
 
 def test_the_hub_backend_and_the_chart_configure_kubespawner_alike(
