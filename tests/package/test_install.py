@@ -1,6 +1,6 @@
 """What `pip install dlworkshop` gives: the base install in a fresh virtual environment runs
 `check`, `init` and `data verify`, and a command whose extra is missing names it; the hub's lock is
-the [hub] extra resolved."""
+the [hub] and [hub-kubernetes] extras resolved."""
 
 from __future__ import annotations
 
@@ -138,7 +138,7 @@ def pins(lock: Path) -> dict[str, str]:
 
 
 def test_the_hub_lock_is_the_hub_extra_resolved_with_hashes(tmp_path: Path) -> None:
-    """hub/requirements.lock is what `dlworkshop image lock` makes of dlworkshop[hub]: the same
+    """hub/requirements.lock is what `dlworkshop image lock` makes of dlworkshop[hub,hub-kubernetes]: the same
     pins, a hash on each, and dlworkshop itself left out (the image installs the checkout)."""
     from dlworkshop.image.lock import lock_hub
 
