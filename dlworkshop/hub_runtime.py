@@ -12,8 +12,20 @@ import yaml
 from pydantic import BaseModel, SecretStr
 
 from dlworkshop import contract
+from dlworkshop.errors import WorkshopError
 from dlworkshop.gpus import GpuDevice
 from dlworkshop.settings import Settings
+
+
+def require_docker_hub(settings: Settings, command: str) -> None:
+    """`up` and `deploy` install the hub on Docker; a Kubernetes workshop's hub is the chart's."""
+    if settings.hub.backend == "kubernetes":
+        raise WorkshopError(
+            f"dlworkshop {command} runs the hub on Docker, and this workshop runs on Kubernetes "
+            "(hub.backend: kubernetes)",
+            fix="render the Zero to JupyterHub chart's values with `dlworkshop render z2jh -c "
+            "workshop.yaml --out values.yaml` and install them with helm (README: Kubernetes)",
+        )
 
 
 def _plain(value: Any) -> Any:

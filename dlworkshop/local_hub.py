@@ -24,7 +24,7 @@ from dlworkshop import contract
 from dlworkshop.errors import WorkshopError
 from dlworkshop.firewall import install_metadata_rule, remove_metadata_rule
 from dlworkshop.gpus import detect_gpus
-from dlworkshop.hub_runtime import hub_container_spec, hub_settings, hub_settings_yaml
+from dlworkshop.hub_runtime import hub_container_spec, hub_settings, hub_settings_yaml, require_docker_hub
 from dlworkshop.image.docker import docker_client
 from dlworkshop.image.ensure import ensure_images
 from dlworkshop.settings import Settings
@@ -110,6 +110,7 @@ def up(settings: Settings, console: Console, rebuild: bool = False, wait: float 
     """Start (or re-create, keeping learners' servers and volumes) the hub; returns its URL."""
     import docker
 
+    require_docker_hub(settings, "up")
     client = docker_client()
     hub = settings.hub
     existing = None

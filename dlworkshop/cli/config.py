@@ -45,6 +45,18 @@ def check(
     from dlworkshop.settings import parse_bytes
 
     settings = load_settings(config)
+    if settings.hub.backend == "kubernetes":
+        console.print(
+            "capacity: not checked: on Kubernetes the cluster's nodes carry the learners, not this "
+            "machine (the scheduler places each pod where its requests fit); `dlworkshop render z2jh` "
+            "checks the chart's values"
+        )
+        console.print(
+            f"[green]ok[/]: {settings.workshop.name!r}, {settings.learners.total} learners, "
+            f"login {settings.auth.mode}, image {settings.image.reference} ({settings.image.variant}); "
+            "on Kubernetes: `dlworkshop render z2jh` writes the chart's values"
+        )
+        return
     detected = HostFacts.detect()
     host = HostFacts(
         cpus=host_cpus if host_cpus is not None else detected.cpus,

@@ -25,11 +25,15 @@ def deploy(
     limit: str | None = LimitOption,
 ) -> None:
     """Put the workshop hub (Docker, images, hub, TLS, firewall) on the inventory's hosts."""
-    require_extra("deploy", "deploy")
-    from dlworkshop.deploy.deploy import deploy as run_deploy
+    from dlworkshop.hub_runtime import require_docker_hub
     from dlworkshop.settings import load_settings
 
-    run_deploy(load_settings(config), inventory, console, check=check, limit=limit)
+    settings = load_settings(config)
+    require_docker_hub(settings, "deploy")
+    require_extra("deploy", "deploy")
+    from dlworkshop.deploy.deploy import deploy as run_deploy
+
+    run_deploy(settings, inventory, console, check=check, limit=limit)
 
 
 @app.command()

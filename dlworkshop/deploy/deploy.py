@@ -12,6 +12,7 @@ from dlworkshop.deploy.inventory import load_inventory
 from dlworkshop.deploy.playbook_vars import check_deployable, playbook_vars
 from dlworkshop.deploy.runner import DeployResult, run_playbook, summary_table
 from dlworkshop.errors import CheckFailed
+from dlworkshop.hub_runtime import require_docker_hub
 from dlworkshop.settings import Settings
 
 
@@ -51,6 +52,7 @@ def deploy(
     limit: str | None = None,
 ) -> DeployResult:
     # Everything that can be checked here is checked before any host is touched.
+    require_docker_hub(settings, "deploy")
     check_deployable(settings)
     hosts, _ = load_inventory(inventory, limit)
     if settings.image.source == "build" and not check:
