@@ -375,6 +375,13 @@ class Kubernetes(StrictModel):
         default="auto",
         description="Placeholder pods holding room for learners (auto: the learners expected at once).",
     )
+    metadata_iptables: bool = Field(
+        default=True,
+        description="Also block the cloud metadata server with the chart's iptables init container in "
+        "each learner pod. The NetworkPolicy blocks it only where the cluster's network plugin enforces "
+        "NetworkPolicy; the init container is privileged, which a namespace enforcing the restricted "
+        "Pod Security Standard refuses: turn it off only where both hold.",
+    )
 
     @field_validator("mig_profile")
     @classmethod

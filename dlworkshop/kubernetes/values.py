@@ -161,9 +161,13 @@ def singleuser_values(settings: Settings) -> dict[str, Any]:
         "startTimeout": traits["start_timeout"],
         "defaultUrl": traits["default_url"],
         "storage": storage,
-        # Cloud metadata (credentials of the node) is out of reach: egress policy and iptables both.
+        # Cloud metadata (credentials of the node) is out of reach: the egress policy, where the
+        # network plugin enforces it, and the privileged iptables init container unless turned off.
         "networkPolicy": {"enabled": True, "egressAllowRules": {"cloudMetadataServer": False}},
-        "cloudMetadata": {"blockWithIptables": True, "ip": mapping.CLOUD_METADATA_IP},
+        "cloudMetadata": {
+            "blockWithIptables": settings.kubernetes.metadata_iptables,
+            "ip": mapping.CLOUD_METADATA_IP,
+        },
         "profileList": traits["profile_list"],
     }
     # On singleuser, not in the profile: placeholders and image pullers take them from here too.

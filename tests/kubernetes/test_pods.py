@@ -129,3 +129,46 @@ def test_pod_and_pvc_pass_the_kubernetes_openapi_schema(example: RenderedExample
     for version in versions:
         assert openapi_problems(example.pods[0].pod, version) == []
         assert openapi_problems(example.pods[0].pvc, version) == []
+
+
+def restricted_pod_security_problems(pod: dict) -> list[str]:
+    """What the restricted Pod Security Standard refuses in a pod, for the fields these pods set
+    (privileged, privilege escalation, capabilities, running as root, seccomp)."""
+    problems = []
+    pod_context = pod["spec"].get("securityContext", {})
+    for container in [*pod["spec"].get("initContainers", []), *pod["spec"]["containers"]]:
+        context, name = container.get("securityContext", {}), container["name"]
+        if context.get("privileged"):
+            problems.append(f"{name}: privileged")
+        if context.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{name}: allowPrivilegeEscalation is not false")
+        if context.get("capabilities", {}).get("drop") != ["ALL"] or context["capabilities"].get("add"):
+            problems.append(f"{name}: capabilities are not exactly drop ALL")
+        if not context.get("runAsNonRoot", pod_context.get("runAsNonRoot")) or context.get("runAsUser") == 0:
+            problems.append(f"{name}: may run as root")
+        seccomp = context.get("seccompProfile", pod_context.get("seccompProfile", {}))
+        if seccomp.get("type") not in ("RuntimeDefault", "Localhost"):
+            problems.append(f"{name}: no RuntimeDefault seccomp profile")
+    return problems
+
+
+def test_without_the_iptables_container_the_pod_passes_restricted_pod_security(chart: Chart) -> None:
+    """kubernetes.metadata_iptables: false leaves the metadata server to the NetworkPolicy alone."""
+    from dlworkshop.kubernetes.manifests import learner_pods
+    from dlworkshop.kubernetes.values import render_z2jh
+    from dlworkshop.settings import parse_settings
+
+    base = "auth: {mode: shared-code, access_code: x}\nhub: {backend: kubernetes}\n"
+    with_iptables = learner_pods(render_z2jh(parse_settings(base)).values, chart)[0].pod
+    assert restricted_pod_security_problems(with_iptables) == [
+        "block-cloud-metadata: privileged",
+        "block-cloud-metadata: allowPrivilegeEscalation is not false",
+        "block-cloud-metadata: capabilities are not exactly drop ALL",
+        "block-cloud-metadata: may run as root",
+        "block-cloud-metadata: no RuntimeDefault seccomp profile",
+    ]
+    values = render_z2jh(parse_settings(base + "kubernetes: {metadata_iptables: false}\n")).values
+    assert values["singleuser"]["networkPolicy"]["egressAllowRules"]["cloudMetadataServer"] is False
+    without = learner_pods(values, chart)[0].pod
+    assert "initContainers" not in without["spec"]
+    assert restricted_pod_security_problems(without) == []
