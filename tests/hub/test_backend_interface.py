@@ -136,7 +136,10 @@ def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> I
         import docker
 
         for container in client.containers.list(
-            all=True, filters={"label": f"{contract.LABEL_HUB}=dlw-iface-{suffix}"}
+            # A learner container may go (auto-remove) between the listing and its inspection.
+            all=True,
+            filters={"label": f"{contract.LABEL_HUB}=dlw-iface-{suffix}"},
+            ignore_removed=True,
         ):
             with contextlib.suppress(docker.errors.APIError):  # a stop may be removing it already
                 container.remove(force=True)
