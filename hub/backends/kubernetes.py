@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
@@ -62,7 +63,9 @@ class WorkshopKubeSpawner(WorkshopSpawner, KubeSpawner):
 class PodLister(Protocol):
     """The part of kubernetes_asyncio's CoreV1Api this backend calls."""
 
-    async def list_namespaced_pod(self, namespace: str, **kwargs: Any) -> Any: ...
+    def list_namespaced_pod(
+        self, namespace: str, *, label_selector: str = ..., _preload_content: bool = ...
+    ) -> Awaitable[Any]: ...
 
 
 def _pod_state(pod: dict[str, Any]) -> ServerState:
