@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ITERATIONS = 200_000
+# shared-code mode: the secret a learner claims their name with (a password, or a PIN) is at least this long.
+MIN_SECRET_LENGTH = 4
 WORDS = [
     "amber",
     "birch",

@@ -43,6 +43,10 @@ COOKIE_SECRET_FILE = "jupyterhub_cookie_secret"
 PROXY_TOKEN_FILE = "proxy_auth_token"
 PREWARM_TOKEN_FILE = "prewarm_token"
 SEATS_FILE = "seats.json"
+# shared-code mode: names claimed at first login and their secrets' hashes (hub/claims.py).
+CLAIMS_FILE = "claims.json"
+# Encrypts JupyterHub's auth_state (in shared-code mode: the name a learner typed, for JupyterLab).
+AUTH_STATE_KEY_FILE = "auth_state_key"
 
 # Hub-managed services (names are also their roles' names).
 CULLER_SERVICE = "idle-culler"
@@ -94,6 +98,11 @@ METADATA_ADDRESS = "169.254.169.254"
 # The host's local time, mounted into the hub: a naive workshop.start means the host's clock.
 LOCALTIME = "/etc/localtime"
 DOCKER_SOCKET = "/var/run/docker.sock"
+
+
+# On the instructor's machine, in state_dir(): the key the smoke-test learner's and the load test's
+# secrets are derived from (dlworkshop/instructor.py).
+INSTRUCTOR_KEY_FILE = "instructor-key"
 
 
 def state_dir() -> Path:

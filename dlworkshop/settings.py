@@ -125,7 +125,18 @@ class Auth(StrictModel):
     )
     github: GitHubAuth | None = None
     admins: list[str] = []
-    login_attempts_per_minute: int = Field(default=10, ge=1)
+    login_attempts_per_minute: int = Field(
+        default=5,
+        ge=1,
+        description="Failed logins under one name from one address per minute before each further "
+        "failure under that name is answered after a growing delay (never a lockout).",
+    )
+    login_attempts_per_minute_per_address: int = Field(
+        default=30,
+        ge=1,
+        description="Failed logins from one address (a classroom behind one NAT) per minute before "
+        "every further failure from it is delayed; correct logins are never delayed by others' failures.",
+    )
 
     @model_validator(mode="after")
     def _mode_needs_its_fields(self) -> Auth:
@@ -133,6 +144,12 @@ class Auth(StrictModel):
             raise ValueError("mode shared-code needs auth.access_code (the code learners type)")
         if self.mode == "github" and self.github is None:
             raise ValueError("mode github needs auth.github with client_id and client_secret")
+        if self.login_attempts_per_minute_per_address < self.login_attempts_per_minute:
+            raise ValueError(
+                f"login_attempts_per_minute_per_address ({self.login_attempts_per_minute_per_address}) "
+                f"must be at least login_attempts_per_minute ({self.login_attempts_per_minute}): "
+                "a room shares one address"
+            )
         return self
 
 

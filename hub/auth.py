@@ -1,94 +1,165 @@
-"""Workshop logins: a shared access code, or generated accounts (GitHub goes through OAuthenticator)."""
+"""Workshop logins: a shared access code with claimed names, or generated accounts (GitHub goes
+through OAuthenticator).
+
+TLJH's FirstUseAuthenticator lets the first login under a name set its password; shared-code mode
+does the same with two differences that keep it here rather than on that package: the workshop
+code is still required (the hub is not open to anyone who finds its URL), and a name maps to a
+pre-warmed seat rather than being the JupyterHub user, so the secret belongs to the name
+(hub/claims.py), not to a JupyterHub user.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import re
-import time
-from collections import defaultdict, deque
 from pathlib import Path
 from typing import Any
 
 from jupyterhub.auth import Authenticator
-from traitlets import Integer, Unicode
+from tornado import web
+from traitlets import Instance, Integer, Unicode, default
 
-from dlworkshop.accounts import read_hashed, verify_password
+from dlworkshop import contract
+from dlworkshop.accounts import MIN_SECRET_LENGTH, hash_password, read_hashed, verify_password
+from hub.claims import ClaimBook
+from hub.login_limits import LoginLimiter
 from hub.seats import SEAT, SeatBook
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
 
+class LoginRefused(Exception):
+    """A refused login; its message is what the login form tells the learner."""
+
+
 class RateLimitedAuthenticator(Authenticator):
-    """Refuses more than `attempts_per_minute` failed logins from one address."""
+    """Failures are delayed, never locked out, counted per (address, name) and per address
+    (hub/login_limits.py): a classroom behind one NAT shares one address."""
 
     attempts_per_minute = Integer(
-        10, config=True, help="Failed logins allowed per client address per minute."
+        5,
+        config=True,
+        help="Failed logins under one name from one address per minute before its failures are delayed.",
+    )
+    attempts_per_minute_per_address = Integer(
+        30,
+        config=True,
+        help="Failed logins from one address per minute before every failure from it is delayed.",
     )
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
+    limiter = Instance(LoginLimiter, help="Counts failures and delays their answers.")
 
-    def _too_many(self, address: str) -> bool:
-        window = self._failures[address]
-        while window and window[0] < time.monotonic() - 60:
-            window.popleft()
-        return len(window) >= self.attempts_per_minute
-
-    def _failed(self, address: str) -> None:
-        self._failures[address].append(time.monotonic())
+    @default("limiter")
+    def _limiter_from_the_limits(self) -> LoginLimiter:
+        return LoginLimiter(self.attempts_per_minute, self.attempts_per_minute_per_address, log=self.log)
 
     async def authenticate(self, handler: Any, data: dict[str, str]) -> str | None:
         address = handler.request.remote_ip if handler is not None else "local"
-        if self._too_many(address):
-            self.log.warning("login rate limit reached for %s", address)
-            return None
-        name = self.check(data.get("username", "").strip().lower(), data.get("password", ""))
-        if name is None:
-            self._failed(address)
-        return name
+        name = str(data.get("username", "")).strip().lower()
+        async with self.limiter.turn(address, name):
+            try:
+                user = await self.check(name, data)
+            except LoginRefused as refused:
+                await self.limiter.refused(address, name)
+                # The login form shows the message (JupyterHub renders it in place of its own).
+                raise web.HTTPError(403, "%s", str(refused)) from None
+        self.limiter.succeeded(address, name)
+        return user
 
-    def check(self, username: str, password: str) -> str | None:
+    async def check(self, name: str, data: dict[str, Any]) -> str:
+        """The JupyterHub user for these credentials; LoginRefused says why not."""
         raise NotImplementedError
 
 
 class SharedCodeAuthenticator(RateLimitedAuthenticator):
-    """A learner picks a name and types the workshop's access code."""
+    """A learner types the workshop's code, a name, and a secret: the first login under a name
+    claims it with that secret; later logins under it need the same secret."""
 
     access_code = Unicode(config=True, help="The code every learner types.")
     seats = Integer(0, config=True, help="Pre-warmed seats (seat-01, ...) handed out at first login.")
     seats_file = Unicode("", config=True, help="JSON file recording which name has which seat.")
+    claims_file = Unicode(
+        str(Path(contract.HUB_DATA) / contract.CLAIMS_FILE),
+        config=True,
+        help="JSON file of claimed names and their secrets' hashes (hub/claims.py).",
+    )
     # Read by hub/templates/login.html to label the form for this mode.
-    username_label = "Choose a short name (letters, digits, - or _)"
-    password_label = "Workshop access code"
+    login_explainer = (
+        "First time: choose a name and a secret. Later: the same name and secret. "
+        "Every time: the workshop code."
+    )
+    username_label = "Your name (letters, digits, - or _)"
+    password_label = "Workshop code"
+    secret_label = f"Your secret (a password or PIN, at least {MIN_SECRET_LENGTH} characters)"
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)
         self._seat_book: SeatBook | None = None
+        self._claims: ClaimBook | None = None
 
-    def check(self, username: str, password: str) -> str | None:
+    @property
+    def claims(self) -> ClaimBook:
+        if self._claims is None:
+            self._claims = ClaimBook(Path(self.claims_file))
+        return self._claims
+
+    async def check(self, name: str, data: dict[str, Any]) -> str:
+        if not NAME.match(name):
+            raise LoginRefused(
+                "Choose a name of up to 32 letters, digits, - or _, starting with a letter or digit."
+            )
         # Seat names belong to the hub's pre-warmed servers; nobody logs in as one.
-        if not NAME.match(username) or SEAT.match(username) or not self.access_code:
-            return None
-        if hmac.compare_digest(password.encode(), self.access_code.encode()):
-            return username
-        return None
+        if SEAT.match(name):
+            raise LoginRefused("Names like seat-01 belong to the hub's own servers: choose another name.")
+        code = str(data.get("password", ""))
+        if not self.access_code or not hmac.compare_digest(code.encode(), self.access_code.encode()):
+            raise LoginRefused("That is not the workshop code.")
+        await self._check_claim(name, str(data.get("secret", "")))
+        return name
+
+    async def _check_claim(self, name: str, secret: str) -> None:
+        stored = self.claims.secret_hash(name)
+        if stored is None:
+            # An admin's name would give whoever claims it first every learner's server.
+            if name in self.admin_users:
+                raise LoginRefused(
+                    f"{name} is an instructor's name: the instructor claims it first "
+                    f"(`dlworkshop accounts claim {name}`)."
+                )
+            if len(secret) < MIN_SECRET_LENGTH:
+                raise LoginRefused(
+                    f"First login as {name}: choose a secret of at least {MIN_SECRET_LENGTH} "
+                    "characters; you will type it again at every login."
+                )
+            # Hashing takes a tenth of a second of CPU: off the hub's event loop.
+            if self.claims.claim(name, await asyncio.to_thread(hash_password, secret)):
+                self.log.info("the name %s is claimed", name)
+                return
+            stored = self.claims.secret_hash(name) or ""  # claimed by someone else a moment ago
+        if not await asyncio.to_thread(verify_password, stored, secret):
+            raise LoginRefused(
+                f"The name {name} is taken, and that is not its secret. If it is yours, type the "
+                "secret you chose (forgotten? the instructor can release the name); if not, "
+                "choose another name."
+            )
 
     async def authenticate(self, handler: Any, data: dict[str, str]) -> str | None:
         name = await super().authenticate(handler, data)
-        if name is None or not self.seats or handler is None:
-            return name
-        if self._seat_book is None:
-            self._seat_book = SeatBook(Path(self.seats_file), self.seats)
+        seat = name
+        if self.seats and handler is not None:
+            if self._seat_book is None:
+                self._seat_book = SeatBook(Path(self.seats_file), self.seats)
 
-        def ready(seat: str) -> bool:
-            user = handler.find_user(seat)
-            return bool(user is not None and user.spawner.ready)
+            def ready(seat: str) -> bool:
+                user = handler.find_user(seat)
+                return bool(user is not None and user.spawner.ready)
 
-        seat = self._seat_book.claim(name, ready)
-        if seat != name:
-            self.log.info("%s has %s (a pre-warmed server)", name, seat)
-        return seat
+            seat = self._seat_book.claim(name, ready)
+            if seat != name:
+                self.log.info("%s has %s (a pre-warmed server)", name, seat)
+        # The name typed, for JupyterLab to show when the server is a seat (dlworkshop_learner/identity.py).
+        return {"name": seat, "auth_state": {"display_name": name}}
 
 
 class AccountsAuthenticator(RateLimitedAuthenticator):
@@ -96,8 +167,9 @@ class AccountsAuthenticator(RateLimitedAuthenticator):
 
     accounts_file = Unicode(config=True, help="CSV with username,password_hash columns.")
 
-    def check(self, username: str, password: str) -> str | None:
+    async def check(self, name: str, data: dict[str, Any]) -> str:
         hashes = read_hashed(Path(self.accounts_file))
-        if username in hashes and verify_password(hashes[username], password):
-            return username
-        return None
+        password = str(data.get("password", ""))
+        if name in hashes and await asyncio.to_thread(verify_password, hashes[name], password):
+            return name
+        raise LoginRefused("Invalid username or password.")

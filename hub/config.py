@@ -21,6 +21,10 @@ from hub.seats import seat_count
 from hub.state import HubState
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+# JupyterHub's default scopes of a server's own API token (its `server` role).
+SERVER_TOKEN_SCOPES = ("users:activity!user", "access:servers!server")
+# A learner reading their own name and auth_state (the name they typed, in shared-code mode).
+OWN_NAME_SCOPES = ("read:users:name!user", "admin:auth_state!user")
 
 
 def apply_hub_state(c: Any, state: HubState) -> None:
@@ -51,7 +55,14 @@ def apply_auth(c: Any, settings: Settings, state: HubState) -> None:
         )
         c.SharedCodeAuthenticator.seats = seat_count(settings)
         c.SharedCodeAuthenticator.seats_file = str(state.seats_file)
+        c.SharedCodeAuthenticator.claims_file = str(state.claims_file)
         c.Authenticator.allow_all = True
+        if state.auth_state_key:
+            # The name a learner typed rides in auth_state, which their server reads through the
+            # hub's API to show it in JupyterLab where the server is a seat (see learner_role).
+            c.SharedCodeAuthenticator.enable_auth_state = True
+            c.CryptKeeper.keys = [state.auth_state_key]
+            c.Spawner.server_token_scopes = [*SERVER_TOKEN_SCOPES, *OWN_NAME_SCOPES]
     elif auth.mode == "accounts":
         from hub.auth import AccountsAuthenticator
 
@@ -71,6 +82,7 @@ def apply_auth(c: Any, settings: Settings, state: HubState) -> None:
         else:
             c.GitHubOAuthenticator.allow_all = True
     c.RateLimitedAuthenticator.attempts_per_minute = auth.login_attempts_per_minute
+    c.RateLimitedAuthenticator.attempts_per_minute_per_address = auth.login_attempts_per_minute_per_address
     # Admins (instructors, helpers) can open any learner's server: JupyterHub's admin role does.
     c.Authenticator.admin_users = set(auth.admins)
 
@@ -108,10 +120,19 @@ def prewarm_service(settings: Settings, state: HubState, settings_file: Path) ->
     return service
 
 
+def learner_role(settings: Settings, state: HubState) -> list[dict[str, Any]]:
+    """shared-code mode: JupyterHub's `user` role, plus reading one's own auth_state (the name typed
+    at login) so a learner's server can show it; other modes keep JupyterHub's default."""
+    if settings.auth.mode != "shared-code" or not state.auth_state_key:
+        return []
+    return [{"name": "user", "scopes": ["self", "admin:auth_state!user"]}]
+
+
 def apply_services(c: Any, settings: Settings, state: HubState, settings_file: Path) -> None:
-    """The hub's services and their roles, assembled once."""
+    """The hub's services and their roles (and the learners' role), assembled once."""
     c.JupyterHub.services = [culler_service(settings), prewarm_service(settings, state, settings_file)]
     c.JupyterHub.load_roles = [
+        *learner_role(settings, state),
         {
             "name": contract.CULLER_SERVICE,
             "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],

@@ -1,4 +1,4 @@
-"""What the hub keeps on its volume: the database, its secrets and the seat book.
+"""What the hub keeps on its volume: the database, its secrets, the seat book and the claimed names.
 
 Read (and, the first time, created) once before the configuration is applied, so that the
 `apply_*` functions only set keys. Secrets are files of mode 0600: a re-created hub container
@@ -31,6 +31,8 @@ class HubState:
     data: Path
     proxy_token: str | None  # None where a platform runs the hub and gives the proxy its token
     prewarm_token: str
+    # Encrypts JupyterHub's auth_state (64 hex digits: 32 bytes). Empty: auth_state stays off.
+    auth_state_key: str = ""
 
     @classmethod
     def load(cls, data: Path = Path(contract.HUB_DATA)) -> HubState:
@@ -38,6 +40,7 @@ class HubState:
             data=data,
             proxy_token=read_or_create_secret(data / contract.PROXY_TOKEN_FILE),
             prewarm_token=read_or_create_secret(data / contract.PREWARM_TOKEN_FILE),
+            auth_state_key=read_or_create_secret(data / contract.AUTH_STATE_KEY_FILE),
         )
 
     @property
@@ -51,3 +54,7 @@ class HubState:
     @property
     def seats_file(self) -> Path:
         return self.data / contract.SEATS_FILE
+
+    @property
+    def claims_file(self) -> Path:
+        return self.data / contract.CLAIMS_FILE

@@ -28,13 +28,16 @@ def settings_of(extra: str = ""):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def state(tmp_path: Path) -> HubState:
-    return HubState(data=tmp_path, proxy_token="proxy-token", prewarm_token="prewarm-token")
+    return HubState(
+        data=tmp_path, proxy_token="proxy-token", prewarm_token="prewarm-token", auth_state_key="ab" * 32
+    )
 
 
 def test_state_is_read_once_and_kept_across_restarts(tmp_path: Path) -> None:
     first = HubState.load(tmp_path)
-    token_file = tmp_path / contract.PROXY_TOKEN_FILE
-    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    for secret in (contract.PROXY_TOKEN_FILE, contract.AUTH_STATE_KEY_FILE):
+        assert stat.S_IMODE((tmp_path / secret).stat().st_mode) == 0o600
+    assert len(bytes.fromhex(first.auth_state_key)) == 32  # what JupyterHub's CryptKeeper takes
     assert HubState.load(tmp_path) == first
 
 
@@ -57,7 +60,8 @@ def test_configure_only_sets_and_matches_the_contract(state: HubState) -> None:
     }
     services = {service["name"] for service in c.JupyterHub.services}
     roles = {role["name"] for role in c.JupyterHub.load_roles}
-    assert services == roles == {contract.CULLER_SERVICE, contract.PREWARM_SERVICE}
+    assert services == {contract.CULLER_SERVICE, contract.PREWARM_SERVICE}
+    assert roles == services | {"user"}  # shared-code: learners read their own auth_state
     # The same settings configure the same hub: no applier appends to another's list.
     again = Config()
     hub_config.configure(again, settings, state)
@@ -100,7 +104,31 @@ def test_shared_code_auth_and_admins(state: HubState) -> None:
     assert c.JupyterHub.authenticator_class is SharedCodeAuthenticator
     assert c.SharedCodeAuthenticator.access_code == "open-sesame"
     assert c.SharedCodeAuthenticator.seats_file == str(state.data / contract.SEATS_FILE)
+    assert c.SharedCodeAuthenticator.claims_file == str(state.data / contract.CLAIMS_FILE)
     assert c.Authenticator.admin_users == {"instructor"}
+    assert c.RateLimitedAuthenticator.attempts_per_minute == 5
+    assert c.RateLimitedAuthenticator.attempts_per_minute_per_address == 30
+    # The name typed rides in auth_state, encrypted with the hub volume's key; a learner's server
+    # may read it (and their name) with its own token, and nothing more than JupyterHub's default.
+    assert c.SharedCodeAuthenticator.enable_auth_state is True
+    assert c.CryptKeeper["keys"] == [state.auth_state_key]
+    assert set(c.Spawner.server_token_scopes) == {
+        "users:activity!user",
+        "access:servers!server",
+        "read:users:name!user",
+        "admin:auth_state!user",
+    }
+
+
+def test_other_modes_keep_jupyterhubs_learner_role(state: HubState, tmp_path: Path) -> None:
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text("username,password_hash\n")
+    c = Config()
+    hub_config.configure(
+        c, parse_settings(f"auth: {{mode: accounts, accounts_file: {accounts}}}\n"), state, tmp_path / "w"
+    )
+    assert "user" not in {role["name"] for role in c.JupyterHub.load_roles}
+    assert "enable_auth_state" not in c.AccountsAuthenticator and "server_token_scopes" not in c.Spawner
 
 
 def test_github_auth_is_configured_from_settings(state: HubState) -> None:
@@ -164,33 +192,3 @@ def test_docker_learner_servers_come_from_the_hubs_labels() -> None:
 
     servers = learner_containers(FakeApi(), "my-hub")  # type: ignore[arg-type]
     assert [(s.user, s.state) for s in servers] == [("ada", "running"), ("bo", "stopped")]
-
-
-def test_shared_code_checks_code_and_name() -> None:
-    from hub.auth import SharedCodeAuthenticator
-
-    auth = SharedCodeAuthenticator(access_code="open-sesame")
-    assert auth.check("ada", "open-sesame") == "ada"
-    assert auth.check("ada", "wrong") is None
-    assert auth.check("../etc", "open-sesame") is None
-
-
-def test_repeated_failures_are_rate_limited() -> None:
-    import asyncio
-
-    from hub.auth import SharedCodeAuthenticator
-
-    auth = SharedCodeAuthenticator(access_code="open-sesame", attempts_per_minute=3)
-
-    class Request:
-        remote_ip = "10.0.0.9"
-
-    class Handler:
-        request = Request()
-
-    async def attempt(code: str) -> object:
-        return await auth.authenticate(Handler(), {"username": "ada", "password": code})
-
-    for _ in range(3):
-        assert asyncio.run(attempt("wrong")) is None
-    assert asyncio.run(attempt("open-sesame")) is None  # locked out for the minute
