@@ -23,7 +23,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from dlworkshop import loadtest, local_hub
+from dlworkshop import instructor, loadtest, local_hub
 from dlworkshop.settings import parse_settings
 
 CODE = "benchmark-code"
@@ -98,7 +98,8 @@ def measure(url: str, learners: int, ramp: float, prefix: str, tries: int = 1) -
     """`tries` surges one after the other (a single learner is measured several times)."""
     runs = []
     for attempt in range(tries):
-        logins = loadtest.credentials(learners, f"{prefix}{attempt}-", CODE, None)
+        # Our hub's names are claimed with a secret; the plain hub's DummyAuthenticator ignores it.
+        logins = loadtest.credentials(learners, f"{prefix}{attempt}-", CODE, None, instructor.secret_for)
         runs += asyncio.run(loadtest.surge(url, logins, ramp, loadtest.DEFAULT_CODE, timeout=600))
     ready = [r.ready for r in runs if r.ok]
     return {

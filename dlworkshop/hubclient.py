@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import json
 import re
 import ssl
@@ -28,6 +29,8 @@ from dlworkshop.errors import WorkshopError
 
 API = "/hub/api"
 _FORM_XSRF = re.compile(r'name="_xsrf" value="([^"]+)"')
+# Why the hub refused a login, as its form shows it.
+_LOGIN_ERROR = re.compile(r'<p class="login_error">(.*?)</p>', re.DOTALL)
 _T = TypeVar("_T")
 Json = dict[str, Any]
 
@@ -141,25 +144,32 @@ class HubSession:
 
     # --- login and identity ---
 
-    async def login(self, name: str, password: str) -> str:
+    async def login(self, name: str, password: str, secret: str | None = None) -> str:
         """Log in through the hub's login form as a browser does; returns where the hub sends the
-        browser next. The redirect is not followed, so a login alone starts no server."""
+        browser next. The redirect is not followed, so a login alone starts no server.
+        `password` is the workshop code in shared-code mode, where `secret` is the learner's own
+        (the first login under a name claims it with that secret)."""
         page = await self.request("GET", "/hub/login", check=False)
         found = _FORM_XSRF.search(page.text)
         if page.status_code != 200 or not found:
             raise HubError(
                 f"no login form at {self.url}/hub/login (HTTP {page.status_code})", page.status_code
             )
-        answer = await self.request(
-            "POST",
-            "/hub/login",
-            data={"username": name, "password": password, "_xsrf": found.group(1)},
-            check=False,
-        )
+        form = {"username": name, "password": password, "_xsrf": found.group(1)}
+        if secret is not None:
+            form["secret"] = secret
+        answer = await self.request("POST", "/hub/login", data=form, check=False)
         location = answer.headers.get("location", "")
-        # A refused login shows the form again (200), or sends the browser back to it.
+        # A refused login shows the form again (with why, where the hub says), or sends the
+        # browser back to it.
         if answer.status_code != 302 or "/hub/login" in location:
-            raise HubError(f"login as {name} refused (wrong access code or password?)", answer.status_code)
+            said = _LOGIN_ERROR.search(answer.text)
+            why = (
+                f": {_one_line(html.unescape(said.group(1)))}"
+                if said
+                else " (wrong access code or password?)"
+            )
+            raise HubError(f"login as {name} refused{why}", answer.status_code)
         return location
 
     async def whoami(self) -> Json:
@@ -350,8 +360,8 @@ class HubClient:
     def get(self, path: str) -> httpx.Response:
         return _run(self.session.get(path))
 
-    def login(self, name: str, password: str) -> str:
-        return _run(self.session.login(name, password))
+    def login(self, name: str, password: str, secret: str | None = None) -> str:
+        return _run(self.session.login(name, password, secret))
 
     def whoami(self) -> Json:
         return _run(self.session.whoami())

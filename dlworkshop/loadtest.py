@@ -13,10 +13,10 @@ import csv
 import json
 import statistics
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from rich.console import Console
 from rich.table import Table
@@ -28,6 +28,15 @@ from dlworkshop.smoke.jupyter import CellError, JupyterServer, run_cells
 T = TypeVar("T")
 STEPS = ("login", "spawn", "kernel", "first_cell")
 DEFAULT_CODE = "import numpy\nprint(int(numpy.arange(7).sum()))"
+
+
+class Credentials(NamedTuple):
+    """What a learner types: a name, the workshop code (or an account's password) and, in
+    shared-code mode, the secret their first login claims the name with."""
+
+    name: str
+    password: str
+    secret: str | None = None
 
 
 @dataclass
@@ -62,11 +71,11 @@ async def _timed(run: LearnerRun, step: str, coroutine: Awaitable[T]) -> T:
     return result
 
 
-async def _login(hub: HubSession, name: str, password: str) -> tuple[str, str]:
+async def _login(hub: HubSession, login: Credentials) -> tuple[str, str]:
     """Log in through the form; returns the hub's name for the learner (a pre-warmed seat in
     shared-code mode may differ from the name typed) and an API token, which the session uses
     from then on."""
-    await hub.login(name, password)
+    await hub.login(*login)
     user = (await hub.whoami())["name"]
     token = await hub.create_token(user, "dlworkshop loadtest")
     hub.use_token(token)
@@ -75,8 +84,7 @@ async def _login(hub: HubSession, name: str, password: str) -> tuple[str, str]:
 
 async def simulate_learner(
     url: str,
-    name: str,
-    password: str,
+    login: Credentials,
     arrival: float,
     code: str,
     timeout: float,
@@ -84,11 +92,11 @@ async def simulate_learner(
 ) -> LearnerRun:
     """One learner's arrival, timed step by step. Their server is left running (a learner keeps
     working after the first cell); its name and token go into `started` for the cleanup."""
-    run = LearnerRun(name, arrival)
+    run = LearnerRun(login.name, arrival)
     await asyncio.sleep(arrival)
     async with HubSession(url, timeout=60) as hub:
         try:
-            name, token = await _timed(run, "login", _login(hub, name, password))
+            name, token = await _timed(run, "login", _login(hub, login))
             if started is not None:
                 started.append((name, token))
             # Ask for the server, then follow the spawn page's event stream until ready, as the
@@ -112,22 +120,29 @@ async def _stop(url: str, name: str, token: str) -> None:
 
 
 def credentials(
-    count: int, prefix: str, access_code: str | None, accounts: Path | None
-) -> list[tuple[str, str]]:
+    count: int,
+    prefix: str,
+    access_code: str | None,
+    accounts: Path | None,
+    secret_of: Callable[[str], str] | None = None,
+) -> list[Credentials]:
+    """The accounts' rows, or (shared-code) names `<prefix>NN` with the code and, from
+    `secret_of`, each name's secret (dlworkshop.instructor.secret_for: the same at every run)."""
     if accounts:
         with accounts.open(newline="") as handle:
-            rows = [(row["username"], row["password"]) for row in csv.DictReader(handle)]
+            rows = [Credentials(row["username"], row["password"]) for row in csv.DictReader(handle)]
         if len(rows) < count:
             raise WorkshopError(
                 f"{accounts} has {len(rows)} accounts, fewer than {count} learners",
                 fix="generate more with `dlworkshop accounts generate` or lower --learners",
             )
         return rows[:count]
-    return [(f"{prefix}{index:02d}", access_code or "") for index in range(1, count + 1)]
+    names = [f"{prefix}{index:02d}" for index in range(1, count + 1)]
+    return [Credentials(name, access_code or "", secret_of(name) if secret_of else None) for name in names]
 
 
 async def surge(
-    url: str, logins: list[tuple[str, str]], ramp: float, code: str, timeout: float
+    url: str, logins: list[Credentials], ramp: float, code: str, timeout: float
 ) -> list[LearnerRun]:
     """Learners arriving over `ramp` seconds; every server they started is stopped once all of
     them are done (stopping one during the others' arrival would load the host as no room does)."""
@@ -138,8 +153,8 @@ async def surge(
     try:
         return await asyncio.gather(
             *(
-                simulate_learner(url, name, password, at, code, timeout, started)
-                for (name, password), at in zip(logins, arrivals, strict=True)
+                simulate_learner(url, login, at, code, timeout, started)
+                for login, at in zip(logins, arrivals, strict=True)
             )
         )
     finally:

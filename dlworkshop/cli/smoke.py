@@ -77,13 +77,15 @@ def loadtest_command(
     require_extra("report", "loadtest")
     import asyncio
 
-    from dlworkshop import loadtest
+    from dlworkshop import instructor, loadtest
     from dlworkshop.errors import CheckFailed
     from dlworkshop.settings import load_settings
 
     settings = load_settings(config)
     code_word = settings.auth.access_code.get_secret_value() if settings.auth.access_code else None
-    logins = loadtest.credentials(learners, prefix, code_word, accounts)
+    # shared-code: each simulated learner claims its name with a secret only this machine knows.
+    secret_of = instructor.secret_for if settings.auth.mode == "shared-code" and not accounts else None
+    logins = loadtest.credentials(learners, prefix, code_word, accounts, secret_of)
     with console.status(f"{learners} learners arriving within {ramp:g} s at {hub}"):
         runs = asyncio.run(loadtest.surge(hub, logins, ramp, code or loadtest.DEFAULT_CODE, timeout))
     loadtest.print_table(console, runs)

@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
+from dlworkshop import instructor
 from dlworkshop.errors import CheckFailed, WorkshopError
 from dlworkshop.hubclient import HubError
 from dlworkshop.lessons import Lesson, Size, list_lessons
@@ -52,13 +53,14 @@ def smoke_test(settings: Settings, options: SmokeOptions, console: Console) -> l
     lessons = selected_lessons(options.episodes)
     results: list[smoke_checks.CheckResult] = []
     if options.hub:
-        password = options.password
-        if password is None and settings.auth.mode == "shared-code" and settings.auth.access_code:
-            password = settings.auth.access_code.get_secret_value()
-        where = f"hub {options.hub} as {settings.learners.smoke_test_user}"
-        target = hub_target(
-            options.hub, settings.learners.smoke_test_user, password, options.token, options.spawn_timeout
-        )
+        user = settings.learners.smoke_test_user
+        password, secret = options.password, None
+        if settings.auth.mode == "shared-code" and settings.auth.access_code:
+            password = password or settings.auth.access_code.get_secret_value()
+            # The smoke-test learner claims its name with a secret only this machine knows.
+            secret = instructor.secret_for(user)
+        where = f"hub {options.hub} as {user}"
+        target = hub_target(options.hub, user, password, options.token, options.spawn_timeout, secret)
     else:
         assert options.image is not None  # the CLI asks for --hub or --image
         where = f"image {options.image}"

@@ -33,8 +33,15 @@ class Target:
 
 @contextlib.contextmanager
 def hub_target(
-    url: str, username: str, password: str | None, token: str | None, timeout: float
+    url: str,
+    username: str,
+    password: str | None,
+    token: str | None,
+    timeout: float,
+    secret: str | None = None,
 ) -> Iterator[Target]:
+    """The smoke-test learner's server on the hub: logged in through the form (`secret`: theirs,
+    in shared-code mode) or with an API token, started through the API, stopped at the end."""
     checks = []
     with HubClient(url) as hub:
         if token is None:
@@ -45,7 +52,7 @@ def hub_target(
             started = time.monotonic()
             try:
                 # The login alone starts no server: the API does, below, and is timed.
-                hub.login(username, password)
+                hub.login(username, password, secret)
             except HubError as failed:
                 raise TargetFailed(CheckResult("login", False, failed.message)) from None
             seconds = time.monotonic() - started

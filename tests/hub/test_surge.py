@@ -69,7 +69,7 @@ def arrive(hub: RunningHub, name: str) -> list[dict]:  # type: ignore[type-arg]
     """A learner's browser: log in, follow the login's redirect (which starts the server), then
     read the spawn page's event stream until ready or failed."""
     with HubClient(hub.url) as browser:
-        browser.get(browser.login(name, hub.access_code))
+        browser.get(browser.login(name, hub.access_code, hub.secret_of(name)))
         return browser.follow_progress(name, timeout=300)
 
 

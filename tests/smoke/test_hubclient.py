@@ -5,6 +5,7 @@ The real hub is exercised by the e2e tests (smoke test, load test, surge)."""
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import re
 from collections.abc import AsyncIterator
@@ -24,8 +25,14 @@ FORM = '<form><input type="hidden" name="_xsrf" value="form-token"/></form>'
 class FakeHub:
     """Just enough of JupyterHub: users, a default server each, cookie or token identities."""
 
-    def __init__(self, password: str = "code", seat: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        password: str = "code",
+        seat: dict[str, str] | None = None,
+        secrets: dict[str, str] | None = None,
+    ) -> None:
         self.password = password
+        self.secrets = secrets or {}  # shared-code: claimed names and their secrets
         self.seat = seat or {}  # a name typed at login -> the seat the hub hands out
         self.users: dict[str, dict] = {}  # type: ignore[type-arg]
         self.tokens: dict[str, str] = {}
@@ -71,6 +78,11 @@ class FakeHub:
         form = {key: values[0] for key, values in parse_qs(request.content.decode()).items()}
         if form.get("_xsrf") != "form-token" or form.get("password") != self.password:
             return httpx.Response(200, html=FORM + "Invalid username or password")
+        claimed = self.secrets.get(form["username"])
+        if claimed is not None and form.get("secret") != claimed:
+            # JupyterHub 5 shows the authenticator's reason in the form, HTML-escaped.
+            said = "The name ada is taken, and that is not its secret. If it is yours, type the secret you chose."
+            return httpx.Response(403, html=f'{FORM}<p class="login_error">{html.escape(said)}</p>')
         name = self.seat.get(form["username"], form["username"])
         self.users.setdefault(name, {"name": name, "servers": {}})
         return httpx.Response(
@@ -167,6 +179,17 @@ def test_a_refused_login_is_one_line_naming_the_learner() -> None:
     learner = HubClient(URL, transport=httpx.MockTransport(FakeHub()))
     with pytest.raises(HubError, match=r"^login as ada refused \(wrong access code or password\?\)$"):
         learner.login("ada", "wrong")
+
+
+def test_a_learners_secret_goes_with_the_form_and_a_refusal_says_the_hubs_reason() -> None:
+    hub = FakeHub(secrets={"ada": "ada-1234"})
+    with HubClient(URL, transport=httpx.MockTransport(hub)) as ada:
+        assert ada.login("ada", "code", "ada-1234") == "/hub/spawn"
+    eve = HubClient(URL, transport=httpx.MockTransport(hub))
+    with pytest.raises(
+        HubError, match=r"^login as ada refused: The name ada is taken, and that is not its secret\."
+    ):
+        eve.login("ada", "code", "guess")
 
 
 def test_an_unreachable_hub_and_a_missing_form_are_hub_errors() -> None:

@@ -25,10 +25,18 @@ def test_report_has_every_learner_and_the_plot(tmp_path: Path) -> None:
 
 
 def test_credentials_for_shared_code_and_accounts(tmp_path: Path) -> None:
-    assert credentials(2, "lt-", "code", None) == [("lt-01", "code"), ("lt-02", "code")]
+    from dlworkshop.instructor import instructor_key, secret_for
+
+    key = instructor_key(tmp_path / "instructor-key")
+    logins = credentials(2, "lt-", "code", None, lambda name: secret_for(name, key))
+    assert [(login.name, login.password) for login in logins] == [("lt-01", "code"), ("lt-02", "code")]
+    # shared-code: each simulated learner claims its name with its own secret, the same every run.
+    assert logins[0].secret != logins[1].secret
+    assert logins[0].secret == secret_for("lt-01", instructor_key(tmp_path / "instructor-key"))
+    assert (tmp_path / "instructor-key").stat().st_mode & 0o777 == 0o600
     sheet = tmp_path / "plain.csv"
     sheet.write_text("username,password\nseat01,a-b-001\nseat02,c-d-002\n")
-    assert credentials(1, "x", None, sheet) == [("seat01", "a-b-001")]
+    assert credentials(1, "x", None, sheet) == [("seat01", "a-b-001", None)]
 
 
 def test_too_few_accounts_is_a_clear_error(tmp_path: Path) -> None:
