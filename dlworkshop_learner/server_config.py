@@ -31,6 +31,7 @@ def apply(c: Config) -> None:
         }
     }
     # The image ships no language servers, so jupyter-lsp would only scan for them at every start.
-    c.ServerApp.jpserver_extensions = {"jupyter_lsp": False}
+    # JupyterLab shows the name a learner typed at login, also on a pre-warmed seat's server.
+    c.ServerApp.jpserver_extensions = {"jupyter_lsp": False, "dlworkshop_learner.identity": True}
     # A learner's first notebook finds its kernel already started.
     c.ServerApp.kernel_manager_class = "dlworkshop_learner.kernels.PrestartedKernelManager"
