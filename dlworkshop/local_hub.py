@@ -203,9 +203,8 @@ def down(settings: Settings, purge: bool, console: Console) -> None:
         console.print("learners' work volumes kept (`dlworkshop down --purge` removes them)")
 
 
-def prewarm(settings: Settings, console: Console, timeout: float = 1800) -> None:
-    """Start the learners' servers now, from inside the hub (its prewarm service's token), and
-    stream its progress; a failed server is a nonzero exit."""
+def running_hub(settings: Settings):  # type: ignore[no-untyped-def]
+    """The hub's container (on this machine's engine, or $DOCKER_HOST's), running."""
     import docker
 
     client = docker_client()
@@ -218,6 +217,20 @@ def prewarm(settings: Settings, console: Console, timeout: float = 1800) -> None
         ) from None
     if hub.status != "running":
         raise WorkshopError(f"the hub container is {hub.status}", fix="run `dlworkshop up`")
+    return client, hub
+
+
+def run_in_hub(settings: Settings, command: list[str]) -> tuple[int, str]:
+    """Run a command inside the hub container, as the hub's user; its exit code and output."""
+    _, hub = running_hub(settings)
+    result = hub.exec_run(command, workdir=str(contract.HUB_HOME))
+    return result.exit_code, result.output.decode(errors="replace").strip()
+
+
+def prewarm(settings: Settings, console: Console, timeout: float = 1800) -> None:
+    """Start the learners' servers now, from inside the hub (its prewarm service's token), and
+    stream its progress; a failed server is a nonzero exit."""
+    client, hub = running_hub(settings)
     command = ["python", "-m", "hub.prewarm", "--now", "--timeout", str(timeout)]
     execution = client.api.exec_create(hub.id, command, workdir=str(contract.HUB_HOME))
     for chunk in client.api.exec_start(execution["Id"], stream=True):
