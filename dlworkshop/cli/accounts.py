@@ -77,14 +77,21 @@ def release_command(
 @accounts_app.command("claim")
 def claim_command(
     name: str = typer.Argument(..., help="The name to claim, e.g. an admin's (the login form refuses to)."),
+    secret: str = typer.Option(
+        ...,
+        prompt="the secret to log in with",
+        hide_input=True,
+        confirmation_prompt=True,
+        envvar="DLWORKSHOP_SECRET",
+        help="Asked for when not given ($DLWORKSHOP_SECRET gives it to scripts).",
+    ),
     config: Path | None = ConfigOption,
 ) -> None:
-    """shared-code mode: claim NAME with a secret you type (hashed here; only the hash reaches the
-    hub). Admins' names (auth.admins) can only be claimed this way."""
+    """shared-code mode: claim NAME with a secret (hashed here; only the hash reaches the hub).
+    Admins' names (auth.admins) can only be claimed this way."""
     from dlworkshop.accounts import MIN_SECRET_LENGTH, hash_password
     from dlworkshop.errors import WorkshopError
 
-    secret = typer.prompt(f"secret for {name}", hide_input=True, confirmation_prompt=True)
     if len(secret) < MIN_SECRET_LENGTH:
         raise WorkshopError("that secret is too short", fix=f"type at least {MIN_SECRET_LENGTH} characters")
     console.print(_claims(config, "claim", name, hash_password(secret)), highlight=False)

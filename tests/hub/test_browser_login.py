@@ -1,5 +1,6 @@
-"""A learner's morning, in a real browser: log in, land in JupyterLab, open the penguins notebook,
-run it, see its output."""
+"""A learner's morning, in a real browser: the login form says how names are claimed; log in
+(claiming a name), land in JupyterLab, open the penguins notebook, run it, see its output. Someone
+else typing that name with the workshop code is refused, and the form says why."""
 
 from __future__ import annotations
 
@@ -20,9 +21,14 @@ def test_a_learner_logs_in_opens_the_penguins_notebook_and_runs_it(
     page = browser.new_page()
     try:
         page.goto(f"{running_hub.url}/hub/login")
-        assert page.get_by_text("Workshop access code").is_visible()
+        explainer = page.locator("#login_explainer").inner_text()
+        assert "First time: choose a name and a secret" in explainer
+        assert "Later: the same name and secret" in explainer
+        assert page.get_by_text("Workshop code").is_visible()
+        assert page.get_by_text("Your secret").is_visible()
         page.fill("#username_input", "browser-ada")
         page.fill("#password_input", running_hub.access_code)
+        page.fill("#secret_input", running_hub.secret_of("browser-ada"))
         page.click("#login_submit")
         page.wait_for_url("**/user/browser-ada/lab**", timeout=180_000)
         page.goto(f"{running_hub.url}/user/browser-ada/lab/tree/lessons/02-penguins.ipynb")
@@ -38,3 +44,24 @@ def test_a_learner_logs_in_opens_the_penguins_notebook_and_runs_it(
     finally:
         page.screenshot(path=str(tmp_path / "penguins.png"), full_page=True)
         page.close()
+
+
+def test_someone_else_typing_a_claimed_name_is_told_why_they_are_refused(
+    running_hub: RunningHub,
+    browser,  # type: ignore[no-untyped-def]
+) -> None:
+    running_hub.login("browser-grace").close()  # grace claimed her name this morning
+    context = browser.new_context()  # another learner's browser
+    page = context.new_page()
+    try:
+        page.goto(f"{running_hub.url}/hub/login")
+        page.fill("#username_input", "browser-grace")
+        page.fill("#password_input", running_hub.access_code)
+        page.fill("#secret_input", "not-graces")
+        page.click("#login_submit")
+        page.wait_for_selector(".login_error")
+        assert "browser-grace is taken, and that is not its secret" in page.inner_text(".login_error")
+        assert "/hub/login" in page.url
+        assert page.input_value("#username_input") == "browser-grace"
+    finally:
+        context.close()

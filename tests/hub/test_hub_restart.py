@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from dlworkshop.hubclient import HubError
 from tests.fixtures.hub import RunningHub, dlworkshop
 
 pytestmark = [pytest.mark.docker, pytest.mark.hub, pytest.mark.recreates_shared_hub]
@@ -33,6 +34,10 @@ def test_learners_survive_a_hub_recreation(running_hub: RunningHub) -> None:
 
     recreated = dlworkshop("up", "-c", str(running_hub.config_path))
     assert recreated.returncode == 0, recreated.stdout + recreated.stderr
+    # Claimed names live on the hub volume: still theirs, still only with their secrets.
+    with pytest.raises(HubError, match="taken"):
+        running_hub.login("keep-ada", secret="not-adas")
+    running_hub.login("keep-ada").close()
 
     for name, client in sessions.items():
         container = running_hub.container(name)

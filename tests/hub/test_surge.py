@@ -117,6 +117,13 @@ def test_the_hub_prewarms_seats_and_a_first_login_gets_a_ready_one(surge_hub: Ru
 
     with surge_hub.login("dana") as back:
         assert back.whoami()["name"] == seats["dana"]
+        # The seat's URL keeps its name; JupyterLab's identity (its top bar's user) is hers.
+        identity = back.server_api(seats["dana"], "GET", "/api/me").json()["identity"]
+        assert (identity["name"], identity["display_name"]) == ("dana", "dana"), identity
+        assert identity["username"] == seats["dana"]
+    # Someone else typing her name with the code does not get her seat.
+    with HubClient(surge_hub.url) as intruder, pytest.raises(HubError, match="taken"):
+        intruder.login("dana", ACCESS_CODE, "not-danas")
 
     # No seat left: the next learner gets their own name.
     with surge_hub.login("finn") as late:

@@ -1,0 +1,98 @@
+"""Issue 14's login probes against the shared test hub (`dlworkshop up`, shared-code mode), each
+asserting the fixed behaviour: a name is its claimer's, a room behind one address is not locked
+out by its mistypes, and an admin releases a forgotten name. Every test here, like every client of
+the test run, reaches the hub from one address: the classroom behind one NAT. Names are unique to
+this module (the hub is shared by all hub tests)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import docker
+import pytest
+
+from dlworkshop.hubclient import HubClient, HubError
+from tests.fixtures.hub import RunningHub, dlworkshop
+
+pytestmark = [pytest.mark.docker, pytest.mark.hub]
+
+
+def hub_log(running_hub: RunningHub) -> str:
+    container = docker.from_env().containers.get(running_hub.settings.hub.container_name)
+    return container.logs().decode(errors="replace")
+
+
+def refusal(running_hub: RunningHub, name: str, secret: str, code: str | None = None) -> str:
+    with HubClient(running_hub.url) as client, pytest.raises(HubError) as refused:
+        client.login(name, running_hub.access_code if code is None else code, secret)
+    return refused.value.message
+
+
+def test_typing_someone_elses_name_with_the_code_does_not_log_in_as_them(running_hub: RunningHub) -> None:
+    with running_hub.login("claim-ada") as ada:  # her first login claims the name
+        assert ada.whoami()["name"] == "claim-ada"
+    assert "claim-ada is taken, and that is not its secret" in refusal(running_hub, "claim-ada", "guess")
+    assert "taken" in refusal(running_hub, "claim-ada", "")
+    with running_hub.login("claim-ada") as again:  # her own secret still opens it
+        assert again.whoami()["name"] == "claim-ada"
+
+
+def test_ten_mistyped_codes_in_a_minute_do_not_lock_the_room_out(running_hub: RunningHub) -> None:
+    for index in range(12):
+        assert "not the workshop code" in refusal(running_hub, f"room-{index:02d}", "s3cret", "not-the-code")
+    # A classmate behind the same address who types it right is let in at once.
+    with running_hub.login("room-latecomer") as latecomer:
+        assert latecomer.whoami()["name"] == "room-latecomer"
+
+
+def test_a_name_hammered_with_wrong_secrets_is_delayed_and_logged_but_opens_with_its_own(
+    running_hub: RunningHub,
+) -> None:
+    running_hub.login("claim-target").close()
+    allowance = running_hub.settings.auth.login_attempts_per_minute
+    for _ in range(allowance + 2):
+        refusal(running_hub, "claim-target", "wrong-guess")
+    logged = re.findall(
+        r"under the name 'claim-target' from \S+ .* answering after (\d+) s", hub_log(running_hub)
+    )
+    # Past the name's allowance (or from the first, if the run's one address passed its ceiling),
+    # each failure is answered later than the one before.
+    delays = [int(delay) for delay in logged]
+    assert len(delays) >= 2 and delays == [min(2**n, 30) for n in range(len(delays))], delays
+    with running_hub.login("claim-target") as owner:  # delayed, never locked
+        assert owner.whoami()["name"] == "claim-target"
+
+
+def test_an_admin_releases_a_forgotten_name_and_claims_their_own(running_hub: RunningHub) -> None:
+    config = str(running_hub.config_path)
+    running_hub.login("claim-bo", secret="forgotten-1").close()
+    listed = dlworkshop("accounts", "names", "-c", config)
+    assert listed.returncode == 0 and "claim-bo" in listed.stdout.split(), listed.stdout + listed.stderr
+
+    released = dlworkshop("accounts", "release", "claim-bo", "-c", config)
+    assert released.returncode == 0 and "released claim-bo" in released.stdout, (
+        released.stdout + released.stderr
+    )
+    with running_hub.login("claim-bo", secret="remembered-2") as bo:
+        assert bo.whoami()["name"] == "claim-bo"
+    assert "taken" in refusal(running_hub, "claim-bo", "forgotten-1")
+
+    nobody = dlworkshop("accounts", "release", "claim-nobody", "-c", config)
+    assert nobody.returncode != 0 and "claim-nobody is not claimed" in nobody.stderr
+    assert "Traceback" not in nobody.stdout + nobody.stderr
+
+    # auth.admins: the form refuses to hand out an admin's name; the instructor claims it here.
+    assert "instructor's name" in refusal(running_hub, "instructor", "first-come")
+    claimed = subprocess.run(
+        [sys.executable, "-m", "dlworkshop", "accounts", "claim", "instructor", "-c", config],
+        env={**os.environ, "DLWORKSHOP_SECRET": "teach-4242"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert claimed.returncode == 0, claimed.stdout + claimed.stderr
+    with running_hub.login("instructor", secret="teach-4242") as instructor:
+        assert instructor.whoami()["admin"] is True
