@@ -24,8 +24,8 @@ def test_a_learner_logs_in_opens_the_penguins_notebook_and_runs_it(
         explainer = page.locator("#login_explainer").inner_text()
         assert "First time: choose a name and a secret" in explainer
         assert "Later: the same name and secret" in explainer
-        assert page.get_by_text("Workshop code").is_visible()
-        assert page.get_by_text("Your secret").is_visible()
+        assert page.get_by_text("Workshop code", exact=True).is_visible()
+        assert page.locator("label[for=secret_input]").inner_text().startswith("Your secret")
         page.fill("#username_input", "browser-ada")
         page.fill("#password_input", running_hub.access_code)
         page.fill("#secret_input", running_hub.secret_of("browser-ada"))
