@@ -36,7 +36,7 @@ class TypedNameIdentityProvider(JupyterHubIdentityProvider):
     async def get_user(self, handler: Any) -> Any:
         user = await super().get_user(handler)
         owner = os.environ.get("JUPYTERHUB_USER")
-        if user is None or user.username != owner:
+        if user is None or owner is None or user.username != owner:
             return user  # an admin visiting: their own identity
         typed = await self.typed_name(owner)
         if typed and typed != user.username:

@@ -54,7 +54,12 @@ class RateLimitedAuthenticator(Authenticator):
     def _limiter_from_the_limits(self) -> LoginLimiter:
         return LoginLimiter(self.attempts_per_minute, self.attempts_per_minute_per_address, log=self.log)
 
-    async def authenticate(self, handler: Any, data: dict[str, str]) -> str | None:
+    async def authenticate(self, handler: Any, data: dict[str, Any]) -> str | dict[str, Any]:
+        return await self.checked(handler, data)
+
+    async def checked(self, handler: Any, data: dict[str, Any]) -> str:
+        """`check`, one attempt at a time per (address, name), its refusals held and answered as
+        HTTP 403 with the reason."""
         address = handler.request.remote_ip if handler is not None else "local"
         name = str(data.get("username", "")).strip().lower()
         async with self.limiter.turn(address, name):
@@ -144,8 +149,8 @@ class SharedCodeAuthenticator(RateLimitedAuthenticator):
                 "choose another name."
             )
 
-    async def authenticate(self, handler: Any, data: dict[str, str]) -> str | None:
-        name = await super().authenticate(handler, data)
+    async def authenticate(self, handler: Any, data: dict[str, Any]) -> dict[str, Any]:
+        name = await self.checked(handler, data)
         seat = name
         if self.seats and handler is not None:
             if self._seat_book is None:

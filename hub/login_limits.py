@@ -18,8 +18,10 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 WINDOW = 60.0  # seconds: the settings are "per minute"
+_Key = TypeVar("_Key", str, tuple[str, str])  # an address, or an (address, name)
 
 
 @dataclass
@@ -35,7 +37,7 @@ class LoginLimiter:
     _turns: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
     _waiting: dict[tuple[str, str], int] = field(default_factory=dict)
 
-    def _recent(self, table: dict, key: object) -> deque[float]:  # type: ignore[type-arg]
+    def _recent(self, table: dict[_Key, deque[float]], key: _Key) -> deque[float]:
         window = table.get(key)
         if window is None:
             return deque()
