@@ -51,6 +51,9 @@ AUTH_STATE_KEY_FILE = "auth_state_key"
 # Hub-managed services (names are also their roles' names).
 CULLER_SERVICE = "idle-culler"
 PREWARM_SERVICE = "prewarm"
+# shared-code mode: admins release claimed names through it (hub/claims.py), on this port in the hub.
+NAMES_SERVICE = "names"
+NAMES_SERVICE_PORT = 10102
 
 # Spawner.start_timeout of every hub: JupyterHub's bound on a whole start, and a start waits its
 # turn in the admission queue first (hub/spawning.py), so time queued never fails a learner. The

@@ -7,9 +7,16 @@ mode 0600, so claims survive a hub restart or re-creation. The hub process and a
 it: every change is a read-modify-write under an exclusive lock on a lock file next to it, written
 whole and renamed, and every read notices a change made by the other.
 
-    python -m hub.claims release NAME             # forget NAME's secret: the next login claims it again
-    python -m hub.claims claim NAME SECRET_HASH   # claim NAME (an admin's: the form refuses to)
-    python -m hub.claims list                     # the claimed names, one a line
+    python -m hub.claims release NAME               # forget NAME's secret: the next login claims it again
+    python -m hub.claims claim NAME [SECRET_HASH]   # claim NAME (an admin's: the form refuses to);
+                                                    # without a hash, asks for the secret
+    python -m hub.claims list                       # the claimed names, one a line
+    python -m hub.claims serve                      # the hub's `names` service (below)
+
+The `names` service lets the hub's admins release names through the hub's API from anywhere, with
+an API token (the instructor's laptop, against a deployed hub): `GET /services/names/claims` lists
+the claimed names, `DELETE /services/names/claims/NAME` releases one. JupyterHub checks the token;
+only tokens with access to the service (admins') pass.
 """
 
 from __future__ import annotations
@@ -23,8 +30,10 @@ import sys
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from dlworkshop import contract
+from dlworkshop.accounts import MIN_SECRET_LENGTH, hash_password
 
 
 class ClaimBook:
@@ -96,6 +105,44 @@ class ClaimBook:
         self._claims, self._seen = claims, self._stamp()
 
 
+def serve(book: ClaimBook) -> None:
+    """Run the `names` service where JupyterHub says (its URL and prefix in the environment)."""
+    import asyncio
+    from urllib.parse import urlparse
+
+    from jupyterhub.services.auth import HubAuthenticated
+    from tornado import web
+
+    class Claims(HubAuthenticated, web.RequestHandler):
+        def write_error(self, status_code: int, **kwargs: Any) -> None:
+            """Errors as JupyterHub's API writes them: JSON with a message."""
+            error = kwargs.get("exc_info", (None, None, None))[1]
+            said = isinstance(error, web.HTTPError) and error.log_message
+            message = error.log_message % error.args if said else self._reason
+            self.finish({"status": status_code, "message": message})
+
+        @web.authenticated
+        def get(self) -> None:
+            self.write({"names": book.names()})
+
+        @web.authenticated
+        def delete(self, name: str) -> None:
+            name = name.strip().lower()
+            if not book.release(name):
+                raise web.HTTPError(404, "%s is not claimed: nothing to release", name)
+            self.write({"released": name})
+
+    prefix = os.environ["JUPYTERHUB_SERVICE_PREFIX"].rstrip("/")
+    url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
+    app = web.Application([(rf"{prefix}/claims", Claims), (rf"{prefix}/claims/([^/]+)", Claims)])
+
+    async def run() -> None:
+        app.listen(url.port or 80, url.hostname or "127.0.0.1")
+        await asyncio.Event().wait()
+
+    asyncio.run(run())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Claimed names of a shared-code workshop hub.")
     parser.add_argument("--file", type=Path, default=Path(contract.HUB_DATA) / contract.CLAIMS_FILE)
@@ -104,10 +151,14 @@ def main(argv: list[str] | None = None) -> int:
     claim = commands.add_parser("claim")
     claim.add_argument("name")
     # Hashed by the caller (`dlworkshop accounts claim`): the secret itself never reaches the hub.
-    claim.add_argument("secret_hash")
+    claim.add_argument("secret_hash", nargs="?")
     commands.add_parser("list")
+    commands.add_parser("serve")
     args = parser.parse_args(argv)
     book = ClaimBook(args.file)
+    if args.command == "serve":
+        serve(book)
+        return 0
     # One line each: `dlworkshop accounts` shows what this prints.
     if args.command == "list":
         print("\n".join(book.names()))
@@ -119,11 +170,25 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         print(f"{name} is not claimed: nothing to release")
         return 3
-    if book.claim(name, args.secret_hash):
+    secret_hash = args.secret_hash or _asked_secret_hash()
+    if secret_hash is None:
+        print(f"the secret must have at least {MIN_SECRET_LENGTH} characters, typed the same twice")
+        return 2
+    if book.claim(name, secret_hash):
         print(f"claimed {name}: log in with that name, the workshop code and this secret")
         return 0
     print(f"{name} is already claimed: release it first")
     return 3
+
+
+def _asked_secret_hash() -> str | None:
+    """On the hub's host (`docker exec -it <hub> python -m hub.claims claim NAME`): ask twice."""
+    import getpass
+
+    secret = getpass.getpass("the secret to log in with: ")
+    if len(secret) < MIN_SECRET_LENGTH or getpass.getpass("again: ") != secret:
+        return None
+    return hash_password(secret)
 
 
 if __name__ == "__main__":

@@ -120,6 +120,21 @@ def prewarm_service(settings: Settings, state: HubState, settings_file: Path) ->
     return service
 
 
+def names_service(settings: Settings, state: HubState) -> list[dict[str, Any]]:
+    """shared-code mode: the service through which admins release claimed names (hub/claims.py)."""
+    if settings.auth.mode != "shared-code":
+        return []
+    command = [sys.executable, "-m", "hub.claims", "--file", str(state.claims_file), "serve"]
+    return [
+        {
+            "name": contract.NAMES_SERVICE,
+            "url": f"http://127.0.0.1:{contract.NAMES_SERVICE_PORT}",
+            "command": command,
+            "cwd": str(contract.HUB_HOME),
+        }
+    ]
+
+
 def learner_role(settings: Settings, state: HubState) -> list[dict[str, Any]]:
     """shared-code mode: JupyterHub's `user` role, plus reading one's own auth_state (the name typed
     at login) so a learner's server can show it; other modes keep JupyterHub's default."""
@@ -130,7 +145,11 @@ def learner_role(settings: Settings, state: HubState) -> list[dict[str, Any]]:
 
 def apply_services(c: Any, settings: Settings, state: HubState, settings_file: Path) -> None:
     """The hub's services and their roles (and the learners' role), assembled once."""
-    c.JupyterHub.services = [culler_service(settings), prewarm_service(settings, state, settings_file)]
+    c.JupyterHub.services = [
+        culler_service(settings),
+        prewarm_service(settings, state, settings_file),
+        *names_service(settings, state),
+    ]
     c.JupyterHub.load_roles = [
         *learner_role(settings, state),
         {

@@ -3,7 +3,9 @@ learners claimed in `shared-code` mode (`release NAME`, `claim NAME`, `names`)."
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -11,6 +13,9 @@ from rich.table import Table
 
 from dlworkshop.cli import app
 from dlworkshop.cli.config import ConfigOption
+
+if TYPE_CHECKING:
+    from dlworkshop.settings import Settings
 
 accounts_app = typer.Typer(
     help="Accounts (`accounts` login mode) and claimed names (`shared-code` mode).", no_args_is_help=True
@@ -41,10 +46,15 @@ def generate_command(
     console.print(table)
 
 
-def _claims(config: Path | None, *command: str) -> str:
-    """Run `python -m hub.claims COMMAND...` in the hub container of `dlworkshop up` (or of
-    $DOCKER_HOST's engine); its one line of output."""
-    from dlworkshop import local_hub
+HubOption = typer.Option(
+    None,
+    "--hub",
+    help="A deployed hub's URL: go through its API with an admin's token from $DLWORKSHOP_HUB_TOKEN "
+    "(default: the hub container of `dlworkshop up` on this machine).",
+)
+
+
+def _shared_code_settings(config: Path | None) -> Settings:
     from dlworkshop.errors import WorkshopError
     from dlworkshop.settings import load_settings
 
@@ -54,7 +64,15 @@ def _claims(config: Path | None, *command: str) -> str:
             f"names are claimed only in shared-code mode (this workshop logs in with {settings.auth.mode})",
             fix="accounts mode: give the learner their slip again; github: they sign in with GitHub",
         )
-    code, said = local_hub.run_in_hub(settings, ["python", "-m", "hub.claims", *command])
+    return settings
+
+
+def _claims(config: Path | None, *command: str) -> str:
+    """Run `python -m hub.claims COMMAND...` in the hub container of `dlworkshop up`; its output."""
+    from dlworkshop import local_hub
+    from dlworkshop.errors import WorkshopError
+
+    code, said = local_hub.run_in_hub(_shared_code_settings(config), ["python", "-m", "hub.claims", *command])
     if code == 3:  # the name is not claimed (release) or already claimed (claim)
         raise WorkshopError(said, fix="`dlworkshop accounts names` lists the claimed names")
     if code != 0:
@@ -64,14 +82,43 @@ def _claims(config: Path | None, *command: str) -> str:
     return said
 
 
+def _claims_api(hub: str, method: str, name: str = "") -> dict[str, Any]:
+    """The hub's `names` service (hub/claims.py), as an admin: what it answers."""
+    from dlworkshop import contract
+    from dlworkshop.errors import WorkshopError
+    from dlworkshop.hubclient import HubClient, HubError
+
+    token = os.environ.get("DLWORKSHOP_HUB_TOKEN")
+    if not token:
+        raise WorkshopError(
+            "--hub needs an admin's API token in $DLWORKSHOP_HUB_TOKEN",
+            fix=f"log in to {hub} as an admin, create a token at {hub.rstrip('/')}/hub/token and export it",
+        )
+    path = f"/services/{contract.NAMES_SERVICE}/claims" + (f"/{name}" if name else "")
+    try:
+        with HubClient(hub, token) as client:
+            return dict(client.request(method, path).json())
+    except HubError as refused:
+        fixes = {
+            403: "the token must be an admin's (auth.admins), created on the hub's token page",
+            404: "`dlworkshop accounts names --hub URL` lists the claimed names",
+        }
+        raise HubError(refused.message, refused.status, fixes.get(refused.status or 0)) from None
+
+
 @accounts_app.command("release")
 def release_command(
     name: str = typer.Argument(..., help="The name a learner claimed."),
+    hub: str | None = HubOption,
     config: Path | None = ConfigOption,
 ) -> None:
     """shared-code mode: forget the secret of NAME, for a learner who forgot theirs. Their next
     login under NAME chooses a new secret and finds their server and files as they left them."""
-    console.print(_claims(config, "release", name), highlight=False)
+    if hub:
+        released = _claims_api(hub, "DELETE", name.strip().lower())["released"]
+        console.print(f"released {released}: the next login under {released} chooses a new secret")
+    else:
+        console.print(_claims(config, "release", name), highlight=False)
 
 
 @accounts_app.command("claim")
@@ -87,8 +134,9 @@ def claim_command(
     ),
     config: Path | None = ConfigOption,
 ) -> None:
-    """shared-code mode: claim NAME with a secret (hashed here; only the hash reaches the hub).
-    Admins' names (auth.admins) can only be claimed this way."""
+    """shared-code mode: claim NAME with a secret (hashed here; only the hash reaches the hub), in
+    the hub of `dlworkshop up`. Admins' names (auth.admins) can only be claimed this way; on a
+    deployed hub: `docker exec -it <hub container> python -m hub.claims claim NAME` on its host."""
     from dlworkshop.accounts import MIN_SECRET_LENGTH, hash_password
     from dlworkshop.errors import WorkshopError
 
@@ -98,7 +146,7 @@ def claim_command(
 
 
 @accounts_app.command("names")
-def names_command(config: Path | None = ConfigOption) -> None:
+def names_command(hub: str | None = HubOption, config: Path | None = ConfigOption) -> None:
     """shared-code mode: the names learners have claimed."""
-    said = _claims(config, "list")
+    said = "\n".join(_claims_api(hub, "GET")["names"]) if hub else _claims(config, "list")
     console.print(said or "no name is claimed yet", highlight=False)

@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import docker
 import pytest
@@ -66,7 +67,33 @@ def test_a_name_hammered_with_wrong_secrets_is_delayed_and_logged_but_opens_with
         assert owner.whoami()["name"] == "claim-target"
 
 
-def test_an_admin_releases_a_forgotten_name_and_claims_their_own(running_hub: RunningHub) -> None:
+def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dlworkshop", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture(scope="module")
+def instructor(running_hub: RunningHub) -> Iterator[HubClient]:
+    """auth.admins: the form refuses to hand out an admin's name; the instructor claims it with
+    `dlworkshop accounts claim` (the hub of `dlworkshop up`), then logs in."""
+    assert "instructor's name" in refusal(running_hub, "instructor", "first-come")
+    claimed = cli(
+        "accounts", "claim", "instructor", "-c", str(running_hub.config_path), DLWORKSHOP_SECRET="teach-4242"
+    )
+    assert claimed.returncode == 0 and "claimed instructor" in claimed.stdout, claimed.stdout + claimed.stderr
+    with running_hub.login("instructor", secret="teach-4242") as client:
+        assert client.whoami()["admin"] is True
+        yield client
+
+
+def test_an_admin_releases_a_forgotten_name_on_the_local_hub(
+    running_hub: RunningHub, instructor: HubClient
+) -> None:
     config = str(running_hub.config_path)
     running_hub.login("claim-bo", secret="forgotten-1").close()
     listed = dlworkshop("accounts", "names", "-c", config)
@@ -84,15 +111,31 @@ def test_an_admin_releases_a_forgotten_name_and_claims_their_own(running_hub: Ru
     assert nobody.returncode != 0 and "claim-nobody is not claimed" in nobody.stderr
     assert "Traceback" not in nobody.stdout + nobody.stderr
 
-    # auth.admins: the form refuses to hand out an admin's name; the instructor claims it here.
-    assert "instructor's name" in refusal(running_hub, "instructor", "first-come")
-    claimed = subprocess.run(
-        [sys.executable, "-m", "dlworkshop", "accounts", "claim", "instructor", "-c", config],
-        env={**os.environ, "DLWORKSHOP_SECRET": "teach-4242"},
-        capture_output=True,
-        text=True,
-        timeout=120,
+
+def test_an_admin_releases_a_name_through_the_hubs_api_with_their_token(
+    running_hub: RunningHub, instructor: HubClient
+) -> None:
+    """As against a deployed hub: `--hub URL` and an admin's API token, through the hub's proxy."""
+    running_hub.login("claim-cy", secret="forgotten-3").close()
+    admin = instructor.create_token("instructor", "release names")
+    listed = cli("accounts", "names", "--hub", running_hub.url, DLWORKSHOP_HUB_TOKEN=admin)
+    assert listed.returncode == 0 and "claim-cy" in listed.stdout.split(), listed.stdout + listed.stderr
+
+    with running_hub.login("claim-dee") as dee:  # a learner's own token is not enough
+        learner = dee.create_token("claim-dee", "try to release")
+    refused = cli("accounts", "release", "claim-cy", "--hub", running_hub.url, DLWORKSHOP_HUB_TOKEN=learner)
+    assert refused.returncode != 0 and "HTTP 403" in refused.stderr and "admin's" in refused.stderr
+    assert "taken" in refusal(running_hub, "claim-cy", "new-secret-4")
+
+    released = cli("accounts", "release", "claim-cy", "--hub", running_hub.url, DLWORKSHOP_HUB_TOKEN=admin)
+    assert released.returncode == 0 and "released claim-cy" in released.stdout, (
+        released.stdout + released.stderr
     )
-    assert claimed.returncode == 0, claimed.stdout + claimed.stderr
-    with running_hub.login("instructor", secret="teach-4242") as instructor:
-        assert instructor.whoami()["admin"] is True
+    with running_hub.login("claim-cy", secret="new-secret-4") as cy:
+        assert cy.whoami()["name"] == "claim-cy"
+
+    nobody = cli("accounts", "release", "claim-nobody", "--hub", running_hub.url, DLWORKSHOP_HUB_TOKEN=admin)
+    assert nobody.returncode != 0 and "claim-nobody is not claimed" in nobody.stderr
+    no_token = cli("accounts", "release", "claim-cy", "--hub", running_hub.url, DLWORKSHOP_HUB_TOKEN="")
+    assert no_token.returncode != 0 and "DLWORKSHOP_HUB_TOKEN" in no_token.stderr
+    assert "Traceback" not in nobody.stderr + no_token.stderr + refused.stderr

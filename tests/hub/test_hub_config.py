@@ -60,8 +60,13 @@ def test_configure_only_sets_and_matches_the_contract(state: HubState) -> None:
     }
     services = {service["name"] for service in c.JupyterHub.services}
     roles = {role["name"] for role in c.JupyterHub.load_roles}
-    assert services == {contract.CULLER_SERVICE, contract.PREWARM_SERVICE}
-    assert roles == services | {"user"}  # shared-code: learners read their own auth_state
+    # shared-code: admins release names through a service (JupyterHub checks their tokens), and
+    # learners read their own auth_state.
+    assert services == {contract.CULLER_SERVICE, contract.PREWARM_SERVICE, contract.NAMES_SERVICE}
+    assert roles == {contract.CULLER_SERVICE, contract.PREWARM_SERVICE, "user"}
+    names = next(service for service in c.JupyterHub.services if service["name"] == contract.NAMES_SERVICE)
+    assert names["command"][-4:] == ["hub.claims", "--file", str(state.data / contract.CLAIMS_FILE), "serve"]
+    assert names["url"] == f"http://127.0.0.1:{contract.NAMES_SERVICE_PORT}"
     # The same settings configure the same hub: no applier appends to another's list.
     again = Config()
     hub_config.configure(again, settings, state)
@@ -128,6 +133,7 @@ def test_other_modes_keep_jupyterhubs_learner_role(state: HubState, tmp_path: Pa
         c, parse_settings(f"auth: {{mode: accounts, accounts_file: {accounts}}}\n"), state, tmp_path / "w"
     )
     assert "user" not in {role["name"] for role in c.JupyterHub.load_roles}
+    assert contract.NAMES_SERVICE not in {service["name"] for service in c.JupyterHub.services}
     assert "enable_auth_state" not in c.AccountsAuthenticator and "server_token_scopes" not in c.Spawner
 
 

@@ -125,6 +125,22 @@ def test_an_admin_claims_their_name_outside_the_form_and_then_logs_in(tmp_path: 
     assert claims_main(["--file", book, "claim", "instructor", hash_password("x" * 8)]) == 3  # taken
 
 
+def test_on_the_hubs_host_an_admin_claims_by_typing_the_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`docker exec -it <hub> python -m hub.claims claim NAME`: asked twice, only the hash kept."""
+    typed = iter(["teach-42", "teach-42", "abc", "teach-42", "teach-43"])
+    monkeypatch.setattr("getpass.getpass", lambda prompt: next(typed))
+    book = str(tmp_path / "claims.json")
+    assert claims_main(["--file", book, "claim", "instructor"]) == 0
+    assert claims_main(["--file", book, "claim", "helper"]) == 2  # too short
+    assert claims_main(["--file", book, "claim", "helper"]) == 2  # typed differently
+    assert next(typed, None) is None  # both asked twice, the short one once
+    auth = shared(tmp_path, admin_users={"instructor", "helper"})
+    assert login(auth, "instructor", "teach-42")["name"] == "instructor"
+    assert "teach-42" not in (tmp_path / "claims.json").read_text()
+
+
 def test_release_frees_the_name_for_a_new_secret(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     auth = shared(tmp_path)
     login(auth, "bo", "first-secret")
