@@ -25,14 +25,20 @@ def up(
 
     settings = load_settings(config)
     url = local_hub.up(settings, console, rebuild=rebuild)
+    code = settings.auth.access_code.get_secret_value() if settings.auth.access_code else ""
     how = {
-        "shared-code": f"pick a name and type the access code [bold]{settings.auth.access_code.get_secret_value() if settings.auth.access_code else ''}[/]",
+        "shared-code": f"type the workshop code [bold]{code}[/], a name and a secret of their own "
+        "(the first login claims the name; later logins need the same secret)",
         "accounts": "use the username and password on your login slip",
         "github": "sign in with GitHub",
     }[settings.auth.mode]
+    admins = ""
+    if settings.auth.mode == "shared-code" and settings.auth.admins:
+        # The form refuses to hand out an admin's name: whoever typed it first would be admin.
+        admins = "\nAdmins: claim your names first with `dlworkshop accounts claim NAME`."
     console.print(
         Panel(
-            f"The workshop hub is up at [bold]{url}[/]\nLearners: open it, {how}.",
+            f"The workshop hub is up at [bold]{url}[/]\nLearners: open it, {how}.{admins}",
             title=settings.workshop.name,
         )
     )
