@@ -62,14 +62,15 @@ class RateLimitedAuthenticator(Authenticator):
         HTTP 403 with the reason."""
         address = handler.request.remote_ip if handler is not None else "local"
         name = str(data.get("username", "")).strip().lower()
-        async with self.limiter.turn(address, name):
+        counted = name[:64]  # what is counted and logged: a name typed can be any length
+        async with self.limiter.turn(address, counted):
             try:
                 user = await self.check(name, data)
             except LoginRefused as refused:
-                await self.limiter.refused(address, name)
+                await self.limiter.refused(address, counted)
                 # The login form shows the message (JupyterHub renders it in place of its own).
                 raise web.HTTPError(403, "%s", str(refused)) from None
-        self.limiter.succeeded(address, name)
+        self.limiter.succeeded(address, counted)
         return user
 
     async def check(self, name: str, data: dict[str, Any]) -> str:
