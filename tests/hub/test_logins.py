@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -278,3 +281,34 @@ def test_the_settings_keep_the_address_ceiling_above_the_names() -> None:
     with pytest.raises(ConfigError) as problem:
         parse_settings(base + ", login_attempts_per_minute_per_address: 4}\n")
     assert "must be at least login_attempts_per_minute" in problem.value.problems[0]
+
+
+# ---- the admin's commands, where they fail before reaching a hub ----------------------------------
+
+
+def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dlworkshop", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_releasing_a_name_outside_shared_code_mode_is_one_clear_error(tmp_path: Path) -> None:
+    config = tmp_path / "workshop.yaml"
+    config.write_text("auth: {mode: github, github: {client_id: a, client_secret: b}}\n")
+    result = cli("accounts", "release", "ada", "-c", str(config))
+    assert result.returncode != 0 and "names are claimed only in shared-code mode" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_releasing_through_a_hubs_api_needs_an_admins_token_and_the_hub(tmp_path: Path) -> None:
+    no_token = cli("accounts", "release", "ada", "--hub", "http://127.0.0.1:9", DLWORKSHOP_HUB_TOKEN="")
+    assert (
+        no_token.returncode != 0 and "needs an admin's API token in $DLWORKSHOP_HUB_TOKEN" in no_token.stderr
+    )
+    nowhere = cli("accounts", "names", "--hub", "http://127.0.0.1:9", DLWORKSHOP_HUB_TOKEN="t0ken")
+    assert nowhere.returncode != 0 and "hub unreachable at http://127.0.0.1:9" in nowhere.stderr
+    assert "Traceback" not in no_token.stderr + nowhere.stderr
