@@ -212,7 +212,8 @@ def test_the_server_opens_in_the_work_folder_with_the_kernel_started_ahead() -> 
     server_config.apply(c)
     assert c.ServerApp.root_dir == layout.WORK_FOLDER
     assert c.ServerApp.kernel_manager_class == "dlworkshop_learner.kernels.PrestartedKernelManager"
-    assert c.ServerApp.jpserver_extensions == {"jupyter_lsp": False}
+    # jupyter-lsp off; JupyterLab shows the name typed at login (dlworkshop_learner/identity.py).
+    assert c.ServerApp.jpserver_extensions == {"jupyter_lsp": False, "dlworkshop_learner.identity": True}
     tensorboard = c.ServerProxy.servers["tensorboard"]["command"]
     assert tensorboard[tensorboard.index("--logdir") + 1] == layout.WORK_FOLDER
 
