@@ -120,9 +120,11 @@ def prewarm_service(settings: Settings, state: HubState, settings_file: Path) ->
     return service
 
 
-def names_service(settings: Settings, state: HubState) -> list[dict[str, Any]]:
-    """shared-code mode: the service through which admins release claimed names (hub/claims.py)."""
-    if settings.auth.mode != "shared-code":
+def names_service(settings: Settings, state: HubState, proxied_locally: bool) -> list[dict[str, Any]]:
+    """shared-code mode: the service through which admins release claimed names (hub/claims.py).
+    It listens on the hub's loopback, so only where the hub's own proxy runs beside it (not under
+    Z2JH, whose proxy is another pod: there `python -m hub.claims release NAME` in the hub pod)."""
+    if settings.auth.mode != "shared-code" or not proxied_locally:
         return []
     command = [sys.executable, "-m", "hub.claims", "--file", str(state.claims_file), "serve"]
     return [
@@ -143,12 +145,14 @@ def learner_role(settings: Settings, state: HubState) -> list[dict[str, Any]]:
     return [{"name": "user", "scopes": ["self", "admin:auth_state!user"]}]
 
 
-def apply_services(c: Any, settings: Settings, state: HubState, settings_file: Path) -> None:
+def apply_services(
+    c: Any, settings: Settings, state: HubState, settings_file: Path, proxied_locally: bool = True
+) -> None:
     """The hub's services and their roles (and the learners' role), assembled once."""
     c.JupyterHub.services = [
         culler_service(settings),
         prewarm_service(settings, state, settings_file),
-        *names_service(settings, state),
+        *names_service(settings, state, proxied_locally),
     ]
     c.JupyterHub.load_roles = [
         *learner_role(settings, state),
@@ -177,5 +181,5 @@ def configure(
         apply_hub_state(c, state)
     apply_hub(c, settings)
     apply_auth(c, settings, state)
-    apply_services(c, settings, state, settings_file)
+    apply_services(c, settings, state, settings_file, proxied_locally=not backend.platform_runs_hub)
     backend.configure(c)
