@@ -51,6 +51,8 @@ ENV PATH=${VENV}/bin:$PATH \
 COPY ${DATA_FOLDER} ${DATA_ROOT}
 COPY lessons ${LESSONS_DIR}
 COPY image/jupyter/jupyter_server_config.py /etc/jupyter/jupyter_server_config.py
+# JupyterLab asks no learner about Jupyter news (the announcements plugin off, as docker-stacks does).
+COPY image/jupyter/page_config.json /etc/jupyter/labconfig/page_config.json
 RUN install -d -o "${LEARNER_USER}" -g "${LEARNER_USER}" "${WORK_FOLDER}"
 # This project's code (dlworkshop and dlworkshop_learner, one distribution), last of all. The data
 # is verified again inside the image (a mismatch fails the build), and the links each server start
