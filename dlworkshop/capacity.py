@@ -1,7 +1,8 @@
 """Capacity: do the learners' quotas fit the machine, and how many can it carry at once?
 
-Memory is what decides in practice (a learner over its limit is killed), CPU quotas are limits
-that slow everyone when oversubscribed, GPU places are hard. Demand is counted for the learners
+Memory is what decides in practice (a learner over its limit is killed) and GPU places are hard:
+overcommitting either is a problem. CPU quotas are limits shared by time (a busy learner slows the
+others, nobody is refused), so overcommitted CPUs are a warning. Demand is counted for the learners
 expected at once: all of them, unless workshop.yaml says `learners.expected_concurrent`.
 """
 
@@ -68,6 +69,11 @@ class Demand:
     def fits(self) -> bool:
         return self.needed <= self.available + 1e-9
 
+    @property
+    def shared_by_time(self) -> bool:
+        """CPU quotas are limits the kernel shares by time: overcommitting them slows, never refuses."""
+        return self.resource == "cpu"
+
 
 @dataclass(frozen=True)
 class CapacityReport:
@@ -111,31 +117,38 @@ def check_capacity(settings: Settings, host: HostFacts) -> CapacityReport:
             format_bytes(host.memory) if host.memory % 1024**2 == 0 else f"{host.memory / 1024**3:.1f}G",
         ),
     ]
-    carries = [int(host.cpus // resources.cpu), max(0, int(learner_memory // resources.memory))]
+    # What the host carries at once: memory and GPU places (CPU time is shared, see shared_by_time).
+    carries = [max(0, int(learner_memory // resources.memory))]
     places = gpu_places(settings, host)
     if places is not None:
         demands.append(Demand("gpu", concurrent, places, f"{concurrent} GPU places", f"{places} GPU places"))
         carries.append(places)
     carry = min(carries)
-    problems = []
+    who = (
+        f"{concurrent} learners expected at once"
+        if learners.expected_concurrent
+        else f"all {learners.total} learners"
+    )
+    problems, warnings = [], []
     for demand in demands:
         if demand.fits:
             continue
-        who = (
-            f"{concurrent} learners expected at once"
-            if learners.expected_concurrent
-            else f"all {learners.total} learners"
-        )
+        if demand.shared_by_time:
+            warnings.append(
+                f"resources.cpu: {who} may use {demand.shown_needed}, the host has {demand.shown_available}; "
+                "CPU quotas are limits shared by time, so busy learners slow each other down "
+                f"(about {demand.needed / demand.available:.1f}x when all train at once)"
+            )
+            continue
         fix = (
             "lower the per-learner quota or use a bigger machine"
             if learners.expected_concurrent
             else "lower the per-learner quota, use a bigger machine, or set learners.expected_concurrent"
         )
         problems.append(
-            f"resources.{'gpu' if demand.resource == 'gpu' else demand.resource}: {who} need "
-            f"{demand.shown_needed}, the host has {demand.shown_available}; {fix}"
+            f"resources.{demand.resource}: {who} need {demand.shown_needed}, "
+            f"the host has {demand.shown_available}; {fix}"
         )
-    warnings = []
     if carry < learners.total:
         warnings.append(
             f"this host carries {carry} learners at once with these quotas; "

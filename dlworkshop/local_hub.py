@@ -21,12 +21,14 @@ import httpx
 from rich.console import Console
 
 from dlworkshop import contract
+from dlworkshop.capacity import HostFacts
 from dlworkshop.errors import WorkshopError
 from dlworkshop.firewall import install_metadata_rule, remove_metadata_rule
 from dlworkshop.gpus import detect_gpus
 from dlworkshop.hub_runtime import hub_container_spec, hub_settings, hub_settings_yaml, require_docker_hub
 from dlworkshop.image.docker import docker_client
 from dlworkshop.image.ensure import ensure_images
+from dlworkshop.preflight import check_start
 from dlworkshop.settings import Settings
 
 if TYPE_CHECKING:
@@ -68,6 +70,23 @@ def port_free(bind: str, port: int) -> bool:
             return True
         except OSError:
             return False
+
+
+def hub_port_taken(settings: Settings, client: DockerClient | None) -> bool:
+    """The hub's port is in use by something other than this hub's own container (which `up`
+    re-creates on the same port). Without a Docker engine no hub of ours can hold it."""
+    import docker
+
+    hub = settings.hub
+    if port_free(hub.bind, hub.port):
+        return False
+    if client is None:
+        return True
+    try:
+        client.containers.get(hub.container_name)
+    except docker.errors.NotFound:
+        return True
+    return False
 
 
 def bridge_interface(network: Network) -> str:
@@ -116,18 +135,11 @@ def up(settings: Settings, console: Console, rebuild: bool = False, wait: float 
     existing = None
     with contextlib.suppress(docker.errors.NotFound):
         existing = client.containers.get(hub.container_name)
-    if existing is None and not port_free(hub.bind, hub.port):
-        raise WorkshopError(
-            f"port {hub.bind}:{hub.port} is already in use",
-            fix="stop what uses it, or set hub.port in workshop.yaml",
-        )
-    if settings.auth.mode == "accounts" and not (
-        settings.auth.accounts_file and settings.auth.accounts_file.is_file()
-    ):
-        raise WorkshopError(
-            "auth.accounts_file is missing",
-            fix="run `dlworkshop accounts generate N` and set auth.accounts_file",
-        )
+    # The same decision `dlworkshop check` shows: what blocks a start refuses it here, before anything is built.
+    start = check_start(settings, HostFacts.detect(), port_taken=hub_port_taken(settings, client))
+    start.raise_if_blocked()
+    for warning in start.warnings:
+        console.print(f"[yellow]warning[/]: {warning}")
     ensure_images(client, settings, console, rebuild=rebuild)
     with all_or_nothing() as rollback:
         try:

@@ -39,9 +39,13 @@ def check(
     host_memory: str | None = typer.Option(None, "--host-memory", help="... this much memory (e.g. 256G)."),
     host_gpus: int | None = typer.Option(None, "--host-gpus", help="... this many GPUs."),
 ) -> None:
-    """Validate workshop.yaml and the machine's capacity; print every problem at once."""
-    from dlworkshop.capacity import HostFacts, check_capacity
-    from dlworkshop.errors import ConfigError
+    """Validate workshop.yaml and what blocks a start on this machine (or the one planned for);
+    print every problem at once. `dlworkshop up` refuses on exactly these problems."""
+    import contextlib
+
+    from dlworkshop.capacity import HostFacts
+    from dlworkshop.local_hub import port_free
+    from dlworkshop.preflight import check_start
     from dlworkshop.settings import parse_bytes
 
     settings = load_settings(config)
@@ -63,24 +67,30 @@ def check(
         memory=parse_bytes(host_memory) if host_memory else detected.memory,
         gpus=host_gpus if host_gpus is not None else detected.gpus,
     )
-    report = check_capacity(settings, host)
+    planned = host != detected
+    port_taken = False
+    # The port is this machine's (a plan for another machine cannot know it); Docker is asked only
+    # when it is in use, whether by this hub (which `up` re-creates) or by something else.
+    if not planned and not port_free(settings.hub.bind, settings.hub.port):
+        from dlworkshop.image.docker import docker_client
+        from dlworkshop.local_hub import hub_port_taken
+
+        client = None
+        with contextlib.suppress(WorkshopError):
+            client = docker_client()
+        port_taken = hub_port_taken(settings, client)
+    start = check_start(settings, host, port_taken=port_taken, this_machine=not planned)
+    report = start.capacity
     table = Table("resource", f"needed ({report.concurrent} learners at once)", "host has", "fits")
     for demand in report.demands:
-        table.add_row(
-            demand.resource,
-            demand.shown_needed,
-            demand.shown_available,
-            "yes" if demand.fits else "[red]no[/]",
+        fits = (
+            "yes" if demand.fits else "[yellow]shared by time[/]" if demand.shared_by_time else "[red]no[/]"
         )
+        table.add_row(demand.resource, demand.shown_needed, demand.shown_available, fits)
     console.print(table)
-    for warning in report.warnings:
+    for warning in start.warnings:
         console.print(f"[yellow]warning[/]: {warning}")
-    if report.problems:
-        raise ConfigError(
-            f"the quotas do not fit the host ({len(report.problems)} problem(s))",
-            problems=report.problems,
-            fix="see each problem; --host-cpus/--host-memory/--host-gpus check a plan for another machine",
-        )
+    start.raise_if_blocked("the machine planned for" if planned else "this machine")
     console.print(
         f"[green]ok[/]: {settings.workshop.name!r}, {settings.learners.total} learners, "
         f"login {settings.auth.mode}, image {settings.image.reference} ({settings.image.variant}); "

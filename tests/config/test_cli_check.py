@@ -88,3 +88,52 @@ def test_expected_concurrent_allows_an_overcommitted_roster() -> None:
     some = check_capacity(parse_settings("learners: {count: 40, expected_concurrent: 12}\n" + base), host)
     assert not some.problems
     assert "15 learners at once" in some.warnings[0]
+
+
+def test_overcommitted_cpus_are_a_warning_and_memory_stays_an_error(tmp_path: Path) -> None:
+    """CPU quotas are limits shared by time: 40 learners at 1 CPU on 16 CPUs start, slower."""
+    config = tmp_path / "workshop.yaml"
+    config.write_text(
+        "learners: {count: 40}\nauth: {mode: shared-code, access_code: x}\nresources: {cpu: 1, memory: 1G}\n"
+    )
+    result = check(config, "--host-cpus", "16", "--host-memory", "64G", "--host-gpus", "0")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "warning: resources.cpu: all 40 learners may use 40 CPUs, the host has 16 CPUs" in result.stdout
+    assert "shared by time" in result.stdout
+    assert "this host carries 63 learners at once" in result.stdout
+    refused = check(config, "--host-cpus", "16", "--host-memory", "32G", "--host-gpus", "0")
+    assert refused.returncode == 2
+    assert "resources.memory: all 40 learners need 40G + 1G hub, the host has 32G" in refused.stderr
+
+
+def problem_lines(stderr: str) -> list[str]:
+    return [line.strip() for line in stderr.splitlines() if line.strip().startswith("- ")]
+
+
+@pytest.mark.docker
+def test_up_refuses_on_exactly_what_check_reports_and_creates_nothing(docker_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """One function decides what blocks a start (dlworkshop.preflight): here too much memory for
+    this machine and a missing accounts file."""
+    host = HostFacts.detect()
+    learners = int(host.memory // parse_bytes("8G")) + 2
+    config = tmp_path / "workshop.yaml"
+    config.write_text(
+        f"learners: {{count: {learners}}}\n"
+        f"auth: {{mode: accounts, accounts_file: {tmp_path / 'missing.csv'}}}\n"
+        "resources: {cpu: 0.5, memory: 8G}\n"
+        "hub: {container_name: dlw-upstream-refused, network: dlw-upstream-refused, port: 8397}\n"
+    )
+    checked = check(config)
+    started = subprocess.run(
+        [sys.executable, "-m", "dlworkshop", "up", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert checked.returncode == started.returncode == 2, started.stdout + started.stderr
+    assert problem_lines(checked.stderr) == problem_lines(started.stderr)
+    assert [line.split(":")[0] for line in problem_lines(started.stderr)] == [
+        "- resources.memory",
+        "- auth.accounts_file",
+    ]
+    assert not docker_client.networks.list(names=["dlw-upstream-refused"])

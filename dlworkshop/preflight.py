@@ -1,0 +1,55 @@
+"""What blocks a hub's start on a machine, decided once: `dlworkshop check` reports it and
+`dlworkshop up` refuses on it, so the two always agree.
+
+A start is blocked by quotas that do not fit (memory, GPU places: dlworkshop.capacity), a file the
+settings name that is not there, and the hub's port taken by something else. Overcommitted CPUs are
+a warning (quotas shared by time), as is a room larger than the host carries at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dlworkshop.capacity import CapacityReport, HostFacts, check_capacity
+from dlworkshop.errors import ConfigError
+from dlworkshop.settings import Settings
+
+
+@dataclass(frozen=True)
+class StartCheck:
+    capacity: CapacityReport
+    problems: list[str]
+    warnings: list[str]
+
+    def raise_if_blocked(self, machine: str = "this machine") -> None:
+        if self.problems:
+            raise ConfigError(
+                f"the hub cannot start with these settings on {machine} ({len(self.problems)} problem(s))",
+                problems=self.problems,
+                fix="see each problem; `dlworkshop check` shows the plan, `dlworkshop init` writes a "
+                "workshop.yaml sized to this machine",
+            )
+
+
+def check_start(
+    settings: Settings, host: HostFacts, port_taken: bool = False, this_machine: bool = True
+) -> StartCheck:
+    """Everything that blocks (problems) or weakens (warnings) a start of this workshop's hub on
+    `host`. `port_taken`: the hub's port is in use by something other than this hub itself.
+    `this_machine` False: a plan for another machine, whose files and ports are not known here."""
+    capacity = check_capacity(settings, host)
+    problems = list(capacity.problems)
+    auth = settings.auth
+    missing_accounts = auth.mode == "accounts" and not (auth.accounts_file and auth.accounts_file.is_file())
+    if this_machine and missing_accounts:
+        named = f"{auth.accounts_file} does not exist" if auth.accounts_file else "is not set"
+        problems.append(
+            f"auth.accounts_file: {named}; run `dlworkshop accounts generate N` and set auth.accounts_file"
+        )
+    if this_machine and port_taken:
+        hub = settings.hub
+        problems.append(
+            f"hub.port: port {hub.bind}:{hub.port} is already in use; stop what uses it, "
+            "or set hub.port in workshop.yaml"
+        )
+    return StartCheck(capacity, problems, list(capacity.warnings))
