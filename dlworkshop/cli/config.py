@@ -26,8 +26,15 @@ def init(
     """Write a commented example workshop.yaml to edit."""
     if path.exists() and not force:
         raise WorkshopError(f"{path} already exists", fix="edit it, or pass --force to overwrite it")
-    path.write_text(example_config(), encoding="utf-8")
-    console.print(f"Wrote {path}. Edit it, then run `dlworkshop check -c {path}`.")
+    from dlworkshop.settings import parse_settings
+
+    text = example_config()
+    learners = parse_settings(text).learners.total
+    path.write_text(text, encoding="utf-8")
+    console.print(
+        f"Wrote {path}, sized for this machine ({learners} learners at once; its header says how to plan "
+        f"for another). Edit it, then run `dlworkshop check -c {path}`."
+    )
 
 
 @app.command()
