@@ -4,7 +4,8 @@
 # args, and fetches and verifies the data on the building machine first, into DATA_FOLDER.
 # Layers go from the slowest-changing to the fastest: system and locked packages, data, lessons and
 # config, then this project's code, installed --no-deps, so a code change rebuilds only the last.
-# Needs BuildKit (DOCKER_BUILDKIT=1): a secret carries an extra CA bundle for pip.
+# Needs BuildKit (DOCKER_BUILDKIT=1): a secret carries the CA bundle every step that downloads
+# trusts (apt, pip; `dlworkshop image build` passes this host's own by default, image.ca_bundle).
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS environment
@@ -16,16 +17,19 @@ ARG VENV
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ENV LANG=C.UTF-8 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
 # Public Python images lack tini and Graphviz (pydot); the offline Debian base already has them.
-RUN : "${VENV:?build args missing: build with dlworkshop image build}" \
+RUN --mount=type=secret,id=ca_bundle \
+    : "${VENV:?build args missing: build with dlworkshop image build}" \
+    && apt_ca=() && if [ -s /run/secrets/ca_bundle ]; then apt_ca=(-o Acquire::https::CAInfo=/run/secrets/ca_bundle); fi \
     && if ! command -v tini >/dev/null || ! command -v dot >/dev/null; then \
-      apt-get update -qq && apt-get install -y -qq --no-install-recommends tini graphviz procps \
+      apt-get "${apt_ca[@]}" update -qq \
+      && apt-get "${apt_ca[@]}" install -y -qq --no-install-recommends tini graphviz procps \
       && rm -rf /var/lib/apt/lists/*; \
     fi \
     && useradd --create-home --home-dir "${LEARNER_HOME}" --uid "${LEARNER_UID}" --shell /bin/bash "${LEARNER_USER}" \
     && python3 -m venv "${VENV}"
 COPY image/requirements-${VARIANT}.lock ${VENV}/requirements.lock
 # Hash-locked: pip refuses anything not in the lock. The CA bundle lets pip trust a TLS-intercepting
-# proxy without turning verification off.
+# proxy without turning verification off (pip's own, certifi, does not know the proxy's CA).
 RUN --mount=type=secret,id=ca_bundle \
     if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi \
     && "${VENV}/bin/pip" install --require-hashes --no-deps -r "${VENV}/requirements.lock" \

@@ -153,6 +153,11 @@ class Auth(StrictModel):
         return self
 
 
+def _off_when_empty(value: Any) -> Any:
+    """`ca_bundle: off` reads as false in YAML, and an empty value means none either."""
+    return "off" if value is None or value is False else value
+
+
 class Image(StrictModel):
     name: str = "dlworkshop/learner"
     tag: str = "latest"
@@ -164,8 +169,11 @@ class Image(StrictModel):
     source: Literal["build", "pull", "archive"] = "build"
     archive: ConfigPath | None = Field(default=None, description="A `docker save` file, for source: archive.")
     data_mirror: str | None = Field(default=None, description="Folder or URL laid out by dataset name.")
-    ca_bundle: ConfigPath | None = Field(
-        default=None, description="Extra CA bundle pip trusts during the build."
+    ca_bundle: Annotated[Literal["auto", "off"] | ConfigPath, BeforeValidator(_off_when_empty)] = Field(
+        default="auto",
+        description="The CAs every build step (apt, pip, npm) and data download trusts: auto = this "
+        "host's own bundle (as the host trusts a TLS-intercepting proxy), off = each tool's own, or a "
+        "PEM bundle's path.",
     )
 
     @property

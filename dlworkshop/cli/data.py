@@ -33,16 +33,20 @@ def fetch_command(
     mirror: str | None = typer.Option(None, "--mirror", help="A folder or URL laid out <dataset>/<file>."),
     only: list[str] | None = OnlyOption,
     registry: Path | None = RegistryOption,
-    ca_bundle: Path | None = typer.Option(
-        None, "--ca-bundle", help="CA bundle to verify HTTPS sources against (a TLS-intercepting proxy's)."
+    ca_bundle: str = typer.Option(
+        "auto",
+        "--ca-bundle",
+        help="CAs HTTPS sources are verified against: auto (this host's bundle), off, or a PEM file.",
     ),
 ) -> None:
     """Download every dataset once (from a mirror when given) and verify it by hash."""
+    from dlworkshop.ca_bundle import parse_ca_bundle_option, resolve_ca_bundle
     from dlworkshop.data.fetch import fetch
     from dlworkshop.data.registry import load_registry
 
     target = dest or data_root()
-    paths = fetch(load_registry(registry), target, mirror=mirror, only=only, ca_bundle=ca_bundle)
+    trusted = resolve_ca_bundle(parse_ca_bundle_option(ca_bundle))
+    paths = fetch(load_registry(registry), target, mirror=mirror, only=only, ca_bundle=trusted)
     console.print(f"[green]ok[/]: {len(paths)} files verified in {target}")
 
 

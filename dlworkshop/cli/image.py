@@ -35,14 +35,18 @@ def build_command(
     base_image: str | None = typer.Option(
         None, "--base-image", help="Base image (default: the Dockerfile's)."
     ),
-    ca_bundle: Path | None = typer.Option(
-        None, "--ca-bundle", help="Extra CA bundle pip trusts in the build."
+    ca_bundle: str = typer.Option(
+        "auto",
+        "--ca-bundle",
+        help="CAs every build step (apt, pip, npm) and data download trusts: auto (this host's bundle), "
+        "off (each tool's own), or a PEM file.",
     ),
     data_mirror: str | None = typer.Option(None, "--data-mirror", help="Dataset mirror: folder or URL."),
     registry: Path | None = typer.Option(None, "--registry", help="Dataset registry to fetch by."),
     tag: str | None = typer.Option(None, "--tag", help="Image tag (default: dlworkshop/learner:<variant>)."),
 ) -> None:
     """Build the learner image: locked packages, verified data, lessons, start hooks."""
+    from dlworkshop.ca_bundle import parse_ca_bundle_option
     from dlworkshop.errors import WorkshopError
     from dlworkshop.image.build import Variant, build_learner_image
 
@@ -52,7 +56,7 @@ def build_command(
         tag or f"dlworkshop/learner:{variant}",
         cast(Variant, variant),
         base_image,
-        ca_bundle,
+        parse_ca_bundle_option(ca_bundle),
         data_mirror,
         registry,
         console=console,

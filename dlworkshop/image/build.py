@@ -18,9 +18,11 @@ from typing import Literal
 
 from rich.console import Console
 
+from dlworkshop.ca_bundle import CaBundleSetting, resolve_ca_bundle
 from dlworkshop.contract import learner
 from dlworkshop.errors import WorkshopError
 from dlworkshop.image.docker import require_engine
+from dlworkshop.image.failures import diagnose
 
 REPO = Path(__file__).resolve().parents[2]
 # Where the build's verified data copies wait in the build context (git-ignored; .dockerignore lets
@@ -105,9 +107,11 @@ def build_command(
     return [*command, str(context)]
 
 
-def run_build(command: list[str], console: Console, title: str) -> None:
-    """Run a BuildKit build, showing the current step; on failure, the log's last lines."""
-    tail: collections.deque[str] = collections.deque(maxlen=25)
+def run_build(command: list[str], console: Console, title: str, ca_bundle: Path | None = None) -> None:
+    """Run a BuildKit build, showing the current step; on failure, the log's last lines and what
+    failed (a certificate not trusted, a host not reached, a hash mismatch) with its fix.
+    `ca_bundle`: the bundle the build trusted, named in a certificate failure's fix."""
+    log: collections.deque[str] = collections.deque(maxlen=2000)
     env = {**os.environ, "DOCKER_BUILDKIT": "1"}
     with console.status(title) as status:
         process = subprocess.Popen(
@@ -115,15 +119,19 @@ def run_build(command: list[str], console: Console, title: str) -> None:
         )
         assert process.stdout is not None
         for line in process.stdout:
-            tail.append(line.rstrip())
+            log.append(line.rstrip())
             step = STEP.match(line)
             if step and not step["what"].startswith("sha256"):
                 status.update(f"{title}: [{step['stage']}] {step['what'][:90]}")
         process.wait()
     if process.returncode != 0:
+        failure = diagnose(log)
+        tail = list(log)[-25:]
         raise WorkshopError(
-            f"{title} failed; the build's last lines:\n" + "\n".join(tail),
-            fix="read the lines above; a hash mismatch means the mirror's copy differs from the registry",
+            "\n".join(
+                [f"{title} failed; the build's last lines:", *tail, f"{title} failed{failure.summary()}"]
+            ),
+            fix=failure.hint(ca_bundle),
         )
 
 
@@ -131,7 +139,7 @@ def build_learner_image(
     tag: str,
     variant: Variant = "cpu",
     base_image: str | None = None,
-    ca_bundle: Path | None = None,
+    ca_bundle: CaBundleSetting = "auto",
     data_mirror: str | None = None,
     registry: Path | None = None,
     target: str | None = None,
@@ -140,11 +148,11 @@ def build_learner_image(
     context: Path = REPO,
 ) -> str:
     """Build the learner image from `context` (this checkout; a test passes a copy). `target`
-    "environment" builds the locked packages alone, without fetching any data."""
+    "environment" builds the locked packages alone, without fetching any data. `ca_bundle`: what
+    the data downloads and every build step trust (auto: this host's bundle; dlworkshop.ca_bundle)."""
     console = console or Console(stderr=True)
     client = require_engine()
-    if ca_bundle is not None and not ca_bundle.is_file():
-        raise WorkshopError(f"CA bundle {ca_bundle} does not exist", fix="give the path of a PEM bundle")
+    trusted = resolve_ca_bundle(ca_bundle)
     registry_file = registry or context / "lessons" / "datasets.yaml"
     if not registry_file.is_file():
         raise WorkshopError(f"registry {registry_file} does not exist")
@@ -152,24 +160,28 @@ def build_learner_image(
     if base_image:
         build_args["BASE_IMAGE"] = base_image
     if target != "environment":
-        data = fetch_image_data(context, registry_file, data_mirror, ca_bundle, console)
+        data = fetch_image_data(context, registry_file, data_mirror, trusted, console)
         build_args["DATA_FOLDER"] = str(data.relative_to(context))
     command = build_command(
-        client, tag, context / "Dockerfile", context, build_args, ca_bundle, target, no_cache
+        client, tag, context / "Dockerfile", context, build_args, trusted, target, no_cache
     )
-    run_build(command, console, f"building {tag} ({variant})")
+    run_build(command, console, f"building {tag} ({variant})", trusted)
     console.print(f"[green]built[/] {tag}")
     return tag
 
 
 def build_hub_image(
-    tag: str, base_image: str | None = None, ca_bundle: Path | None = None, console: Console | None = None
+    tag: str,
+    base_image: str | None = None,
+    ca_bundle: CaBundleSetting = "auto",
+    console: Console | None = None,
 ) -> str:
     """The hub image (hub/Dockerfile): JupyterHub, DockerSpawner, culler, proxy, the settings model."""
     console = console or Console(stderr=True)
     client = require_engine()
+    trusted = resolve_ca_bundle(ca_bundle)
     build_args = {"BASE_IMAGE": base_image} if base_image else {}
-    command = build_command(client, tag, REPO / "hub" / "Dockerfile", REPO, build_args, ca_bundle)
-    run_build(command, console, f"building {tag}")
+    command = build_command(client, tag, REPO / "hub" / "Dockerfile", REPO, build_args, trusted)
+    run_build(command, console, f"building {tag}", trusted)
     console.print(f"[green]built[/] {tag}")
     return tag

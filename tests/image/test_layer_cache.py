@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, docker_cli
-from tests.fixtures.images import CA_BUNDLE, copy_build_context
+from tests.fixtures.images import copy_build_context
 
 pytestmark = [pytest.mark.docker, pytest.mark.image]
 LAYER_INSTRUCTION = re.compile(r"^(COPY|ADD|RUN|WORKDIR)\s", flags=re.MULTILINE)
@@ -46,7 +46,6 @@ def test_a_learner_module_changed_rebuilds_only_the_code_layers(
     touched = build_learner_image(
         f"{learner_image}-touched",
         base_image=base_image,
-        ca_bundle=CA_BUNDLE if CA_BUNDLE.is_file() else None,
         data_mirror=str(fixture_mirror),  # fetched into the copy anew: the same bytes, the same layer
         registry=fixture_registry,
         context=context,

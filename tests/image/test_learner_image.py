@@ -13,7 +13,7 @@ import pytest
 from dlworkshop.contract import learner
 from tests.conftest import docker_cli
 from tests.fixtures.data import KERAS_OVERRIDE_DIR, keras_hash_overrides
-from tests.fixtures.images import CA_BUNDLE, copy_build_context
+from tests.fixtures.images import copy_build_context
 
 pytestmark = [pytest.mark.docker, pytest.mark.image]
 OVERRIDE_MOUNT = "/opt/dlworkshop-test-override"
@@ -260,7 +260,6 @@ def test_a_dataset_that_does_not_match_its_hash_fails_the_build(
         build_learner_image(
             f"{learner_image}-corrupt",
             base_image=base_image,
-            ca_bundle=CA_BUNDLE if CA_BUNDLE.is_file() else None,
             data_mirror=str(mirror),
             registry=fixture_registry,
             context=copy_build_context(tmp_path / "context"),

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import docker_cli
-from tests.fixtures.images import CA_BUNDLE, CUDA_SKIP_REASON, cuda_build_requested
+from tests.fixtures.images import CUDA_SKIP_REASON, cuda_build_requested
 
 pytestmark = [pytest.mark.docker, pytest.mark.image, pytest.mark.slow]
 
@@ -44,14 +44,10 @@ def test_two_builds_from_the_same_lock_install_identical_environments(
 ) -> None:
     from dlworkshop.image.build import build_learner_image
 
-    ca_bundle = CA_BUNDLE if CA_BUNDLE.is_file() else None
-    first = build_learner_image(
-        "dlworkshop/learner-env:first", base_image=base_image, ca_bundle=ca_bundle, target="environment"
-    )
+    first = build_learner_image("dlworkshop/learner-env:first", base_image=base_image, target="environment")
     second = build_learner_image(
         "dlworkshop/learner-env:second",
         base_image=base_image,
-        ca_bundle=ca_bundle,
         target="environment",
         no_cache=True,
     )
@@ -79,7 +75,6 @@ def test_the_cuda_image_builds(base_image: str, fixture_mirror: Path, fixture_re
         "dlworkshop/learner:test-cuda",
         "cuda",
         base_image=base_image,
-        ca_bundle=CA_BUNDLE if CA_BUNDLE.is_file() else None,
         data_mirror=str(fixture_mirror),
         registry=fixture_registry,
     )
