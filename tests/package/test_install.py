@@ -154,3 +154,27 @@ def test_the_hub_lock_is_the_hub_extra_resolved_with_hashes(tmp_path: Path) -> N
     for block in re.split(r"\n(?=[A-Za-z0-9])", shipped.read_text().split("\n\n", 1)[1]):
         if "==" in block.splitlines()[0]:
             assert "--hash=sha256:" in block, block.splitlines()[0]
+
+
+@pytest.mark.slow
+def test_an_editable_install_prints_no_packaging_deprecation_warning(tmp_path: Path) -> None:
+    """`pip install -e .` (scripts/setup-host) builds with the newest setuptools: no warning about
+    the project's own metadata (the licence is an SPDX string, not the deprecated table)."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, source / name)
+    for package in ("dlworkshop", "dlworkshop_learner"):
+        shutil.copytree(REPO / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    installed = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--verbose", "--no-deps", "-e", str(source)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    output = installed.stdout + installed.stderr
+    assert installed.returncode == 0, output[-3000:]
+    assert "Successfully installed dlworkshop" in output
+    assert not re.search(r"DeprecationWarning|deprecated", output), re.findall(r".*[Dd]eprecat.*", output)
