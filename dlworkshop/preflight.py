@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from dlworkshop.capacity import CapacityReport, HostFacts, check_capacity
 from dlworkshop.errors import ConfigError
-from dlworkshop.settings import Settings
+from dlworkshop.settings import Settings, missing_files
 
 
 @dataclass(frozen=True)
@@ -39,13 +39,8 @@ def check_start(
     `this_machine` False: a plan for another machine, whose files and ports are not known here."""
     capacity = check_capacity(settings, host)
     problems = list(capacity.problems)
-    auth = settings.auth
-    missing_accounts = auth.mode == "accounts" and not (auth.accounts_file and auth.accounts_file.is_file())
-    if this_machine and missing_accounts:
-        named = f"{auth.accounts_file} does not exist" if auth.accounts_file else "is not set"
-        problems.append(
-            f"auth.accounts_file: {named}; run `dlworkshop accounts generate N` and set auth.accounts_file"
-        )
+    if this_machine:
+        problems += missing_files(settings, ("auth.accounts_file",))
     if this_machine and port_taken:
         hub = settings.hub
         problems.append(

@@ -144,6 +144,10 @@ class Auth(StrictModel):
             raise ValueError("mode shared-code needs auth.access_code (the code learners type)")
         if self.mode == "github" and self.github is None:
             raise ValueError("mode github needs auth.github with client_id and client_secret")
+        if self.mode == "accounts" and self.accounts_file is None:
+            raise ValueError(
+                "mode accounts needs auth.accounts_file, the hashed CSV `dlworkshop accounts generate N` writes"
+            )
         if self.login_attempts_per_minute_per_address < self.login_attempts_per_minute:
             raise ValueError(
                 f"login_attempts_per_minute_per_address ({self.login_attempts_per_minute_per_address}) "
@@ -464,6 +468,33 @@ class Settings(StrictModel):
                 "pre-warmed servers before the learners arrive"
             )
         return self
+
+
+# Why a named file may be missing, and how to make it.
+_MAKE_FILE = {"auth.accounts_file": "; run `dlworkshop accounts generate N` and set auth.accounts_file"}
+
+
+def named_files(settings: Settings) -> dict[str, Path]:
+    """The files workshop.yaml names for the modes it uses, by key (relative paths taken from the
+    file's folder): what the machine that installs or renders the hub must read."""
+    tls, image = settings.hub.tls, settings.image
+    candidates = {
+        "auth.accounts_file": settings.auth.accounts_file if settings.auth.mode == "accounts" else None,
+        "hub.tls.certificate": tls.certificate if tls.mode == "files" else None,
+        "hub.tls.key": tls.key if tls.mode == "files" else None,
+        "image.archive": image.archive if image.source == "archive" else None,
+        "hub.image_archive": settings.hub.image_archive if image.source == "archive" else None,
+    }
+    return {key: path for key, path in candidates.items() if path is not None}
+
+
+def missing_files(settings: Settings, keys: tuple[str, ...] | None = None) -> list[str]:
+    """One problem line per named file (of `keys`, default all) that this machine lacks."""
+    return [
+        f"{key}: {path} does not exist on this machine{_MAKE_FILE.get(key, '')}"
+        for key, path in named_files(settings).items()
+        if (keys is None or key in keys) and not path.is_file()
+    ]
 
 
 # The embedded default behind `dlworkshop up` with no file: CPU image, shared-code login, 4 learners.

@@ -20,6 +20,15 @@ app = typer.Typer(
     add_completion=False,
 )
 err_console = Console(stderr=True, soft_wrap=True)
+
+
+def command_group(name: str, help: str) -> typer.Typer:
+    """A group of subcommands (`dlworkshop NAME ...`), registered on the main command."""
+    group = typer.Typer(help=help, no_args_is_help=True)
+    app.add_typer(group, name=name)
+    return group
+
+
 _state = {"debug": False}
 
 # Modules that add commands to `app`, in the order they appear in --help.

@@ -11,16 +11,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dlworkshop.cli import app
+from dlworkshop.cli import command_group
 from dlworkshop.cli.config import ConfigOption
 
 if TYPE_CHECKING:
     from dlworkshop.settings import Settings
 
-accounts_app = typer.Typer(
-    help="Accounts (`accounts` login mode) and claimed names (`shared-code` mode).", no_args_is_help=True
+accounts_app = command_group(
+    "accounts", "Accounts (`accounts` login mode) and claimed names (`shared-code` mode)."
 )
-app.add_typer(accounts_app, name="accounts")
 console = Console(soft_wrap=True)
 
 

@@ -8,14 +8,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dlworkshop.cli import app
+from dlworkshop.cli import command_group
 from dlworkshop.data import data_root
 from dlworkshop.errors import CheckFailed
 
-data_app = typer.Typer(
-    help="The lesson's datasets: fetch once, verify by hash, stage offline.", no_args_is_help=True
-)
-app.add_typer(data_app, name="data")
+data_app = command_group("data", "The lesson's datasets: fetch once, verify by hash, stage offline.")
 console = Console(soft_wrap=True)
 
 RegistryOption = typer.Option(

@@ -8,12 +8,9 @@ from typing import cast
 import typer
 from rich.console import Console
 
-from dlworkshop.cli import app
+from dlworkshop.cli import command_group
 
-image_app = typer.Typer(
-    help="The learner image: offline base, hash-locked build, locks.", no_args_is_help=True
-)
-app.add_typer(image_app, name="image")
+image_app = command_group("image", "The learner image: offline base, hash-locked build, locks.")
 console = Console(soft_wrap=True)
 
 

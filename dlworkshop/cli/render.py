@@ -10,17 +10,14 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from dlworkshop.cli import app
+from dlworkshop.cli import command_group
 from dlworkshop.cli.config import ConfigOption
 from dlworkshop.errors import ConfigError, WorkshopError
 
 if TYPE_CHECKING:
     from dlworkshop.kubernetes.chart import Chart
 
-render_app = typer.Typer(
-    help="Render the workshop for another engine (values, manifests).", no_args_is_help=True
-)
-app.add_typer(render_app, name="render")
+render_app = command_group("render", "Render the workshop for another engine (values, manifests).")
 err_console = Console(stderr=True, soft_wrap=True)
 
 KUBERNETES_EXTRA = "dlworkshop[kubernetes]"

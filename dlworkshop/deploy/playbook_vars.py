@@ -11,7 +11,7 @@ from dlworkshop.deploy.archive import archive_image_id
 from dlworkshop.errors import ConfigError
 from dlworkshop.gpus import QUERY_ARGS
 from dlworkshop.hub_runtime import hub_container_spec, hub_settings
-from dlworkshop.settings import Settings
+from dlworkshop.settings import Settings, missing_files
 
 
 def contract_vars() -> dict[str, Any]:
@@ -42,21 +42,11 @@ def check_deployable(settings: Settings) -> None:
             f"hub.bind: {settings.hub.bind} would expose the hub's plain HTTP beside the TLS proxy; "
             "a deployed hub listens on 127.0.0.1"
         )
-    for field, path in (
-        ("hub.tls.certificate", tls.certificate if tls.mode == "files" else None),
-        ("hub.tls.key", tls.key if tls.mode == "files" else None),
-        ("image.archive", settings.image.archive if settings.image.source == "archive" else None),
-        ("hub.image_archive", settings.hub.image_archive if settings.image.source == "archive" else None),
-        ("auth.accounts_file", settings.auth.accounts_file if settings.auth.mode == "accounts" else None),
-    ):
-        if path is not None and not path.is_file():
-            problems.append(f"{field}: {path} does not exist on this machine")
+    problems += missing_files(settings)
     if settings.image.source == "archive" and settings.hub.image_archive is None:
         problems.append(
             "hub.image_archive: image.source archive needs the hub image's `docker save` file too"
         )
-    if settings.auth.mode == "accounts" and settings.auth.accounts_file is None:
-        problems.append("auth.accounts_file: mode accounts needs the hashed accounts CSV")
     if problems:
         raise ConfigError(
             f"the settings cannot be deployed: {len(problems)} problem(s)",

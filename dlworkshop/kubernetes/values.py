@@ -17,7 +17,7 @@ import yaml
 from dlworkshop import contract
 from dlworkshop.errors import ConfigError
 from dlworkshop.kubernetes import mapping
-from dlworkshop.settings import Settings
+from dlworkshop.settings import Settings, missing_files
 
 # Where the hub pod finds workshop.yaml (a file of the chart's hub Secret, hub.extraFiles).
 HUB_CONFIG_PATH = "/usr/local/etc/dlworkshop/workshop.yaml"
@@ -67,28 +67,18 @@ def hub_settings_yaml(settings: Settings) -> str:
 def read_hub_files(settings: Settings) -> HubFiles:
     """The files workshop.yaml names (relative to it), read here: the cluster cannot see this
     machine's disk."""
-    problems: list[str] = []
+    problems = missing_files(settings, ("auth.accounts_file", "hub.tls.certificate", "hub.tls.key"))
 
-    def read(key: str, path: Path | None) -> str | None:
-        if path is None:
-            return None
-        found = path
-        if not found.is_file():
-            problems.append(f"{key}: {path} does not exist on this machine")
-            return None
-        return found.read_text(encoding="utf-8")
+    def read(path: Path | None) -> str | None:
+        return path.read_text(encoding="utf-8") if path is not None and path.is_file() else None
 
     tls = settings.hub.tls
     files = HubFiles(
         workshop_yaml=hub_settings_yaml(settings),
-        accounts_csv=read("auth.accounts_file", settings.auth.accounts_file)
-        if settings.auth.mode == "accounts"
-        else None,
-        tls_certificate=read("hub.tls.certificate", tls.certificate) if tls.mode == "files" else None,
-        tls_key=read("hub.tls.key", tls.key) if tls.mode == "files" else None,
+        accounts_csv=read(settings.auth.accounts_file) if settings.auth.mode == "accounts" else None,
+        tls_certificate=read(tls.certificate) if tls.mode == "files" else None,
+        tls_key=read(tls.key) if tls.mode == "files" else None,
     )
-    if settings.auth.mode == "accounts" and settings.auth.accounts_file is None:
-        problems.append("auth.accounts_file: mode accounts needs the hashed accounts CSV")
     if problems:
         raise ConfigError(
             f"the workshop cannot be rendered for Kubernetes: {len(problems)} problem(s)",
