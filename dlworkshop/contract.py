@@ -48,12 +48,29 @@ CLAIMS_FILE = "claims.json"
 # Encrypts JupyterHub's auth_state (in shared-code mode: the name a learner typed, for JupyterLab).
 AUTH_STATE_KEY_FILE = "auth_state_key"
 
+# The room view (hub/room.py): stops and culls, for `dlworkshop status`; the workshop closed early
+# (`dlworkshop close`, hub/closing.py).
+STOPS_FILE = "stops.json"
+CLOSED_FILE = "closed.json"
+# The token `dlworkshop status` reads the room with inside the hub container of `dlworkshop up`.
+ROOM_TOKEN_FILE = "room_token"
+
 # Hub-managed services (names are also their roles' names).
 CULLER_SERVICE = "idle-culler"
 PREWARM_SERVICE = "prewarm"
 # shared-code mode: admins release claimed names through it (hub/claims.py), on this port in the hub.
 NAMES_SERVICE = "names"
 NAMES_SERVICE_PORT = 10102
+
+# The room view: one hub API route (below /hub/api) and the scope that reads it, which admins and
+# helpers (auth.helpers) hold; `dlworkshop status` asks it with the room service's token locally,
+# with an admin's or a helper's token from anywhere.
+ROOM_API = "room"
+ROOM_SCOPE = "custom:dlworkshop:room"
+ROOM_SERVICE = "room"
+# JupyterHub roles of the workshop's staff beside its admins.
+HELPER_ROLE = "helper"
+ROOM_ROLE = "room-viewer"
 
 # Spawner.start_timeout of every hub: JupyterHub's bound on a whole start, and a start waits its
 # turn in the admission queue first (hub/spawning.py), so time queued never fails a learner. The

@@ -79,8 +79,24 @@ class StrictModel(BaseModel):
 
 
 class WorkshopInfo(StrictModel):
+    export_notice: str | None = Field(
+        default=None,
+        description="What a learner who tries to log in after the workshop ended is told: where to "
+        "get the work `dlworkshop export` saved (a URL or a sentence).",
+    )
     name: str = "Introduction to deep learning"
     start: datetime | None = Field(default=None, description="When learners arrive.")
+    end: datetime | None = Field(
+        default=None, description="When the workshop ends (the end of a Slurm reservation)."
+    )
+
+    @model_validator(mode="after")
+    def _ends_after_it_starts(self) -> WorkshopInfo:
+        if self.start and self.end and (self.end.tzinfo is None) != (self.start.tzinfo is None):
+            raise ValueError("give start and end both with a UTC offset, or both without")
+        if self.start and self.end and self.end <= self.start:
+            raise ValueError(f"end ({self.end.isoformat()}) is not after start ({self.start.isoformat()})")
+        return self
 
 
 class Learners(StrictModel):
@@ -125,6 +141,11 @@ class Auth(StrictModel):
     )
     github: GitHubAuth | None = None
     admins: list[str] = []
+    helpers: list[str] = Field(
+        default=[],
+        description="Helpers: they see the room (`dlworkshop status`) and can open any learner's "
+        "JupyterLab (every such access is logged), but are not admins.",
+    )
     login_attempts_per_minute: int = Field(
         default=5,
         ge=1,

@@ -33,6 +33,8 @@ class HubState:
     prewarm_token: str
     # Encrypts JupyterHub's auth_state (64 hex digits: 32 bytes). Empty: auth_state stays off.
     auth_state_key: str = ""
+    # The room service's token (`dlworkshop status` inside the hub container). Empty: no such service.
+    room_token: str = ""
 
     @classmethod
     def load(cls, data: Path = Path(contract.HUB_DATA)) -> HubState:
@@ -41,6 +43,7 @@ class HubState:
             proxy_token=read_or_create_secret(data / contract.PROXY_TOKEN_FILE),
             prewarm_token=read_or_create_secret(data / contract.PREWARM_TOKEN_FILE),
             auth_state_key=read_or_create_secret(data / contract.AUTH_STATE_KEY_FILE),
+            room_token=read_or_create_secret(data / contract.ROOM_TOKEN_FILE),
         )
 
     @property
@@ -58,3 +61,11 @@ class HubState:
     @property
     def claims_file(self) -> Path:
         return self.data / contract.CLAIMS_FILE
+
+    @property
+    def stops_file(self) -> Path:
+        return self.data / contract.STOPS_FILE
+
+    @property
+    def closed_file(self) -> Path:
+        return self.data / contract.CLOSED_FILE
