@@ -33,9 +33,36 @@ class LearnerServer:
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class LearnerUsage:
+    """What a learner's server uses now against its quota, as far as the engine can say (None:
+    the engine does not say). For the room view (hub/room.py, `dlworkshop status`)."""
+
+    cpu_used: float | None = None  # cores, averaged over a short sample
+    cpu_limit: float | None = None  # cores
+    memory_used: int | None = None  # bytes, page cache left out (as `docker stats` counts)
+    memory_limit: int | None = None  # bytes
+    gpu_devices: tuple[str, ...] = ()  # what the learner holds (IDs or UUIDs); () none or unknown
+    gpu_memory_mb: int | None = None  # the learner's GPU memory cap
+    work_bytes: int | None = None  # size of the learner's work folder
+
+
+@dataclass(frozen=True)
+class HostUsage:
+    """The machine that runs the learners' servers, where the hub can see it (one Docker host)."""
+
+    cpus: int
+    cpu_used: float | None  # cores busy, averaged over a short sample
+    memory_total: int
+    memory_available: int
+    disk_total: int  # the disk learners' work folders and containers live on
+    disk_free: int
+
+
 class Backend(ABC):
     """One engine. Implement `spawner_class`, `configure_engine` and `learner_servers`; where a
-    platform runs the hub itself, also `platform_runs_hub` and `hub_state`."""
+    platform runs the hub itself, also `platform_runs_hub` and `hub_state`; where the engine
+    measures what servers use, `learner_usage` (and `host_usage` where one machine runs them all)."""
 
     name: ClassVar[str]
     # True where a platform runs the hub (Z2JH's chart): it sets the hub's database, cookie secret,
@@ -69,6 +96,18 @@ class Backend(ABC):
     @abstractmethod
     def learner_servers(self) -> list[LearnerServer]:
         """Every learner server this hub's engine runs (or is starting) now."""
+
+    def learner_usage(self, servers: list[LearnerServer]) -> dict[str, LearnerUsage]:
+        """What each of these servers uses (by learner), for the room view; called in a thread.
+        An engine that measures nothing still says the quotas; engines override to measure."""
+        resources = self.settings.resources
+        quotas = LearnerUsage(cpu_limit=resources.cpu, memory_limit=resources.memory)
+        return {server.user: quotas for server in servers if server.state != "stopped"}
+
+    def host_usage(self) -> HostUsage | None:
+        """The figures of the one machine that runs every learner, where there is one and the hub
+        sees it (None: a cluster, whose nodes the hub does not see); called in a thread."""
+        return None
 
     def configure(self, c: Any) -> None:
         """Everything the backend sets: what every engine shares, then the engine's own keys."""

@@ -22,7 +22,7 @@ from traitlets import Bool, Dict, Integer, Unicode
 
 from dlworkshop import contract
 from dlworkshop.settings import GPU
-from hub.backends.base import Backend, LearnerServer, ServerState
+from hub.backends.base import Backend, HostUsage, LearnerServer, LearnerUsage, ServerState
 from hub.backends.gpu_allocator import Allocation, GpuAllocator, GpuPoolExhausted
 from hub.spawning import WorkshopSpawner
 
@@ -188,3 +188,21 @@ class DockerBackend(Backend):
             return learner_containers(client.api, self.settings.hub.container_name)
         finally:
             client.close()
+
+    # ---- The room view (hub/room.py): measured by the engine, through the hub's Docker socket ----
+
+    def learner_usage(self, servers: list[LearnerServer]) -> dict[str, LearnerUsage]:
+        from hub.backends import docker_usage
+
+        client = docker.from_env()
+        try:
+            return docker_usage.learner_usage(
+                client.api, self.settings.hub.container_name, servers, self.settings.resources.cpu
+            )
+        finally:
+            client.close()
+
+    def host_usage(self) -> HostUsage | None:
+        from hub.backends import docker_usage
+
+        return docker_usage.host_usage()

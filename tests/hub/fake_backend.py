@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from jupyterhub.spawner import Spawner
 from traitlets import Float, Integer
 
-from hub.backends.base import Backend, LearnerServer
+from hub.backends.base import Backend, LearnerServer, LearnerUsage
 from hub.spawning import WorkshopSpawner
 
 
@@ -85,3 +85,14 @@ class InProcessBackend(Backend):
             )
             for user, running in InProcessSpawner.engine.items()
         ]
+
+    def learner_usage(self, servers: list[LearnerServer]) -> dict[str, LearnerUsage]:
+        """The engine's figures: an in-process "server" uses no CPU of its own and has no folder."""
+        resources = self.settings.resources
+        return {
+            server.user: LearnerUsage(
+                cpu_used=0.0, cpu_limit=resources.cpu, memory_limit=resources.memory, work_bytes=0
+            )
+            for server in servers
+            if server.state != "stopped"
+        }
