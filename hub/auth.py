@@ -13,16 +13,18 @@ from __future__ import annotations
 import asyncio
 import hmac
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from jupyterhub.auth import Authenticator
 from tornado import web
-from traitlets import Instance, Integer, Unicode, default
+from traitlets import Instance, Integer, Set, Unicode, default
 
 from dlworkshop import contract
 from dlworkshop.accounts import MIN_SECRET_LENGTH, hash_password, read_hashed, verify_password
 from hub.claims import ClaimBook
+from hub.closing import DEFAULT_NOTICE, Closing
 from hub.login_limits import LoginLimiter
 from hub.seats import SEAT, SeatBook
 
@@ -50,6 +52,23 @@ class RateLimitedAuthenticator(Authenticator):
 
     limiter = Instance(LoginLimiter, help="Counts failures and delays their answers.")
 
+    # The workshop's staff beside its admins, and its end (hub/closing.py).
+    helper_users = Set(Unicode(), config=True, help="Helpers (auth.helpers): staff, but not admins.")
+    closed_file = Unicode("", config=True, help="The hub's close mark (`dlworkshop close`); empty: none.")
+    workshop_end = Unicode("", config=True, help="workshop.end (ISO 8601): logins end then.")
+    export_notice = Unicode(
+        DEFAULT_NOTICE, config=True, help="Where learners get their exported work, told at a refused login."
+    )
+
+    @property
+    def staff(self) -> frozenset[str]:
+        return frozenset(self.admin_users | self.helper_users)
+
+    @property
+    def closing(self) -> Closing:
+        end = datetime.fromisoformat(self.workshop_end) if self.workshop_end else None
+        return Closing(Path(self.closed_file), end, self.export_notice, self.staff)
+
     @default("limiter")
     def _limiter_from_the_limits(self) -> LoginLimiter:
         return LoginLimiter(self.attempts_per_minute, self.attempts_per_minute_per_address, log=self.log)
@@ -63,6 +82,11 @@ class RateLimitedAuthenticator(Authenticator):
         address = handler.request.remote_ip if handler is not None else "local"
         name = str(data.get("username", "")).strip().lower()
         counted = name[:64]  # what is counted and logged: a name typed can be any length
+        if self.closed_file or self.workshop_end:
+            # The workshop is over: said before any secret is checked or name claimed, and not a failure.
+            refusal = self.closing.refusal(name)
+            if refusal:
+                raise web.HTTPError(403, "%s", refusal)
         async with self.limiter.turn(address, counted):
             try:
                 user = await self.check(name, data)
@@ -127,8 +151,8 @@ class SharedCodeAuthenticator(RateLimitedAuthenticator):
     async def _check_claim(self, name: str, secret: str) -> None:
         stored = self.claims.secret_hash(name)
         if stored is None:
-            # An admin's name would give whoever claims it first every learner's server.
-            if name in self.admin_users:
+            # An admin's (or helper's) name would give whoever claims it first every learner's server.
+            if name in self.staff:
                 raise LoginRefused(
                     f"{name} is an instructor's name: the instructor claims it first "
                     f"(`dlworkshop accounts claim {name}`)."
@@ -153,7 +177,8 @@ class SharedCodeAuthenticator(RateLimitedAuthenticator):
     async def authenticate(self, handler: Any, data: dict[str, Any]) -> dict[str, Any]:
         name = await self.checked(handler, data)
         seat = name
-        if self.seats and handler is not None:
+        # Staff keep their own name: their roles (admin, helper) are the name's, not a seat's.
+        if self.seats and handler is not None and name not in self.staff:
             if self._seat_book is None:
                 self._seat_book = SeatBook(Path(self.seats_file), self.seats)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from dlworkshop import contract
 from dlworkshop.settings import Settings
-from hub.backends import backend_for
+from hub.backends import Backend, backend_for
 from hub.seats import seat_count
 from hub.state import HubState
 
@@ -145,6 +145,75 @@ def learner_role(settings: Settings, state: HubState) -> list[dict[str, Any]]:
     return [{"name": "user", "scopes": ["self", "admin:auth_state!user"]}]
 
 
+def room_service(state: HubState) -> list[dict[str, Any]]:
+    """The token `dlworkshop status` reads the room with inside the hub container (not where a
+    platform runs the hub: there an admin's or a helper's token reads it through the hub's URL)."""
+    if not state.room_token:
+        return []
+    return [{"name": contract.ROOM_SERVICE, "api_token": state.room_token}]
+
+
+def staff_roles(settings: Settings, state: HubState) -> list[dict[str, Any]]:
+    """Admins and helpers read the room view (hub/room.py); helpers (auth.helpers) also see every
+    learner and open their servers (each time logged), without an admin's other rights."""
+    auth = settings.auth
+    roles = []
+    viewers = {"users": sorted({*auth.admins, *auth.helpers})}
+    services = {"services": [contract.ROOM_SERVICE]} if state.room_token else {}
+    if viewers["users"] or services:
+        roles.append({"name": contract.ROOM_ROLE, "scopes": [contract.ROOM_SCOPE], **viewers, **services})
+    if auth.helpers:
+        roles.append(
+            {
+                "name": contract.HELPER_ROLE,
+                "scopes": ["access:servers", "read:users", "list:users", "read:servers", "admin-ui"],
+                "users": sorted(auth.helpers),
+            }
+        )
+    return roles
+
+
+def apply_room(c: Any, settings: Settings, state: HubState, backend: Backend) -> None:
+    """The room view's API route and its scope, the stops it records, and the request log that
+    names a helper or admin let into a learner's server (hub/room.py)."""
+    from hub.room import handlers, room_for
+
+    room = room_for(settings, state.data, backend)
+    c.JupyterHub.custom_scopes = {
+        contract.ROOM_SCOPE: {"description": "Read the workshop room's view (dlworkshop status)."}
+    }
+    c.JupyterHub.extra_handlers = handlers(room)
+    c.Spawner.post_stop_hook = room.record_stop
+    # Kept beside whatever a platform set there before (Z2JH's hub.config).
+    earlier = c.JupyterHub.get("tornado_settings")
+    c.JupyterHub.tornado_settings = {
+        **(earlier if isinstance(earlier, dict) else {}),
+        "log_function": room.log_request,
+    }
+
+
+def apply_closing(c: Any, settings: Settings, state: HubState) -> None:
+    """After workshop.end or `dlworkshop close`, logins are refused with where the exported work
+    is (hub/closing.py); staff still log in. GitHub's logins are checked after GitHub's answer."""
+    from hub.closing import DEFAULT_NOTICE, Closing, refuse_after_the_end
+
+    workshop, auth = settings.workshop, settings.auth
+    c.RateLimitedAuthenticator.helper_users = set(auth.helpers)
+    c.RateLimitedAuthenticator.closed_file = str(state.closed_file)
+    c.RateLimitedAuthenticator.workshop_end = workshop.end.isoformat() if workshop.end else ""
+    c.RateLimitedAuthenticator.export_notice = workshop.export_notice or DEFAULT_NOTICE
+    if auth.mode == "github":
+        closing = Closing(
+            state.closed_file,
+            workshop.end,
+            workshop.export_notice or DEFAULT_NOTICE,
+            frozenset([*auth.admins, *auth.helpers]),
+        )
+        c.Authenticator.post_auth_hook = refuse_after_the_end(closing)
+        if auth.helpers:
+            c.GitHubOAuthenticator.allowed_users = set(auth.helpers)
+
+
 def apply_services(
     c: Any, settings: Settings, state: HubState, settings_file: Path, proxied_locally: bool = True
 ) -> None:
@@ -153,9 +222,11 @@ def apply_services(
         culler_service(settings),
         prewarm_service(settings, state, settings_file),
         *names_service(settings, state, proxied_locally),
+        *room_service(state),
     ]
     c.JupyterHub.load_roles = [
         *learner_role(settings, state),
+        *staff_roles(settings, state),
         {
             "name": contract.CULLER_SERVICE,
             "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
@@ -182,4 +253,6 @@ def configure(
     apply_hub(c, settings)
     apply_auth(c, settings, state)
     apply_services(c, settings, state, settings_file, proxied_locally=not backend.platform_runs_hub)
+    apply_room(c, settings, state, backend)
+    apply_closing(c, settings, state)
     backend.configure(c)

@@ -63,7 +63,8 @@ def test_configure_only_sets_and_matches_the_contract(state: HubState) -> None:
     # shared-code: admins release names through a service (JupyterHub checks their tokens), and
     # learners read their own auth_state.
     assert services == {contract.CULLER_SERVICE, contract.PREWARM_SERVICE, contract.NAMES_SERVICE}
-    assert roles == {contract.CULLER_SERVICE, contract.PREWARM_SERVICE, "user"}
+    # ...and admins read the room view (dlworkshop status).
+    assert roles == {contract.CULLER_SERVICE, contract.PREWARM_SERVICE, "user", contract.ROOM_ROLE}
     names = next(service for service in c.JupyterHub.services if service["name"] == contract.NAMES_SERVICE)
     assert names["command"][-4:] == ["hub.claims", "--file", str(state.data / contract.CLAIMS_FILE), "serve"]
     assert names["url"] == f"http://127.0.0.1:{contract.NAMES_SERVICE_PORT}"

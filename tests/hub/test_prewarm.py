@@ -121,7 +121,8 @@ def test_the_hub_registers_the_prewarm_service_and_seats(tmp_path: Path) -> None
     state = HubState.load(tmp_path)
     hub_config.configure(c, settings, state, settings_file=tmp_path / "w.yaml")
     services = {service["name"]: service for service in c.JupyterHub.services}
-    assert set(services) == {"idle-culler", "prewarm", "names"}  # names: shared-code mode
+    # names: shared-code mode; room: `dlworkshop status` inside the hub container.
+    assert set(services) == {"idle-culler", "prewarm", "names", "room"}
     assert services["prewarm"]["command"][-2:] == ["hub.prewarm", "--scheduled"]
     assert services["prewarm"]["environment"] == {
         "DLWORKSHOP_CONFIG": str(tmp_path / "w.yaml"),

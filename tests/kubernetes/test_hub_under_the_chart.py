@@ -127,7 +127,15 @@ def assert_the_workshops_hub(
     assert f"--timeout={settings.culling.idle_timeout}" in culler
     assert f"--cull-every={settings.culling.every}" in culler
     assert services[contract.PREWARM_SERVICE]["api_token"] == PREWARM_TOKEN
-    assert {role["name"] for role in hub["load_roles"]} == set(services)
+    roles = {role["name"]: role for role in hub["load_roles"]}
+    assert set(roles) - {contract.ROOM_ROLE} == set(services)
+    # Admins read the room view with their own tokens (no room service of the hub's own here).
+    if settings.auth.admins:
+        assert roles[contract.ROOM_ROLE] == {
+            "name": contract.ROOM_ROLE,
+            "scopes": [contract.ROOM_SCOPE],
+            "users": sorted(settings.auth.admins),
+        }
 
     # What the chart owns is the chart's: the database on its volume, its secrets, its addresses.
     assert hub["db_url"] == "sqlite:///jupyterhub.sqlite"

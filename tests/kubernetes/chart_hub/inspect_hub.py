@@ -74,6 +74,12 @@ def plain(value: Any) -> Any:
         return sorted(plain(item) for item in value)
     if isinstance(value, bytes):
         return value.decode()
+    if callable(value) or type(value).__module__.startswith("hub."):
+        # Hooks (a bound method's qualified name) and the hub's own objects (the room view), by name.
+        named = value if callable(value) else type(value)
+        return (
+            f"{getattr(named, '__module__', '')}.{getattr(named, '__qualname__', type(named).__qualname__)}"
+        )
     # Serialising uses no connection: an ApiClient without one (a connection needs an event loop).
     return ApiClient.__new__(ApiClient).sanitize_for_serialization(value)
 
