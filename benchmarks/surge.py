@@ -170,7 +170,7 @@ def main() -> None:
         try:
             ours = "http://127.0.0.1:8331"
             stop_plain_hub(client)  # leftovers of an interrupted run
-            local_hub.down(settings, purge=True, console=console)
+            local_hub.down(settings, purge=True, console=console, force=True)
             local_hub.up(settings, console)
             plain = (
                 None
@@ -193,7 +193,7 @@ def main() -> None:
                     results[hub][label] = row
                     console.print(f"{hub}, {label}: {row}")
         finally:
-            local_hub.down(settings, purge=True, console=console)
+            local_hub.down(settings, purge=True, console=console, force=True)
             stop_plain_hub(client)
     table = Table(
         f"learners (within {args.ramp:g} s)",

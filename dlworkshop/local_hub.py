@@ -186,8 +186,9 @@ def learner_containers(client: DockerClient, settings: Settings) -> list[Contain
     ]
 
 
-def down(settings: Settings, purge: bool, console: Console) -> None:
-    """Stop the hub and the learners' servers; keep the learners' volumes unless purge."""
+def down(settings: Settings, purge: bool, console: Console, force: bool = False) -> None:
+    """Stop the hub and the learners' servers; keep the learners' volumes unless purge (which,
+    unless force, refuses while a learner's work is not in the last export)."""
     import docker
 
     client = docker_client()
@@ -202,6 +203,8 @@ def down(settings: Settings, purge: bool, console: Console) -> None:
         network = client.networks.get(hub.network)
         remove_metadata_rule(bridge_interface(network))
         network.remove()
+    if purge and not force:
+        refuse_to_purge_unexported_work(settings, console)
     if purge:
         # Only this hub's learners' volumes.
         prefix = contract.work_volume_prefix(hub.container_name)
@@ -213,6 +216,19 @@ def down(settings: Settings, purge: bool, console: Console) -> None:
             console.print(f"removed volume {volume.name}")
     else:
         console.print("learners' work volumes kept (`dlworkshop down --purge` removes them)")
+
+
+def refuse_to_purge_unexported_work(settings: Settings, console: Console) -> None:
+    """Checked once nothing runs that could still change a work folder (dlworkshop/export.py)."""
+    from dlworkshop.export import unexported_work
+
+    unsaved = unexported_work(settings, console)
+    if unsaved:
+        raise WorkshopError(
+            "kept every volume: the last export lacks the work of " + "; ".join(unsaved),
+            fix="export it with `dlworkshop export --dest DIR` (no hub needed), then `dlworkshop down "
+            "--purge` again; or delete it anyway with `dlworkshop down --purge --force`",
+        )
 
 
 def running_hub(settings: Settings):  # type: ignore[no-untyped-def]

@@ -48,12 +48,16 @@ def up(
 def down(
     config: Path | None = ConfigOption,
     purge: bool = typer.Option(False, "--purge", help="Also delete learners' work and the hub's database."),
+    force: bool = typer.Option(
+        False, "--force", help="With --purge: delete even work that no `dlworkshop export` holds."
+    ),
 ) -> None:
-    """Stop the hub and the learners' servers; learners' work is kept unless --purge."""
+    """Stop the hub and the learners' servers; learners' work is kept unless --purge (which
+    refuses while a learner's work changed since the last `dlworkshop export`, unless --force)."""
     from dlworkshop import local_hub
     from dlworkshop.settings import load_settings
 
-    local_hub.down(load_settings(config), purge, console)
+    local_hub.down(load_settings(config), purge, console, force=force)
 
 
 @app.command()

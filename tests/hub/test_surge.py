@@ -52,13 +52,13 @@ def surge_hub(
     config = tmp_path_factory.mktemp("surge") / "workshop.yaml"
     start = datetime.now().astimezone() + timedelta(minutes=1, seconds=PREWARM_DELAY)
     config.write_text(surge_config(start))
-    dlworkshop("down", "-c", str(config), "--purge")
+    dlworkshop("down", "-c", str(config), "--purge", "--force")
     started = dlworkshop("up", "-c", str(config))
     assert started.returncode == 0, started.stdout + started.stderr
     try:
         yield RunningHub(f"http://127.0.0.1:{PORT}", ACCESS_CODE, load_settings(config), config)
     finally:
-        dlworkshop("down", "-c", str(config), "--purge")
+        dlworkshop("down", "-c", str(config), "--purge", "--force")
 
 
 def hub_logs() -> str:
