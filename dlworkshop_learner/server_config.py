@@ -35,3 +35,6 @@ def apply(c: Config) -> None:
     c.ServerApp.jpserver_extensions = {"jupyter_lsp": False, "dlworkshop_learner.identity": True}
     # A learner's first notebook finds its kernel already started.
     c.ServerApp.kernel_manager_class = "dlworkshop_learner.kernels.PrestartedKernelManager"
+    # CPU beside memory in JupyterLab's status bar, and in what the server says of itself at
+    # /api/metrics/v1, which the hub's room view reads where the engine measures nothing.
+    c.ResourceUseDisplay.track_cpu_percent = True

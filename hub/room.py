@@ -49,9 +49,11 @@ if TYPE_CHECKING:
 
 # A stop this close to the culler's request for it was the culler's.
 CULL_MATCH = timedelta(seconds=120)
-# Kernels are asked with a token good for this long, made again when refused.
-KERNEL_TOKEN_LIFETIME = 12 * 3600
-KERNEL_TIMEOUT = 3.0
+# A learner's server is asked about itself with a token good for this long, made again when refused.
+SERVER_TOKEN_LIFETIME = 12 * 3600
+SERVER_TIMEOUT = 3.0
+# A server's CPU figure is its use between two answers this far apart (as the engine's).
+SAMPLE_SECONDS = 0.5
 # The server the culler stops: DELETE .../hub/api/users/<name>/server
 _SERVER_PATH = re.compile(r"/api/users/([^/]+)/server$")
 STATES = ("queued", "starting", "running", "stopping", "stopped", "culled", "not started")
@@ -157,6 +159,44 @@ def totals(learners: list[dict[str, Any]], capacity: int, starting: int, free_se
         "free_start_places": max(0, capacity - starting),
         "free_seats": free_seats,
     }
+
+
+def server_usage(metrics: Any) -> LearnerUsage | None:
+    """What a learner's server says it uses (jupyter-resource-usage's /api/metrics/v1)."""
+    if not isinstance(metrics, dict) or "rss" not in metrics:
+        return None
+    limits = metrics.get("limits") or {}
+    cpu = metrics.get("cpu_percent")
+    return LearnerUsage(
+        cpu_used=cpu / 100 if isinstance(cpu, int | float) else None,
+        cpu_limit=(limits.get("cpu") or {}).get("cpu") or None,
+        memory_used=int(metrics["rss"]),
+        memory_limit=(limits.get("memory") or {}).get("rss") or None,
+    )
+
+
+def merged(
+    engine: LearnerUsage | None, server: LearnerUsage | None
+) -> tuple[LearnerUsage | None, str | None]:
+    """The engine's figures where it has them, else the server's own; and which measured."""
+    if engine is not None and engine.cpu_used is not None:
+        return engine, "engine"
+    if server is None:
+        return engine, None
+    if engine is None:
+        return server, "server"
+    return (
+        LearnerUsage(
+            cpu_used=server.cpu_used,
+            cpu_limit=engine.cpu_limit or server.cpu_limit,
+            memory_used=engine.memory_used if engine.memory_used is not None else server.memory_used,
+            memory_limit=engine.memory_limit or server.memory_limit,
+            gpu_devices=engine.gpu_devices,
+            gpu_memory_mb=engine.gpu_memory_mb,
+            work_bytes=engine.work_bytes,
+        ),
+        "server",
+    )
 
 
 def kernel_counts(answer: Any) -> dict[str, int] | None:
@@ -277,27 +317,28 @@ class Room:
 
         return host_start_capacity(float(os.cpu_count() or 1), available_memory()), 0
 
-    def kernel_token(self, user: Any) -> str:
+    def server_token(self, user: Any) -> str:
         """A token of the learner's that opens their own server only: what the hub hands the
-        learner's server when asking it for its kernels (never a token that opens others')."""
+        learner's server when asking it about itself (never a token that opens others')."""
         token = self._tokens.get(user.name)
         if token is None:
             token = user.new_api_token(
-                note="dlworkshop room view: kernels",
+                note="dlworkshop room view",
                 scopes=[f"access:servers!server={user.name}/"],
-                expires_in=KERNEL_TOKEN_LIFETIME,
+                expires_in=SERVER_TOKEN_LIFETIME,
             )
             self._tokens[user.name] = token
         return token
 
-    async def kernels(self, user: Any, spawner: Any) -> dict[str, int] | None:
+    async def _ask(self, user: Any, spawner: Any, path: str) -> Any:
+        """GET a path of the learner's server API; its JSON, or None."""
         from tornado.httpclient import AsyncHTTPClient
 
-        url = f"{spawner.server.url.rstrip('/')}/api/kernels"
-        headers = {"Authorization": f"token {self.kernel_token(user)}"}
+        url = f"{spawner.server.url.rstrip('/')}/api/{path}"
+        headers = {"Authorization": f"token {self.server_token(user)}"}
         try:
             answer = await AsyncHTTPClient().fetch(
-                url, headers=headers, request_timeout=KERNEL_TIMEOUT, raise_error=False
+                url, headers=headers, request_timeout=SERVER_TIMEOUT, raise_error=False
             )
         except Exception:
             return None
@@ -306,9 +347,19 @@ class Room:
         if answer.code != 200:
             return None
         try:
-            return kernel_counts(json.loads(answer.body))
+            return json.loads(answer.body)
         except ValueError:
             return None
+
+    async def ask_server(self, user: Any, spawner: Any) -> tuple[dict[str, int] | None, LearnerUsage | None]:
+        """A running server's kernels, and what it says it uses (jupyter-resource-usage: its
+        processes' memory and CPU, the CPU over SAMPLE_SECONDS: the first answer primes it)."""
+        kernels, _ = await asyncio.gather(
+            self._ask(user, spawner, "kernels"), self._ask(user, spawner, "metrics/v1")
+        )
+        await asyncio.sleep(SAMPLE_SECONDS)
+        metrics = await self._ask(user, spawner, "metrics/v1")
+        return kernel_counts(kernels), server_usage(metrics)
 
     def person(self, user: Any, seats: dict[str, str]) -> tuple[dict[str, Any], Any]:
         """What the hub knows of one person and their default server; the spawner when it is ready."""
@@ -379,14 +430,17 @@ class Room:
             people.append(entry)
             if spawner is not None:
                 ready.append((user, spawner))
-        # The engine (host and learners sampled together) while each ready server is asked for its kernels.
+        # The engine (host and learners sampled together) while each ready server is asked about itself.
         engine = asyncio.ensure_future(self.engine_figures(problems))
-        kernels = await asyncio.gather(*(self.kernels(user, spawner) for user, spawner in ready))
+        answers = await asyncio.gather(*(self.ask_server(user, spawner) for user, spawner in ready))
         usage, host = await engine
-        kernels_by_user = {user.name: counted for (user, _), counted in zip(ready, kernels, strict=True)}
+        servers = {user.name: answer for (user, _), answer in zip(ready, answers, strict=True)}
         for entry in people:
-            entry.update(usage_fields(usage.get(entry["user"])))
-            entry["kernels"] = kernels_by_user.get(entry["user"])
+            kernels, said = servers.get(entry["user"], (None, None))
+            figures, measured = merged(usage.get(entry["user"]), said)
+            entry.update(usage_fields(figures))
+            entry["kernels"] = kernels
+            entry["measured_by"] = measured
         capacity, starting = self.start_capacity()
         free_seats = sum(1 for p in people if p["role"] == "seat" and p["state"] == "running")
         return {

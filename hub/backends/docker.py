@@ -196,8 +196,9 @@ class DockerBackend(Backend):
 
         client = docker.from_env()
         try:
+            resources = self.settings.resources
             return docker_usage.learner_usage(
-                client.api, self.settings.hub.container_name, servers, self.settings.resources.cpu
+                client.api, self.settings.hub.container_name, servers, resources.cpu, resources.memory
             )
         finally:
             client.close()

@@ -35,7 +35,6 @@ class Sample:
     taken: float  # time.monotonic()
     cpu_ns: int  # CPU time the container used since it started
     memory_used: int | None
-    memory_limit: int | None
 
 
 def memory_without_cache(memory_stats: dict[str, Any]) -> int | None:
@@ -55,12 +54,13 @@ def sample(api: docker.APIClient, container_id: str) -> Sample | None:
         stats = api.stats(container_id, stream=False, one_shot=True)
     except docker.errors.APIError:
         return None  # gone between the listing and the sample
+    if str(stats.get("read", "")).startswith("0001-"):
+        return None  # the engine read nothing (its log says why: e.g. a cgroup it cannot find)
     memory = stats.get("memory_stats") or {}
     return Sample(
         taken=time.monotonic(),
         cpu_ns=int(((stats.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage") or 0),
         memory_used=memory_without_cache(memory),
-        memory_limit=memory.get("limit"),
     )
 
 
@@ -106,6 +106,7 @@ def learner_usage(
     hub_name: str,
     servers: Iterable[LearnerServer],
     cpu_limit: float,
+    memory_limit: int,
     threads: int = 8,
     pause: Callable[[float], None] = time.sleep,
 ) -> dict[str, LearnerUsage]:
@@ -126,7 +127,7 @@ def learner_usage(
             cpu_used=cores_used(before, after),
             cpu_limit=cpu_limit,
             memory_used=after.memory_used if after else None,
-            memory_limit=after.memory_limit if after else None,
+            memory_limit=memory_limit,
             gpu_devices=devices,
             gpu_memory_mb=cap,
             work_bytes=sizes.get(contract.work_volume_name(hub_name, server.user)),
