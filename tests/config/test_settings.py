@@ -91,3 +91,26 @@ def test_gpu_share_accepts_fractions() -> None:
 def test_invalid_yaml_is_one_clear_error() -> None:
     with pytest.raises(ConfigError, match="not valid YAML"):
         parse_settings("auth: [unclosed\n")
+
+
+@pytest.mark.parametrize(
+    ("snippet", "expected"),
+    [
+        ("workshop: {start: 2026-12-01T09:00:00, end: 2026-12-01T08:00:00}", "is not after start"),
+        ("workshop: {start: 2026-12-01T09:00:00+01:00, end: 2026-12-01T17:00:00}", "both with a UTC offset"),
+    ],
+)
+def test_the_workshop_ends_after_it_starts(snippet: str, expected: str) -> None:
+    assert any(
+        expected in problem and "workshop" in problem for problem in problems_of(MINIMAL + snippet + "\n")
+    )
+
+
+def test_the_end_helpers_and_the_export_notice_are_read() -> None:
+    settings = parse_settings(
+        "workshop: {start: 2026-12-01T09:00:00, end: 2026-12-01T17:00:00, export_notice: 'Zips: see the page'}\n"
+        "auth: {mode: shared-code, access_code: x, helpers: [ana, ben]}\n"
+    )
+    assert settings.workshop.end is not None and settings.workshop.end.hour == 17
+    assert settings.workshop.export_notice == "Zips: see the page"
+    assert settings.auth.helpers == ["ana", "ben"]

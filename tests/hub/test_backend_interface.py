@@ -239,3 +239,22 @@ def test_a_server_that_dies_while_starting_fails_and_frees_its_place(engine: Eng
         await dying.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_running_servers_usage_is_said_against_its_quota(engine: Engine) -> None:
+    """What the room view asks the engine (`learner_usage`): every live server, with its quotas;
+    the figures in use where the engine measures them (None where it cannot read them)."""
+    ada = engine.spawner(engine.config(), "ada")
+
+    async def scenario() -> None:
+        await ada.start()
+        try:
+            usage = engine.backend.learner_usage(engine.backend.learner_servers())["ada"]
+            assert usage.cpu_limit == 0.5 and usage.memory_limit == 512 * 2**20
+            assert usage.cpu_used is None or usage.cpu_used >= 0
+            assert usage.memory_used is None or 0 < usage.memory_used <= 512 * 2**20
+        finally:
+            await ada.stop()
+        assert "ada" not in engine.backend.learner_usage(engine.backend.learner_servers())
+
+    asyncio.run(scenario())
