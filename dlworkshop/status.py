@@ -70,13 +70,12 @@ def ago(moment: str | None, now: datetime) -> str:
 
 
 def since(moment: str | None, now: datetime) -> str:
-    """The local time of the day (with how long ago), or the date when it was another day."""
+    """The local time of the day, or the date when it was another day."""
     then = parse(moment)
     if then is None:
         return "-"
     local = then.astimezone()
-    clock = local.strftime("%H:%M") if local.date() == now.astimezone().date() else local.strftime("%b %d")
-    return f"{clock} ({ago(moment, now)})"
+    return local.strftime("%H:%M") if local.date() == now.astimezone().date() else local.strftime("%b %d")
 
 
 def share(used: float | None, limit: float | None, shown: Callable[[float], str]) -> Text:
@@ -109,7 +108,7 @@ def kernels(person: View) -> str:
     counted = person.get("kernels")
     if not counted:
         return "-"
-    return f"{counted['busy']} busy, {counted['idle']} idle"
+    return f"{counted['busy']} busy {counted['idle']} idle"
 
 
 def gpu(person: View) -> str:
@@ -172,32 +171,39 @@ def render(view: View, problem: str | None = None) -> RenderableType:
     if view.get("closed"):
         closed = view["closed"]
         parts.append(Text(f"closed since {since(closed['since'], now)}: logins refused", style="bold red"))
-    table = Table(expand=False, pad_edge=False, show_edge=False)
-    for column, justify in (
-        ("learner", "left"),
-        ("state", "left"),
-        ("since", "left"),
-        ("active", "right"),
-        ("CPU", "right"),
-        ("memory", "right"),
-        ("kernels", "left"),
-        ("GPU", "left"),
-        ("work", "right"),
-    ):
-        table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
-    for person in sorted(view["people"], key=sort_key):
+    people = sorted(view["people"], key=sort_key)
+    rows = []
+    for person in people:
         cpu, memory = person.get("cpu") or {}, person.get("memory") or {}
-        table.add_row(
-            who(person),
-            state_cell(person),
-            since(person["since"], now),
-            ago(person["last_activity"], now),
-            share(cpu.get("used"), cpu.get("limit"), lambda v: f"{v:.2f}"),
-            share(memory.get("used"), memory.get("limit"), lambda v: size(int(v))),
-            kernels(person),
-            gpu(person),
-            size(person.get("work_bytes")),
+        rows.append(
+            [
+                who(person),
+                state_cell(person),
+                Text(since(person["since"], now)),
+                Text(ago(person["last_activity"], now)),
+                share(cpu.get("used"), cpu.get("limit"), lambda v: f"{v:.2f}"),
+                share(memory.get("used"), memory.get("limit"), lambda v: size(int(v))),
+                Text(kernels(person)),
+                Text(gpu(person)),
+                Text(size(person.get("work_bytes"))),
+            ]
         )
+    columns = ("learner", "state", "since", "active", "CPU", "memory", "kernels", "GPU", "work")
+    # A column nobody has a figure in (no GPUs in a CPU workshop) is left out; the name and the
+    # state are never cut short, the others wrap in a narrow terminal.
+    shown = [i for i, column in enumerate(columns) if i < 4 or any(row[i].plain != "-" for row in rows)]
+    table = Table(expand=False, pad_edge=False, show_edge=False)
+    for i in shown:
+        keep_whole = i < 2
+        widest = max((rows[r][i].cell_len for r in range(len(rows))), default=0)
+        table.add_column(
+            columns[i],
+            justify="right" if columns[i] in ("active", "CPU", "memory", "work") else "left",
+            no_wrap=keep_whole,
+            min_width=max(widest, len(columns[i])) if keep_whole else None,
+        )
+    for row in rows:
+        table.add_row(*(row[i] for i in shown))
     parts.append(table)
     for said in [*view.get("problems", []), *([problem] if problem else [])]:
         parts.append(Text(f"! {said}", style="red"))
