@@ -294,7 +294,8 @@ def require_learner_image(client: DockerClient, settings: Settings) -> None:
         raise WorkshopError(
             f"the learner image {settings.image.reference} is not on this engine: it holds the lessons "
             "to compare with and reads the volumes",
-            fix="build or load it (`dlworkshop up` builds it), then run this again",
+            fix="build or load it (`dlworkshop up` builds it) and run this again; to delete the work "
+            "unread: `dlworkshop down --purge --force`",
         ) from None
 
 

@@ -54,6 +54,7 @@ SERVER_TOKEN_LIFETIME = 12 * 3600
 SERVER_TIMEOUT = 3.0
 # A server's CPU figure is its use between two answers this far apart (as the engine's).
 SAMPLE_SECONDS = 0.5
+SERVERS_ASKED_AT_ONCE = 32
 # The server the culler stops: DELETE .../hub/api/users/<name>/server
 _SERVER_PATH = re.compile(r"/api/users/([^/]+)/server$")
 STATES = ("queued", "starting", "running", "stopping", "stopped", "culled", "not started")
@@ -220,6 +221,8 @@ class Room:
     def __post_init__(self) -> None:
         self.stops = StopBook(self.stops_file)
         self._tokens: dict[str, str] = {}
+        # Learners' servers asked at once, at most: a room of 200 is not 600 requests in one go.
+        self._asking = asyncio.Semaphore(SERVERS_ASKED_AT_ONCE)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Room:
         # JupyterHub deep-copies config values; the hub process has one room.
@@ -351,15 +354,20 @@ class Room:
         except ValueError:
             return None
 
-    async def ask_server(self, user: Any, spawner: Any) -> tuple[dict[str, int] | None, LearnerUsage | None]:
-        """A running server's kernels, and what it says it uses (jupyter-resource-usage: its
-        processes' memory and CPU, the CPU over SAMPLE_SECONDS: the first answer primes it)."""
-        kernels, _ = await asyncio.gather(
-            self._ask(user, spawner, "kernels"), self._ask(user, spawner, "metrics/v1")
-        )
-        await asyncio.sleep(SAMPLE_SECONDS)
-        metrics = await self._ask(user, spawner, "metrics/v1")
-        return kernel_counts(kernels), server_usage(metrics)
+    async def ask_server(
+        self, user: Any, spawner: Any, measure: bool
+    ) -> tuple[dict[str, int] | None, LearnerUsage | None]:
+        """A running server's kernels and, with `measure`, what it says it uses
+        (jupyter-resource-usage: its processes' memory, and their CPU between two answers
+        SAMPLE_SECONDS apart: the first answer primes it)."""
+        async with self._asking:
+            if not measure:
+                return kernel_counts(await self._ask(user, spawner, "kernels")), None
+            kernels, _ = await asyncio.gather(
+                self._ask(user, spawner, "kernels"), self._ask(user, spawner, "metrics/v1")
+            )
+            await asyncio.sleep(SAMPLE_SECONDS)
+            return kernel_counts(kernels), server_usage(await self._ask(user, spawner, "metrics/v1"))
 
     def person(self, user: Any, seats: dict[str, str]) -> tuple[dict[str, Any], Any]:
         """What the hub knows of one person and their default server; the spawner when it is ready."""
@@ -430,10 +438,13 @@ class Room:
             people.append(entry)
             if spawner is not None:
                 ready.append((user, spawner))
-        # The engine (host and learners sampled together) while each ready server is asked about itself.
-        engine = asyncio.ensure_future(self.engine_figures(problems))
-        answers = await asyncio.gather(*(self.ask_server(user, spawner) for user, spawner in ready))
-        usage, host = await engine
+        # The engine first (learners and host sampled together); then each running server is asked
+        # for its kernels, and for its own account of what it uses where the engine measured nothing.
+        usage, host = await self.engine_figures(problems)
+        by_engine = {name for name, figures in usage.items() if figures.cpu_used is not None}
+        answers = await asyncio.gather(
+            *(self.ask_server(user, spawner, user.name not in by_engine) for user, spawner in ready)
+        )
         servers = {user.name: answer for (user, _), answer in zip(ready, answers, strict=True)}
         for entry in people:
             kernels, said = servers.get(entry["user"], (None, None))
