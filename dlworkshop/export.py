@@ -274,7 +274,9 @@ def write_record(settings: Settings, exported: list[Exported]) -> None:
     path = record_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     scratch = path.with_suffix(".tmp")
-    scratch.write_text(json.dumps(record, indent=1, sort_keys=True))
+    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # learners' names: private
+    with os.fdopen(fd, "w") as handle:
+        json.dump(record, handle, indent=1, sort_keys=True)
     os.replace(scratch, path)
 
 
