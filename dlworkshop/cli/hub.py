@@ -52,8 +52,10 @@ def down(
         False, "--force", help="With --purge: delete even work that no `dlworkshop export` holds."
     ),
 ) -> None:
-    """Stop the hub and the learners' servers; learners' work is kept unless --purge (which
-    refuses while a learner's work changed since the last `dlworkshop export`, unless --force)."""
+    """Stop the hub and the learners' servers; learners' work is kept unless --purge.
+
+    --purge refuses while a learner's work changed since the last `dlworkshop export`, or was never
+    exported (unless --force)."""
     from dlworkshop import local_hub
     from dlworkshop.settings import load_settings
 

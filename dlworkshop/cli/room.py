@@ -33,10 +33,11 @@ def status(
         False, "--json", help="The same data as JSON (with --watch: one object a line, each refresh)."
     ),
 ) -> None:
-    """The room at a glance: each learner's state (queued with place, starting, running, stopped,
-    culled), since when, last activity, CPU and memory against the quota, kernels, GPU share and
-    work-folder size; totals and the host's figures at the top. Admins and helpers (their token
-    with --hub)."""
+    """The room at a glance, once or live (admins and helpers).
+
+    Each learner's state (queued with place, starting, running, stopped, culled), since when, last
+    activity, CPU and memory against the quota, kernels, GPU share and work-folder size; totals and
+    the host's figures at the top. A deployed hub: --hub URL with an admin's or a helper's token."""
     from rich.live import Live
 
     from dlworkshop import hub_admin
@@ -81,9 +82,10 @@ def export(
     dest: Path = typer.Option(..., "--dest", help="Folder for the zips and manifest.csv."),
     config: Path | None = ConfigOption,
 ) -> None:
-    """Each learner's work folder as one zip (lessons they never changed left out), with a
-    manifest; running and stopped servers alike, read from their volumes on this Docker engine
-    ($DOCKER_HOST for a deployed hub's)."""
+    """Each learner's work folder as one zip, with a manifest.
+
+    Running and stopped servers alike, read from their volumes on this Docker engine ($DOCKER_HOST
+    for a deployed hub's); lessons a learner never changed, data links and checkpoints left out."""
     from dlworkshop.export import export as export_work
     from dlworkshop.settings import load_settings
 
@@ -102,8 +104,9 @@ def close(
     ),
     reopen: bool = typer.Option(False, "--reopen", help="Accept logins again (before workshop.end)."),
 ) -> None:
-    """End the workshop now: learners' logins are refused with where to get their exported work,
-    generated accounts and claimed names log in no more; admins and helpers still can."""
+    """End the workshop now: learners' logins refused, told where their work is.
+
+    Generated accounts and claimed names log in no more; admins and helpers still can."""
     from dlworkshop import hub_admin
     from dlworkshop.settings import load_settings
 
