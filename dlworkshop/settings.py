@@ -306,7 +306,7 @@ class TLS(StrictModel):
 
 
 class Hub(StrictModel):
-    backend: Literal["docker", "kubernetes"] = Field(
+    backend: Literal["docker", "kubernetes", "slurm"] = Field(
         default="docker", description="The engine that runs learners' servers (hub/backends/)."
     )
     image: str = "dlworkshop/hub:latest"
@@ -441,6 +441,120 @@ class Kubernetes(StrictModel):
         return value
 
 
+# A Slurm name (partition, account, QOS, reservation, GRES type): no spaces, commas or colons.
+SLURM_NAME = re.compile(r"[A-Za-z0-9_.+-]+")
+# Slurm's --time: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS.
+SLURM_TIME = re.compile(r"\d+|\d+:\d{2}(:\d{2})?|\d+-\d+(:\d{2}){0,2}")
+
+
+def _slurm_name(value: str | None) -> str | None:
+    if value is not None and not SLURM_NAME.fullmatch(value):
+        raise ValueError(f"{value!r} is not a Slurm name (letters, digits, _ . + -)")
+    return value
+
+
+SlurmName = Annotated[str, AfterValidator(_slurm_name)]
+
+
+def _slurm_time(value: str) -> str:
+    if not SLURM_TIME.fullmatch(str(value)):
+        raise ValueError(f"{value!r} is not a Slurm time limit such as 8:00:00, 480 or 1-00:00:00")
+    return str(value)
+
+
+class SlurmNode(StrictModel):
+    """One node of the partition, given by hand so `check` can plan the room (sinfo is not asked)."""
+
+    name: str = Field(description="Node name or a hostlist such as gpu[01-04] (count then says how many).")
+    count: int = Field(default=1, ge=1, description="Nodes of this shape.")
+    cpus: int = Field(ge=1)
+    memory: ByteSize = Field(description="Memory Slurm can give jobs (RealMemory), e.g. 512G.")
+    gpus: int = Field(default=0, ge=0, description="GPUs (gres/gpu) on the node.")
+
+
+class SlurmAccounts(StrictModel):
+    """The learners' Unix accounts on the cluster: `dlw-01..N`, the same UID on every node, homes
+    0700. The hub maps each workshop login onto one of them the first time it starts a server."""
+
+    prefix: str = Field(default="dlw-", pattern=r"^[a-z][a-z0-9_-]{0,15}$")
+    count: Annotated[int | Literal["auto"], BeforeValidator(_count_or_auto)] = Field(
+        default="auto",
+        description="Accounts to create (auto: every learner, pre-warmed seat, admin and the smoke-test user).",
+    )
+    first_uid: int = Field(
+        default=2001, ge=1000, le=2**31 - 2, description="UID (and GID) of the first account."
+    )
+    group: str = Field(
+        default="dlw-learners",
+        pattern=r"^[a-z][a-z0-9_-]{0,31}$",
+        description="Group of every account: the hub's sudo rules name it.",
+    )
+    group_gid: int = Field(default=2000, ge=1000, le=2**31 - 2)
+    home_root: str = Field(
+        default="/home", description="Shared folder the homes are made in (every node sees it)."
+    )
+
+
+class Slurm(StrictModel):
+    """hub.backend slurm: each learner's server is a Slurm job (batchspawner), submitted by the hub
+    on the login node through sudo as the learner's own Unix account."""
+
+    partition: SlurmName | None = Field(
+        default=None, description="Partition of the jobs (default: the cluster's)."
+    )
+    reservation: SlurmName | None = Field(
+        default=None,
+        description="Reservation the jobs run in; the site creates it (`dlworkshop check` prints the line).",
+    )
+    account: SlurmName | None = Field(
+        default=None, description="Slurm account (where the site runs slurmdbd)."
+    )
+    qos: SlurmName | None = Field(default=None, description="QOS of the jobs (where the site runs slurmdbd).")
+    time_limit: Annotated[str, BeforeValidator(_slurm_time)] = Field(
+        default="8:00:00", description="--time of a learner's job: the server stops when it is reached."
+    )
+    gpu_type: SlurmName | None = Field(
+        default=None, description="policy whole: the GRES type, e.g. a100 (--gres=gpu:a100:N)."
+    )
+    mig_profile: SlurmName | None = Field(
+        default=None,
+        description="policy mig: the MIG GRES type of one slice, e.g. 1g.10gb (--gres=gpu:1g.10gb:1).",
+    )
+    shards_per_gpu: int | None = Field(
+        default=None,
+        ge=1,
+        description="policy shared: the shards each GPU has in gres.conf (default: the learners per GPU).",
+    )
+    environment: Literal["venv", "apptainer"] = Field(
+        default="venv",
+        description="venv: the learner environment on shared storage (env_prefix); apptainer: the image as a SIF.",
+    )
+    env_prefix: str = Field(
+        default="/opt/dlworkshop-env",
+        pattern=r"^/[^\s:]*$",
+        description="Where every node sees the learner environment (a shared filesystem).",
+    )
+    apptainer_image: str | None = Field(
+        default=None, description="environment apptainer: the SIF file on shared storage."
+    )
+    hub_address: str | None = Field(
+        default=None,
+        description="How compute nodes reach the hub's API (default: the login node's hostname).",
+    )
+    hub_user: str = Field(
+        default="dlworkshop-hub",
+        pattern=r"^[a-z][a-z0-9_-]{0,31}$",
+        description="The unprivileged account the hub runs as (sudo rules: sbatch, squeue, scancel as learners).",
+    )
+    poll_interval: int = Field(
+        default=30, ge=5, description="Seconds between the hub's checks that each learner's job still runs."
+    )
+    nodes: list[SlurmNode] = Field(
+        default=[], description="The partition's nodes, for `dlworkshop check`'s capacity table."
+    )
+    accounts: SlurmAccounts = SlurmAccounts()
+
+
 class Settings(StrictModel):
     workshop: WorkshopInfo = WorkshopInfo()
     learners: Learners = Learners(count=4)
@@ -451,15 +565,24 @@ class Settings(StrictModel):
     hub: Hub = Hub()
     prewarm: Prewarm = Prewarm()
     kubernetes: Kubernetes = Kubernetes()
+    slurm: Slurm = Slurm()
 
     @model_validator(mode="after")
     def _the_backend_can_run_these_settings(self) -> Settings:
         """Checks that need two sections; each problem is reported at the key it names."""
         problems: list[tuple[tuple[str, ...], str]] = []
+        if self.hub.backend != "slurm" and "slurm" in self.model_fields_set:
+            problems.append((("slurm",), "only hub.backend slurm reads this section"))
         if self.hub.backend == "kubernetes":
             from dlworkshop.kubernetes.supported import unsupported_settings
 
-            problems = unsupported_settings(self)
+            problems += unsupported_settings(self)
+        elif self.hub.backend == "slurm":
+            from dlworkshop.slurm.supported import unsupported_settings as unsupported_on_slurm
+
+            if "kubernetes" in self.model_fields_set:
+                problems.append((("kubernetes",), "only hub.backend kubernetes reads this section"))
+            problems += unsupported_on_slurm(self)
         else:
             if "kubernetes" in self.model_fields_set:
                 problems.append((("kubernetes",), "only hub.backend kubernetes reads this section"))
@@ -479,6 +602,14 @@ class Settings(StrictModel):
                 ],
             )
         return self
+
+    @property
+    def prewarm_seats(self) -> int:
+        """Seats pre-warmed in shared-code mode (0 where learners are known by name)."""
+        if self.auth.mode != "shared-code" or self.learners.names:
+            return 0
+        seats = self.prewarm.seats
+        return self.learners.concurrent if seats == "auto" else seats
 
     @model_validator(mode="after")
     def _prewarmed_servers_wait_less_than_the_culler(self) -> Settings:

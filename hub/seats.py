@@ -26,10 +26,7 @@ def seat_names(count: int) -> list[str]:
 
 def seat_count(settings: Settings) -> int:
     """Seats pre-warmed in shared-code mode (0 where learners are known by name)."""
-    if settings.auth.mode != "shared-code" or settings.learners.names:
-        return 0
-    seats = settings.prewarm.seats
-    return settings.learners.concurrent if seats == "auto" else seats
+    return settings.prewarm_seats
 
 
 class SeatBook:

@@ -45,6 +45,12 @@ def check(
     ),
     host_memory: str | None = typer.Option(None, "--host-memory", help="... this much memory (e.g. 256G)."),
     host_gpus: int | None = typer.Option(None, "--host-gpus", help="... this many GPUs."),
+    node_count: int | None = typer.Option(
+        None, "--node-count", help="hub.backend slurm: plan for this many nodes (instead of slurm.nodes)."
+    ),
+    node_cpus: int = typer.Option(32, "--node-cpus", help="... each with this many CPUs."),
+    node_memory: str = typer.Option("256G", "--node-memory", help="... this much memory for jobs."),
+    node_gpus: int = typer.Option(0, "--node-gpus", help="... this many GPUs."),
 ) -> None:
     """Validate workshop.yaml and what blocks a start on this machine (or the one planned for);
     print every problem at once. `dlworkshop up` refuses on exactly these problems."""
@@ -56,6 +62,22 @@ def check(
     from dlworkshop.settings import parse_bytes
 
     settings = load_settings(config)
+    if settings.hub.backend == "slurm":
+        from dlworkshop.settings import SlurmNode
+
+        nodes = list(settings.slurm.nodes)
+        if node_count is not None:
+            nodes = [
+                SlurmNode(
+                    name="planned",
+                    count=node_count,
+                    cpus=node_cpus,
+                    memory=parse_bytes(node_memory),
+                    gpus=node_gpus,
+                )
+            ]
+        _check_slurm(settings, nodes)
+        return
     if settings.hub.backend == "kubernetes":
         console.print(
             "capacity: not checked: on Kubernetes the cluster's nodes carry the learners, not this "
@@ -103,4 +125,61 @@ def check(
         f"login {settings.auth.mode}, image {settings.image.reference} ({settings.image.variant}); "
         f"this host carries {report.carries} learners at once and starts {report.start_capacity} "
         "servers at a time"
+    )
+
+
+def _check_slurm(settings, nodes) -> None:  # type: ignore[no-untyped-def]
+    """hub.backend slurm: the partition's nodes (given by hand) against the job request, and the
+    reservation line for the workshop's hours."""
+    from dlworkshop.errors import ConfigError
+    from dlworkshop.settings import format_bytes
+    from dlworkshop.slurm.jobs import account_names, job_request
+    from dlworkshop.slurm.planning import cluster_capacity, reservation_command
+
+    request = job_request(settings)
+    plan = cluster_capacity(settings, nodes)
+    console.print(f"each learner's job: sbatch {' '.join(request.sbatch_options())}", highlight=False)
+    if plan.nodes:
+        table = Table("node", "nodes", "CPUs", "memory", "GPUs", "learners each", "limited by")
+        for row in plan.nodes:
+            node = row.node
+            table.add_row(
+                node.name,
+                str(node.count),
+                str(node.cpus),
+                format_bytes(node.memory),
+                str(node.gpus),
+                str(row.learners_each),
+                row.limited_by,
+            )
+        console.print(table)
+    for note in plan.notes:
+        console.print(f"[yellow]note[/]: {note}", highlight=False)
+    if plan.problems:
+        raise ConfigError(
+            f"the quotas do not fit the partition ({len(plan.problems)} problem(s))",
+            problems=plan.problems,
+            fix="see each problem; --node-count/--node-cpus/--node-memory/--node-gpus check another plan",
+        )
+    reservation = reservation_command(settings, nodes)
+    if reservation:
+        console.print("the site's admin creates the reservation (as a Slurm operator):", highlight=False)
+        console.print(f"  {reservation}", highlight=False, soft_wrap=True)
+        if not settings.slurm.reservation:
+            console.print(
+                "[yellow]note[/]: set slurm.reservation to its name so learners' jobs run in it",
+                highlight=False,
+            )
+    elif settings.slurm.reservation:
+        console.print(
+            "[yellow]note[/]: set workshop.start and workshop.end to print the reservation's line",
+            highlight=False,
+        )
+    accounts = account_names(settings)
+    carried = f"the nodes carry {plan.carries} learners at once" if plan.nodes else "nodes not given"
+    console.print(
+        f"[green]ok[/]: {settings.workshop.name!r}, {settings.learners.total} learners, "
+        f"login {settings.auth.mode}, Slurm partition {settings.slurm.partition or '(default)'}, "
+        f"accounts {accounts[0]}..{accounts[-1]}; {carried}",
+        highlight=False,
     )

@@ -74,7 +74,7 @@ def test_every_problem_is_reported_at_once_with_path_and_line() -> None:
         ("learners: {count: 2, names: [a, b, c]}", "disagrees"),
         ("image: {variant: tpu}", "image.variant"),
         ("image: {source: archive}", "image.archive"),
-        ("hub: {backend: slurm}", "hub.backend"),
+        ("hub: {backend: swarm}", "hub.backend"),
         ("hub: {tls: {mode: letsencrypt}}", "domain and a contact email"),
     ],
 )
