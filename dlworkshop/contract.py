@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path, PurePosixPath
 
 from dlworkshop_learner import layout as learner
@@ -54,6 +55,25 @@ STOPS_FILE = "stops.json"
 CLOSED_FILE = "closed.json"
 # The token `dlworkshop status` reads the room with inside the hub container of `dlworkshop up`.
 ROOM_TOKEN_FILE = "room_token"
+# Where the hub keeps them when it runs outside a container (a login node): this variable names the
+# folder that stands for HUB_HOME (data/, accounts.csv), for the hub and its services.
+HUB_HOME_ENV = "DLWORKSHOP_HUB_HOME"
+# The Slurm backend's map of workshop logins to the cluster's Unix accounts, on the hub's data folder.
+CLUSTER_ACCOUNTS_FILE = "cluster-accounts.json"
+
+
+def hub_home() -> PurePosixPath:
+    return PurePosixPath(os.environ.get(HUB_HOME_ENV) or HUB_HOME)
+
+
+def hub_data() -> PurePosixPath:
+    """HUB_DATA, or its place under $DLWORKSHOP_HUB_HOME."""
+    return hub_home() / HUB_DATA.relative_to(HUB_HOME)
+
+
+def hub_accounts() -> PurePosixPath:
+    return hub_home() / HUB_ACCOUNTS.relative_to(HUB_HOME)
+
 
 # Hub-managed services (names are also their roles' names).
 CULLER_SERVICE = "idle-culler"
@@ -105,6 +125,19 @@ def work_volume_prefix(hub: str) -> str:
 
 def work_volume_name(hub: str, username: str = USERNAME_TEMPLATE) -> str:
     return f"{work_volume_prefix(hub)}{username}"
+
+
+# ---- Slurm ----------------------------------------------------------------------------------
+# Every learner's job carries this name: the hub finds its jobs in squeue by it.
+SLURM_JOB_NAME = "dlworkshop-learner"
+# The spawn page's line once a learner's job runs; the smoke test reads node and queue time from it.
+SLURM_PLACED = re.compile(
+    r"job (?P<job>\d+) runs on (?P<node>\S+) after (?P<queued>\d+) s in the Slurm queue"
+)
+
+
+def slurm_placed_message(job_id: str, node: str, queued_seconds: float) -> str:
+    return f"Your server's job {job_id} runs on {node} after {queued_seconds:.0f} s in the Slurm queue"
 
 
 # ---- The host ---------------------------------------------------------------------------------

@@ -43,6 +43,12 @@ class AdmissionQueue:
             self.starting.add(key)
             admitted.set_result(None)
 
+    def release(self, key: str) -> None:
+        """Give a place back before the `admitted` block ends (an engine queuing the start itself)."""
+        if key in self.starting:
+            self.starting.discard(key)
+            self._admit_next()
+
     @contextlib.asynccontextmanager
     async def admitted(self, key: str) -> AsyncIterator[None]:
         """Wait for a place (no timeout: waiting is not failing), hold it for the block."""

@@ -10,6 +10,7 @@ addresses are the platform's and are left alone.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,7 @@ def apply_auth(c: Any, settings: Settings, state: HubState) -> None:
         from hub.auth import AccountsAuthenticator
 
         c.JupyterHub.authenticator_class = AccountsAuthenticator
-        c.AccountsAuthenticator.accounts_file = str(contract.HUB_ACCOUNTS)
+        c.AccountsAuthenticator.accounts_file = str(contract.hub_accounts())
         c.Authenticator.allow_all = True
     else:
         github = auth.github
@@ -116,7 +117,10 @@ def prewarm_service(settings: Settings, state: HubState, settings_file: Path) ->
             # service's environment override the address it would give).
             "JUPYTERHUB_API_URL": contract.HUB_API_URL_LOCAL,
         }
-        service["cwd"] = str(contract.HUB_HOME)
+        # Where the `hub` package is: /srv/jupyterhub in the container, the app folder on a login node.
+        service["cwd"] = str(Path(__file__).resolve().parent.parent)
+        if contract.HUB_HOME_ENV in os.environ:
+            service["environment"][contract.HUB_HOME_ENV] = os.environ[contract.HUB_HOME_ENV]
     return service
 
 

@@ -28,14 +28,14 @@ from dlworkshop.settings import Settings, load_settings
 from hub.seats import seat_count, seat_names
 
 
-def prewarm_names(settings: Settings, accounts_file: Path = Path(contract.HUB_ACCOUNTS)) -> list[str]:
+def prewarm_names(settings: Settings, accounts_file: Path | None = None) -> list[str]:
     """Whose servers to start: the named learners, the accounts, or the seats."""
     if settings.learners.names:
         return list(settings.learners.names)
     if settings.auth.mode == "accounts":
         from dlworkshop.accounts import read_hashed
 
-        return sorted(read_hashed(accounts_file))
+        return sorted(read_hashed(accounts_file or Path(contract.hub_accounts())))
     return seat_names(seat_count(settings))
 
 
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings(Path(os.environ.get(contract.CONFIG_ENV) or contract.HUB_SETTINGS))
     token = (
         os.environ.get("JUPYTERHUB_API_TOKEN")
-        or (Path(contract.HUB_DATA) / contract.PREWARM_TOKEN_FILE).read_text().strip()
+        or (Path(contract.hub_data()) / contract.PREWARM_TOKEN_FILE).read_text().strip()
     )
     api_url = os.environ.get("JUPYTERHUB_API_URL", contract.HUB_API_URL_LOCAL)
     if args.scheduled:

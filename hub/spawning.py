@@ -53,6 +53,9 @@ class WorkshopSpawner(LoggingConfigurable):
         "does not count (Spawner.start_timeout is set far above it).",
     )
     phase = Unicode("")  # queued | starting | answering, shown on the spawn page
+    # Seconds the engine's own queue held the current start (queued_in_engine), and since when.
+    _engine_queued: float = 0.0
+    _engine_queued_since: float | None = None
 
     # One queue for the hub process, shared by every learner's spawner; built at the first start.
     _admission: ClassVar[AdmissionQueue | None] = None
@@ -84,19 +87,50 @@ class WorkshopSpawner(LoggingConfigurable):
         queue = self.admission
         self.phase = "queued"
         queued_at = time.monotonic()
+        self._engine_queued = 0.0
+        self._engine_queued_since = None
         try:
             async with queue.admitted(self.admission_key):
                 waited = time.monotonic() - queued_at
                 if waited > 1:
                     self.log.info("%s admitted after %.0f s in the queue", self._log_name, waited)
-                try:
-                    return await asyncio.wait_for(self._start_until_answering(), self.admitted_start_timeout)
-                except asyncio.TimeoutError:
-                    raise TimeoutError(
-                        f"the server did not answer within {self.admitted_start_timeout} s of its start"
-                    ) from None
+                return await self._bounded(self._start_until_answering())
         finally:
             self.phase = ""
+
+    async def _bounded(self, starting: Any) -> Any:
+        """Await the start within admitted_start_timeout, less the time the engine's own queue held it."""
+        began = time.monotonic()
+        task = asyncio.ensure_future(starting)
+        try:
+            while True:
+                queued = self._engine_queued + (
+                    time.monotonic() - self._engine_queued_since if self._engine_queued_since else 0.0
+                )
+                left = self.admitted_start_timeout - (time.monotonic() - began - queued)
+                if left <= 0 and self._engine_queued_since is None:
+                    raise TimeoutError(
+                        f"the server did not answer within {self.admitted_start_timeout} s of its start"
+                    )
+                done, _ = await asyncio.wait({task}, timeout=max(left, 1.0))
+                if done:
+                    return task.result()
+        finally:
+            if not task.done():
+                task.cancel()
+
+    @contextlib.asynccontextmanager
+    async def queued_in_engine(self) -> AsyncIterator[None]:
+        """For an engine with a scheduler of its own (Slurm): while the engine queues the server, its
+        admission place goes to the next learner and the time does not count against
+        admitted_start_timeout. The place is not taken again: the engine's queue now orders starts."""
+        self.admission.release(self.admission_key)
+        self._engine_queued_since = time.monotonic()
+        try:
+            yield
+        finally:
+            self._engine_queued += time.monotonic() - self._engine_queued_since
+            self._engine_queued_since = None
 
     async def _start_until_answering(self) -> Any:
         self.phase = "starting"

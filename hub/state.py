@@ -37,7 +37,8 @@ class HubState:
     room_token: str = ""
 
     @classmethod
-    def load(cls, data: Path = Path(contract.HUB_DATA)) -> HubState:
+    def load(cls, data: Path | None = None) -> HubState:
+        data = data or Path(contract.hub_data())
         return cls(
             data=data,
             proxy_token=read_or_create_secret(data / contract.PROXY_TOKEN_FILE),
@@ -69,3 +70,7 @@ class HubState:
     @property
     def closed_file(self) -> Path:
         return self.data / contract.CLOSED_FILE
+
+    @property
+    def cluster_accounts_file(self) -> Path:
+        return self.data / contract.CLUSTER_ACCOUNTS_FILE

@@ -10,10 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from dlworkshop import contract
 from dlworkshop.settings import Settings
-
-# Every learner job carries this name: the hub finds its jobs in squeue by it.
-JOB_NAME = "dlworkshop-learner"
 
 
 def cpus_per_task(cpu: float) -> int:
@@ -65,7 +63,7 @@ class JobRequest:
 
     def sbatch_options(self) -> list[str]:
         options = [
-            f"--job-name={JOB_NAME}",
+            f"--job-name={contract.SLURM_JOB_NAME}",
             f"--cpus-per-task={self.cpus_per_task}",
             f"--mem={self.memory}",
             f"--time={self.time_limit}",

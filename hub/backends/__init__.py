@@ -17,6 +17,7 @@ __all__ = ["BACKENDS", "Backend", "LearnerServer", "backend_for"]
 BACKENDS = {
     "docker": "hub.backends.docker:DockerBackend",
     "kubernetes": "hub.backends.kubernetes:KubernetesBackend",
+    "slurm": "hub.backends.slurm:SlurmBackend",
 }
 
 

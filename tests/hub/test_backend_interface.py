@@ -14,6 +14,7 @@ import contextlib
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -98,6 +99,98 @@ def docker_engine(base_image: str, suffix: str) -> Engine:
     return Engine(DockerBackend(settings), failing, prepare)
 
 
+# A learner "server" for the Slurm engine, run by the compute node's own python3: it answers every
+# request and reports its port to the hub's API, as batchspawner-singleuser does.
+SERVE_AND_REPORT = (
+    "import http.server as h, json, os, threading, urllib.request as u\n"
+    "class A(h.BaseHTTPRequestHandler):\n"
+    "    def do_GET(self):\n"
+    "        self.send_response(200); self.end_headers(); self.wfile.write(b'{}')\n"
+    "s = h.ThreadingHTTPServer(('0.0.0.0', 0), A)\n"
+    "body = json.dumps({'port': s.server_address[1], 'user': os.environ['JUPYTERHUB_USER']}).encode()\n"
+    "u.urlopen(u.Request(os.environ['JUPYTERHUB_API_URL'] + '/batchspawner', body, method='POST'))\n"
+    "s.serve_forever()\n"
+)
+
+
+class FakeHubApi:
+    """The one hub API call a Slurm job makes while starting: POST its port (batchspawner's API
+    handler sets it on the learner's spawner). Listens where the cluster's nodes reach this machine."""
+
+    def __init__(self, engine: Engine, address: str) -> None:
+        import http.server
+        import json
+        import threading
+
+        spawners = engine.spawners
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                for spawner in spawners:
+                    if spawner.user.name == body["user"]:
+                        spawner.port = int(body["port"])
+                self.send_response(201)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer((address, 0), Handler)
+        self.url = f"http://{address}:{self.server.server_address[1]}/hub/api"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def slurm_engine(cluster: Any, data: Path) -> tuple[Engine, FakeHubApi]:
+    """The Slurm backend against the test cluster: sbatch, squeue and scancel run on the login node
+    as the learner's account (docker exec standing in for sudo), jobs on the compute nodes."""
+    import json as json_module
+
+    from hub.backends.slurm import SlurmBackend
+    from tests.fixtures.slurm import NETWORK, docker
+
+    network = json_module.loads(docker("network", "inspect", NETWORK).stdout)[0]
+    gateway = network["IPAM"]["Config"][0]["Gateway"]
+    addresses = {
+        node: json_module.loads(
+            docker("inspect", "-f", "{{json .NetworkSettings.Networks}}", cluster.container(node)).stdout
+        )[NETWORK]["IPAddress"]
+        for node in cluster.compute_nodes
+    }
+    settings = parse_settings(
+        SETTINGS + f"hub: {{backend: slurm}}\nslurm: {{partition: {cluster.partition}, "
+        f"account: {cluster.account}, poll_interval: 5, accounts: {{count: 4}}}}\n"
+    )
+    backend = SlurmBackend(settings)
+    login = cluster.container(cluster.login)
+    backend.command_prefix = ["docker", "exec", login]
+    for account in ("dlw-01", "dlw-02", "dlw-03", "dlw-04"):
+        cluster.add_user(account)
+
+    def prepare(c: Config) -> None:
+        c.WorkshopSlurmSpawner.exec_prefix = (
+            "/usr/bin/docker exec -i {% for name in keepvars.split(',') %}-e {{name}} {% endfor %}"
+            f"--user {{{{username}}}} {login}"
+        )
+        c.WorkshopSlurmSpawner.home_template = "/home/{account}"
+        c.WorkshopSlurmSpawner.accounts_file = str(data / contract.CLUSTER_ACCOUNTS_FILE)
+        c.WorkshopSlurmSpawner.node_addresses = addresses
+        c.WorkshopSlurmSpawner.server_wrapper = ["env"]
+        c.WorkshopSlurmSpawner.startup_poll_interval = 0.5
+        c.Spawner.cmd = ["python3", "-c", SERVE_AND_REPORT]
+        c.Spawner.environment = {"JUPYTERHUB_API_URL": api.url}
+
+    def failing(c: Config) -> None:
+        c.Spawner.cmd = ["python3", "-c", "raise SystemExit(3)"]
+
+    engine = Engine(backend, failing, prepare)
+    api = FakeHubApi(engine, gateway)
+    return engine, api
+
+
 def in_process_engine() -> Engine:
     def failing(c: Config) -> None:
         c.InProcessSpawner.exit_code = 3
@@ -105,7 +198,7 @@ def in_process_engine() -> Engine:
     return Engine(InProcessBackend(parse_settings(SETTINGS)), failing)
 
 
-@pytest.fixture(params=["docker", "kubernetes", "in-process"])
+@pytest.fixture(params=["docker", "kubernetes", "in-process", "slurm"])
 def backend_class(request: pytest.FixtureRequest) -> type[Backend]:
     if request.param == "docker":
         from hub.backends.docker import DockerBackend
@@ -115,15 +208,37 @@ def backend_class(request: pytest.FixtureRequest) -> type[Backend]:
         from hub.backends.kubernetes import KubernetesBackend
 
         return KubernetesBackend
+    if request.param == "slurm":
+        from hub.backends.slurm import SlurmBackend
+
+        return SlurmBackend
     return InProcessBackend
 
 
-@pytest.fixture(params=[pytest.param("docker", marks=pytest.mark.docker), "in-process"])
-def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+@pytest.fixture(
+    params=[
+        pytest.param("docker", marks=pytest.mark.docker),
+        "in-process",
+        pytest.param("slurm", marks=[pytest.mark.slurm, pytest.mark.docker]),
+    ]
+)
+def engine(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[Engine]:
     monkeypatch.setattr(WorkshopSpawner, "_admission", None)  # a fresh queue for the hub of each test
     if request.param == "in-process":
         yield in_process_engine()
         InProcessSpawner.engine.clear()  # its servers ended with the test's event loop
+        return
+    if request.param == "slurm":
+        cluster = request.getfixturevalue("slurm_cluster")
+        monkeypatch.setenv(contract.HUB_HOME_ENV, str(tmp_path))
+        under_test, api = slurm_engine(cluster, tmp_path / "data")
+        try:
+            yield under_test
+        finally:
+            api.close()
+            cluster.cancel_all_and_wait()
         return
     client = request.getfixturevalue("docker_client")
     base_image = request.getfixturevalue("base_image")
