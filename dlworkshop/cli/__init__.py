@@ -32,7 +32,7 @@ def command_group(name: str, help: str) -> typer.Typer:
 _state = {"debug": False}
 
 # Modules that add commands to `app`, in the order they appear in --help.
-COMMAND_MODULES = ("config", "data", "image", "hub", "room", "accounts", "smoke", "deploy", "render")
+COMMAND_MODULES = ("config", "data", "image", "env", "hub", "room", "accounts", "smoke", "deploy", "render")
 
 
 @app.callback()
