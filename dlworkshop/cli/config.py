@@ -10,7 +10,7 @@ from rich.table import Table
 
 from dlworkshop.cli import app
 from dlworkshop.errors import WorkshopError
-from dlworkshop.settings import DEFAULT_CONFIG_NAME, load_settings
+from dlworkshop.settings import DEFAULT_CONFIG_NAME, Settings, SlurmNode, load_settings
 from dlworkshop.templates import example_config
 
 console = Console(soft_wrap=True)
@@ -63,8 +63,6 @@ def check(
 
     settings = load_settings(config)
     if settings.hub.backend == "slurm":
-        from dlworkshop.settings import SlurmNode
-
         nodes = list(settings.slurm.nodes)
         if node_count is not None:
             nodes = [
@@ -128,7 +126,7 @@ def check(
     )
 
 
-def _check_slurm(settings, nodes) -> None:  # type: ignore[no-untyped-def]
+def _check_slurm(settings: Settings, nodes: list[SlurmNode]) -> None:
     """hub.backend slurm: the partition's nodes (given by hand) against the job request, and the
     reservation line for the workshop's hours."""
     from dlworkshop.errors import ConfigError

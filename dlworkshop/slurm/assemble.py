@@ -138,7 +138,7 @@ def main(plan_file: str) -> int:
         "python": platform.python_version(),
         "jupyterhub": importlib.metadata.version("jupyterhub"),
         "batchspawner": next(
-            importlib.metadata.distributions(path=[str(batchspawner)], name="batchspawner")
+            iter(importlib.metadata.distributions(path=[str(batchspawner)], name="batchspawner"))
         ).version,
     }
     (target / plan["marker"]).write_text(json.dumps(marker, indent=1) + "\n")

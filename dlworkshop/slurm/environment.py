@@ -23,8 +23,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dlworkshop import contract
 from dlworkshop.errors import WorkshopError
@@ -36,6 +38,7 @@ START_SCRIPT = "start-server"
 MARKER = "dlworkshop-env.json"
 LOCK = Path(__file__).resolve().parent / "requirements-learner.lock"
 ASSEMBLE = Path(__file__).resolve().parent / "assemble.py"
+Say = Callable[[str], object]
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ def _docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=check)
 
 
-def image_facts(image: str) -> dict:  # type: ignore[type-arg]
+def image_facts(image: str) -> dict[str, Any]:
     found = _docker("image", "inspect", image, check=False)
     if found.returncode != 0:
         raise WorkshopError(
@@ -87,7 +90,7 @@ def download_wheels(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.whl"))
 
 
-def install(image: str, prefix: str, dest: Path | None = None, say=print) -> Installed:  # type: ignore[no-untyped-def]
+def install(image: str, prefix: str, dest: Path | None = None, say: Say = print) -> Installed:
     """Write the environment for `prefix` into `dest` (default: prefix itself)."""
     if not prefix.startswith("/"):
         raise WorkshopError(f"--prefix {prefix} is not an absolute path", fix="give where the nodes see it")
@@ -139,7 +142,7 @@ def read_installed(root: Path) -> Installed | None:
     return Installed(**json.loads(marker.read_text())) if marker.is_file() else None
 
 
-def pack(image: str, prefix: str, out: Path, say=print) -> Installed:  # type: ignore[no-untyped-def]
+def pack(image: str, prefix: str, out: Path, say: Say = print) -> Installed:
     """The same tree as a tar (owned by root, paths relative to the prefix), for the deploy to unpack
     on shared storage; kept while the image is the same."""
     with tempfile.TemporaryDirectory(prefix="dlworkshop-env-tree-", dir=out.parent) as tree:

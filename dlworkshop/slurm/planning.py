@@ -8,7 +8,7 @@ the instructor's machine, which need not reach the cluster.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from dlworkshop.settings import Settings, SlurmNode, format_bytes
 from dlworkshop.slurm.jobs import account_names, job_request
@@ -95,7 +95,7 @@ def cluster_capacity(settings: Settings, nodes: list[SlurmNode]) -> ClusterCapac
     return ClusterCapacity(concurrent, rows, carries, problems, notes)
 
 
-def _slurm_time(moment) -> str:  # type: ignore[no-untyped-def]
+def _slurm_time(moment: datetime) -> str:
     return moment.replace(tzinfo=None).isoformat(timespec="seconds")
 
 
