@@ -136,6 +136,15 @@ SLURM_PLACED = re.compile(
 )
 
 
+# The hub on a login node: its venv, code and proxy (from the hub image), and the hub account's home
+# (settings, accounts, the hub's data folder: DLWORKSHOP_HUB_HOME).
+CLUSTER_HUB_PREFIX = PurePosixPath("/opt/dlworkshop-hub")
+
+
+def cluster_hub_home(hub_user: str) -> PurePosixPath:
+    return PurePosixPath("/var/lib") / hub_user
+
+
 def slurm_placed_message(job_id: str, node: str, queued_seconds: float) -> str:
     return f"Your server's job {job_id} runs on {node} after {queued_seconds:.0f} s in the Slurm queue"
 

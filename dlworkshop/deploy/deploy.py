@@ -54,10 +54,17 @@ def deploy(
     # Everything that can be checked here is checked before any host is touched.
     require_docker_hub(settings, "deploy")
     check_deployable(settings)
-    hosts, _ = load_inventory(inventory, limit)
-    if settings.image.source == "build" and not check:
-        settings = built_archives(settings, console)
-    extravars = playbook_vars(settings)
+    if settings.hub.backend == "slurm":
+        from dlworkshop.deploy.cluster import cluster_archives, cluster_hosts
+        from dlworkshop.deploy.playbook_vars import cluster_playbook_vars
+
+        hosts = cluster_hosts(inventory, limit)
+        extravars = cluster_playbook_vars(settings, *cluster_archives(settings, console))
+    else:
+        hosts, _ = load_inventory(inventory, limit)
+        if settings.image.source == "build" and not check:
+            settings = built_archives(settings, console)
+        extravars = playbook_vars(settings)
     console.print(
         f"deploying to {', '.join(hosts)}{' (check mode: nothing is changed)' if check else ''}",
         highlight=False,

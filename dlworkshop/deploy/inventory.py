@@ -42,8 +42,10 @@ def limited(hosts: list[str], limit: str | None) -> list[str]:
     return [host for host in hosts if host in wanted]
 
 
-def load_inventory(path: Path, limit: str | None = None) -> tuple[list[str], dict[str, Any]]:
-    """Parse with Ansible itself; returns the hosts to deploy and their variables."""
+def load_inventory(
+    path: Path, limit: str | None = None, group: str = GROUP
+) -> tuple[list[str], dict[str, Any]]:
+    """Parse with Ansible itself; returns the hosts of `group` to deploy and their variables."""
     if not path.exists():
         raise WorkshopError(
             f"inventory {path} does not exist", fix="give the path of an Ansible inventory file"
@@ -70,16 +72,16 @@ def load_inventory(path: Path, limit: str | None = None) -> tuple[list[str], dic
             fix="fix the inventory (YAML or INI); ansible/inventories/example.yml shows one",
         )
     listing = json.loads(result.stdout)
-    hosts = hosts_in(listing)
+    hosts = hosts_in(listing, group)
     if not hosts:
         raise WorkshopError(
-            f"inventory {path} has no hosts in the `{GROUP}` group",
-            fix=f"list the hub's host(s) under `{GROUP}:` (see ansible/inventories/example.yml)",
+            f"inventory {path} has no hosts in the `{group}` group",
+            fix=f"list the hub's host(s) under `{group}:` (see ansible/inventories/)",
         )
     chosen = limited(hosts, limit)
     if not chosen:
         raise WorkshopError(
-            f"--limit {limit} matches none of the {GROUP} hosts ({', '.join(hosts)})",
+            f"--limit {limit} matches none of the {group} hosts ({', '.join(hosts)})",
             fix="name one of the inventory's hosts",
         )
     return chosen, listing.get("_meta", {}).get("hostvars", {})

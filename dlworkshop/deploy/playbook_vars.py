@@ -24,6 +24,8 @@ def contract_vars() -> dict[str, Any]:
         "metadata_address": contract.METADATA_ADDRESS,
         "label_hub": contract.LABEL_HUB,
         "nvidia_smi_query_args": list(QUERY_ARGS),
+        "config_env": contract.CONFIG_ENV,
+        "hub_home_env": contract.HUB_HOME_ENV,
     }
 
 
@@ -138,4 +140,75 @@ def verify_vars(settings: Settings) -> dict[str, Any]:
         else None,
         "secrets_dir": str(contract.HUB_DATA),
         "accounts_in_container": str(contract.HUB_ACCOUNTS) if settings.auth.mode == "accounts" else None,
+    }
+
+
+def cluster_playbook_vars(
+    settings: Settings, env_archive: Path, env_image_id: str, hub_archive: Path, hub_image_id: str
+) -> dict[str, Any]:
+    """Extra vars for the cluster plays of ansible/site.yml (hub.backend slurm)."""
+    from dlworkshop.slurm.environment import HUB_MARKER, MARKER
+    from dlworkshop.slurm.jobs import account_uids, gres
+
+    hub, slurm, tls = settings.hub, settings.slurm, settings.hub.tls
+    accounts = account_uids(settings)
+    return {
+        "dlworkshop_contract": contract_vars(),
+        "workshop_accounts_list": [{"name": name, "uid": uid} for name, uid in accounts.items()],
+        "workshop_accounts_group": slurm.accounts.group,
+        "workshop_accounts_group_gid": slurm.accounts.group_gid,
+        "workshop_accounts_home_root": slurm.accounts.home_root,
+        "workshop_learner_env_prefix": slurm.env_prefix,
+        "workshop_learner_env_archive": str(env_archive),
+        "workshop_learner_env_image": settings.image.reference,
+        "workshop_learner_env_image_id": env_image_id,
+        "workshop_learner_env_marker": MARKER,
+        "workshop_cluster_hub_user": slurm.hub_user,
+        "workshop_cluster_hub_home": str(contract.cluster_hub_home(slurm.hub_user)),
+        "workshop_cluster_hub_prefix": str(contract.CLUSTER_HUB_PREFIX),
+        "workshop_cluster_hub_archive": str(hub_archive),
+        "workshop_cluster_hub_image_id": hub_image_id,
+        "workshop_cluster_hub_marker": HUB_MARKER,
+        "workshop_cluster_hub_settings": hub_settings(settings),
+        "workshop_cluster_hub_accounts_source": str(settings.auth.accounts_file.resolve())
+        if settings.auth.mode == "accounts" and settings.auth.accounts_file
+        else "",
+        "workshop_cluster_hub_learners": list(accounts),
+        "workshop_cluster_hub_learner_group": slurm.accounts.group,
+        "workshop_cluster_hub_slurm_account": slurm.account or "",
+        "workshop_cluster_hub_partition": slurm.partition or "",
+        "workshop_cluster_hub_gres": gres(settings) or "",
+        "workshop_cluster_hub_bind": hub.bind,
+        "workshop_cluster_hub_port": hub.port,
+        "tls_proxy_mode": tls.mode,
+        "tls_proxy_domain": tls.domain or "",
+        "tls_proxy_email": tls.email or "",
+        "tls_proxy_acme_directory": tls.acme_directory,
+        "tls_proxy_certificate_source": str(tls.certificate) if tls.certificate else "",
+        "tls_proxy_key_source": str(tls.key) if tls.key else "",
+        "tls_proxy_upstream": f"{hub.bind}:{hub.port}",
+    }
+
+
+def cluster_verify_vars(settings: Settings) -> dict[str, Any]:
+    """What the cluster checks expect on the login and compute nodes; no secrets."""
+    from dlworkshop.slurm.environment import HUB_MARKER, MARKER
+    from dlworkshop.slurm.jobs import account_uids, gres
+
+    slurm, tls = settings.slurm, settings.hub.tls
+    return {
+        "accounts": account_uids(settings),
+        "home_root": slurm.accounts.home_root,
+        "partition": slurm.partition,
+        "gres": gres(settings),
+        "env_marker": f"{slurm.env_prefix}/{MARKER}",
+        "hub_marker": f"{contract.CLUSTER_HUB_PREFIX}/{HUB_MARKER}",
+        "hub_user": slurm.hub_user,
+        "hub_home": str(contract.cluster_hub_home(slurm.hub_user)),
+        "learner_group": slurm.accounts.group,
+        "tls_mode": tls.mode,
+        "tls_domain": tls.domain,
+        "tls_ca_file": str(contract.HOST_TLS / "self-signed" / "fullchain.pem")
+        if tls.mode == "self-signed"
+        else None,
     }

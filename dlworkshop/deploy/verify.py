@@ -29,10 +29,21 @@ def verify(
     ca_file: Path | None = None,
 ) -> None:
     check_deployable(settings)
-    hosts, _ = load_inventory(inventory, limit)
+    if settings.hub.backend == "slurm":
+        from dlworkshop.deploy.cluster import COMPUTE_GROUP, LOGIN_GROUP, cluster_hosts
+        from dlworkshop.deploy.playbook_vars import cluster_verify_vars
+
+        hosts = cluster_hosts(inventory, limit)
+        checks = CHECKS / "test_cluster_hub.py"
+        groups = f"ansible://{LOGIN_GROUP},ansible://{COMPUTE_GROUP}"
+        wanted = cluster_verify_vars(settings)
+    else:
+        hosts, _ = load_inventory(inventory, limit)
+        checks = CHECKS / "test_deployed_hub.py"
+        groups = f"ansible://{GROUP}"
+        wanted = verify_vars(settings)
     with tempfile.TemporaryDirectory(prefix="dlworkshop-verify-") as scratch:
         expected = Path(scratch) / "expected.json"
-        wanted = verify_vars(settings)
         if ca_file is not None:
             if not ca_file.is_file():
                 raise WorkshopError(
@@ -45,14 +56,12 @@ def verify(
             sys.executable,
             "-m",
             "pytest",
-            str(CHECKS),
+            str(checks),
             "-p",
             "no:cacheprovider",
             "--rootdir",
             str(CHECKS),
-            f"--hosts={','.join(f'ansible://{host}' for host in hosts)}"
-            if limit
-            else f"--hosts=ansible://{GROUP}",
+            f"--hosts={','.join(f'ansible://{host}' for host in hosts)}" if limit else f"--hosts={groups}",
             f"--ansible-inventory={inventory.resolve()}",
             "--sudo",
             "-v",

@@ -18,6 +18,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ACTIVATE = """\
 # The learner image's environment on a compute node (written by `dlworkshop env install` from
@@ -77,8 +78,35 @@ def writable(path: Path) -> None:
     path.chmod(path.stat().st_mode | stat.S_IWUSR)
 
 
+def hub(plan: dict[str, Any]) -> int:
+    """The hub's bundle for a login node, out of the hub image: its venv (the hub's lock, hash-checked
+    when the image was built), the hub's code and configuration file, and the proxy."""
+    target, prefix = Path(plan["target"]), plan["prefix"]
+    target.mkdir(parents=True, exist_ok=True)
+    copy_tree(plan["image_venv"], target / "venv")
+    rewrite_shebangs(target / "venv" / "bin", f"{plan['image_venv']}/bin/python", f"{prefix}/venv/bin/python")
+    (target / "app").mkdir(exist_ok=True)
+    for name in plan["app"]:
+        copy_tree(f"{plan['image_app']}/{name}", target / "app" / name)
+    copy_tree(plan["image_proxy"], target / "proxy")
+    marker = {
+        "image": plan["image"],
+        "image_id": plan["image_id"],
+        "prefix": prefix,
+        "python": platform.python_version(),
+        "jupyterhub": importlib.metadata.version("jupyterhub"),
+        "batchspawner": importlib.metadata.version("batchspawner"),
+    }
+    (target / plan["marker"]).write_text(json.dumps(marker, indent=1) + "\n")
+    subprocess.run(["chmod", "-R", "a+rX,go-w", str(target)], check=True)
+    print(json.dumps(marker))
+    return 0
+
+
 def main(plan_file: str) -> int:
     plan = json.loads(Path(plan_file).read_text())
+    if plan.get("kind") == "hub":
+        return hub(plan)
     target, prefix = Path(plan["target"]), plan["prefix"]
     moves = {plan["image_venv"]: f"{prefix}/venv", plan["image_share"]: f"{prefix}/share"}
     target.mkdir(parents=True, exist_ok=True)

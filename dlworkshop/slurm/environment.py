@@ -101,7 +101,6 @@ def install(image: str, prefix: str, dest: Path | None = None, say: Say = print)
     with tempfile.TemporaryDirectory(prefix="dlworkshop-env-") as scratch:
         job = Path(scratch)
         wheels = download_wheels(job / "wheels")
-        shutil.copy(ASSEMBLE, job / "assemble.py")
         plan = {
             "image": image,
             "image_id": facts["Id"],
@@ -119,22 +118,70 @@ def install(image: str, prefix: str, dest: Path | None = None, say: Say = print)
             "marker": MARKER,
             "wheels": [f"/job/wheels/{wheel.name}" for wheel in wheels],
         }
-        (job / "plan.json").write_text(json.dumps(plan))
-        os.chmod(scratch, 0o755)
         say(f"copying the learner environment out of {image} into {target} (for {prefix} on the nodes)")
-        result = _docker(
-            "run", "--rm", "--user", f"{os.getuid()}:{os.getgid()}", "--network", "none",
-            "--entrypoint", f"{contract.learner.VENV}/bin/python",
-            "-v", f"{target}:/target", "-v", f"{job}:/job:ro",
-            image, "/job/assemble.py", "/job/plan.json",
-            check=False,
-        )  # fmt: skip
+        return _assemble(image, plan, job, target, f"{contract.learner.VENV}/bin/python")
+
+
+def _assemble(image: str, plan: dict[str, Any], job: Path, target: Path, python: str) -> Installed:
+    """Run assemble.py with `plan` in a container of the image, the target folder mounted."""
+    (job / "plan.json").write_text(json.dumps(plan))
+    shutil.copy(ASSEMBLE, job / "assemble.py")
+    os.chmod(job, 0o755)
+    result = _docker(
+        "run", "--rm", "--user", f"{os.getuid()}:{os.getgid()}", "--network", "none",
+        "--entrypoint", python, "-v", f"{target}:/target", "-v", f"{job}:/job:ro",
+        image, "/job/assemble.py", "/job/plan.json",
+        check=False,
+    )  # fmt: skip
     if result.returncode != 0:
         raise WorkshopError(
-            f"copying the learner environment failed: {(result.stderr or result.stdout).strip()[-400:]}",
-            fix="check that the destination is writable and has room (about 3 GB)",
+            f"copying out of {image} failed: {(result.stderr or result.stdout).strip()[-400:]}",
+            fix="check that the destination is writable and has room",
         )
     return Installed(**json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+# The hub image's layout (hub/Dockerfile): its venv, the proxy npm installed, the hub's code.
+HUB_IMAGE_VENV = "/opt/venv"
+HUB_IMAGE_PROXY = "/usr/local/lib/node_modules/configurable-http-proxy"
+HUB_MARKER = "dlworkshop-hub.json"
+
+
+def pack_hub(image: str, prefix: str, out: Path, say: Say = print) -> Installed:
+    """The hub for a login node, out of the built hub image: the venv of the hub's lock, the hub's
+    code and jupyterhub_config.py, and configurable-http-proxy (run by Debian's nodejs), as a tar to
+    unpack at `prefix`. Kept while the image is the same."""
+    facts = image_facts(image)
+    with tempfile.TemporaryDirectory(prefix="dlworkshop-hub-", dir=out.parent) as scratch:
+        job, tree = Path(scratch) / "job", Path(scratch) / "tree"
+        job.mkdir()
+        tree.mkdir()
+        plan = {
+            "kind": "hub",
+            "image": image,
+            "image_id": facts["Id"],
+            "target": "/target",
+            "prefix": prefix,
+            "image_venv": HUB_IMAGE_VENV,
+            "image_app": str(contract.HUB_HOME),
+            "app": ["hub", contract.HUB_CONFIG_FILE.name],
+            "image_proxy": HUB_IMAGE_PROXY,
+            "marker": HUB_MARKER,
+        }
+        say(f"copying the hub out of {image} (for {prefix} on the login node)")
+        installed = _assemble(image, plan, job, tree, f"{HUB_IMAGE_VENV}/bin/python")
+        _tar(tree, out)
+    return installed
+
+
+def _tar(tree: Path, out: Path) -> None:
+    partial = out.with_suffix(".part")
+    subprocess.run(
+        ["tar", "-C", str(tree), "--owner=0", "--group=0", "--numeric-owner", "-cf", str(partial), "."],
+        check=True,
+    )
+    partial.rename(out)
+    subprocess.run(["chmod", "-R", "u+w", str(tree)], check=True)  # the data is read-only
 
 
 def read_installed(root: Path) -> Installed | None:
@@ -147,12 +194,6 @@ def pack(image: str, prefix: str, out: Path, say: Say = print) -> Installed:
     on shared storage; kept while the image is the same."""
     with tempfile.TemporaryDirectory(prefix="dlworkshop-env-tree-", dir=out.parent) as tree:
         installed = install(image, prefix, Path(tree), say=say)
-        partial = out.with_suffix(".part")
         say(f"packing it into {out}")
-        subprocess.run(
-            ["tar", "-C", tree, "--owner=0", "--group=0", "--numeric-owner", "-cf", str(partial), "."],
-            check=True,
-        )
-        partial.rename(out)
-        subprocess.run(["chmod", "-R", "u+w", tree], check=True)  # the data is read-only
+        _tar(Path(tree), out)
     return installed

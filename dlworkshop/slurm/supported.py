@@ -14,7 +14,6 @@ if TYPE_CHECKING:
 
 # Keys only the Docker backend reads, and what stands for them on a Slurm cluster.
 DOCKER_ONLY: dict[tuple[str, ...], str] = {
-    ("hub", "image"): "the hub runs from a venv on the login node, not from an image",
     ("hub", "image_archive"): "the hub runs from a venv on the login node, not from an image",
     ("hub", "network"): "learners' jobs run on the cluster's own network",
     ("hub", "data_volume"): "the hub keeps its state in a folder on the login node",

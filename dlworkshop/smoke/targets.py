@@ -8,13 +8,24 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
+from dlworkshop import contract
 from dlworkshop.hubclient import HubClient, HubError
 from dlworkshop.image.docker import require_engine
 from dlworkshop.smoke.checks import WORK_FOLDER, CheckResult
 from dlworkshop.smoke.jupyter import JupyterServer
+
+
+def placement(events: list[dict[str, Any]]) -> str:
+    """Where the engine placed the server, from the spawn page's messages ('' where it does not say)."""
+    for event in reversed(events):
+        found = contract.SLURM_PLACED.search(str(event.get("message", "")))
+        if found:
+            return f" (Slurm job {found['job']} on {found['node']}, {found['queued']} s queued)"
+    return ""
 
 
 class TargetFailed(Exception):
@@ -61,12 +72,13 @@ def hub_target(
         hub.use_token(token)
         started = time.monotonic()
         try:
-            hub.start(username)
-            hub.wait_ready(username, timeout - (time.monotonic() - started))
+            # The spawn page's event stream, as a browser follows it: an engine that places the
+            # server somewhere (a Slurm job on a node) says where, and after how long in its queue.
+            events = hub.spawn(username, timeout)
         except HubError as failed:
             raise TargetFailed(CheckResult("spawn", False, failed.message)) from None
         seconds = time.monotonic() - started
-        checks.append(CheckResult("spawn", True, f"{seconds:.1f} s", seconds=seconds))
+        checks.append(CheckResult("spawn", True, f"{seconds:.1f} s{placement(events)}", seconds=seconds))
         jupyter = JupyterServer(f"{hub.url}/user/{username}/", token)
         try:
             yield Target(jupyter, checks)
