@@ -36,6 +36,7 @@ pytestmark = [pytest.mark.slurm, pytest.mark.docker, pytest.mark.ansible, pytest
 
 ACCESS_CODE = "slurm-test-code"
 LEARNER_TAG = "dlw-slurm/learner:e2e"
+LOADTEST_REPORT_ENV = "DLWORKSHOP_SLURM_LOADTEST_REPORT"
 HUB_TAG = "dlw-slurm/hub:e2e"
 HUB_USER = "dlworkshop-hub"
 # Whole GPUs first; the shared-GPU tests at the end switch the hub's settings to shards.
@@ -451,11 +452,13 @@ def test_the_smoke_test_passes_and_reports_where_the_job_ran(cluster_hub: Cluste
 def test_the_load_test_runs_six_learners_over_both_nodes(cluster_hub: ClusterHub, tmp_path: Path) -> None:
     stop_everyone(cluster_hub)
     nodes_seen: set[str] = set()
+    # benchmarks/slurm_loadtest.py keeps the report (and the nodes) beside its results file.
+    report = Path(os.environ.get(LOADTEST_REPORT_ENV) or tmp_path / "load")
     with ThreadPoolExecutor(1) as pool:
         running = pool.submit(
             cluster_hub.dlworkshop,
             "loadtest", "--hub", cluster_hub.url, "--learners", "6", "--ramp", "3",
-            "-c", str(cluster_hub.config), "--report", str(tmp_path / "load"),
+            "-c", str(cluster_hub.config), "--report", str(report),
         )  # fmt: skip
         while not running.done():
             nodes_seen |= {job.node for job in cluster_hub.cluster.squeue() if job.state == "RUNNING"}
@@ -464,3 +467,4 @@ def test_the_load_test_runs_six_learners_over_both_nodes(cluster_hub: ClusterHub
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "6/6" in result.stdout, result.stdout[-2000:]
     assert set(cluster_hub.cluster.compute_nodes) <= nodes_seen, nodes_seen
+    (report / "nodes.json").write_text(json.dumps(sorted(nodes_seen)))
