@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from dlworkshop_learner import layout
@@ -10,17 +12,19 @@ if TYPE_CHECKING:
     from traitlets.config import Config
 
 
-def apply(c: Config) -> None:
+def apply(c: Config, environ: Mapping[str, str] = os.environ) -> None:
     """Set the server's keys on its traitlets config `c`."""
-    # Learner servers open in the work folder (the learner's persistent volume).
-    c.ServerApp.root_dir = layout.WORK_FOLDER
+    # Learner servers open in the work folder (the learner's persistent volume; on a Slurm cluster,
+    # ~/work of the learner's account, which the job's environment names).
+    work = environ.get(layout.WORK_ENV) or layout.WORK_FOLDER
+    c.ServerApp.root_dir = work
     # TensorBoard through jupyter-server-proxy, at <server>/tensorboard/, reading the whole work folder.
     c.ServerProxy.servers = {
         "tensorboard": {
             "command": [
                 "tensorboard",
                 "--logdir",
-                layout.WORK_FOLDER,
+                work,
                 "--port",
                 "{port}",
                 "--path_prefix",

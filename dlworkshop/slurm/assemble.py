@@ -113,6 +113,12 @@ def main(plan_file: str) -> int:
     copy_tree(plan["image_venv"], target / "venv")
     copy_tree(plan["image_share"], target / "share")
     subprocess.run(["rm", "-f", str(target / "share" / "requirements.lock")], check=True)
+    # The image's Jupyter server settings (kernel started ahead, no jupyter-lsp, TensorBoard):
+    # /etc/jupyter there, the venv's own etc/jupyter here (Jupyter reads both).
+    server_config = Path(plan["server_config"])
+    if server_config.is_file():
+        (target / "venv" / "etc" / "jupyter").mkdir(parents=True, exist_ok=True)
+        subprocess.run(["cp", str(server_config), str(target / "venv" / "etc" / "jupyter")], check=True)
     rewrite_shebangs(target / "venv" / "bin", f"{plan['image_venv']}/bin/python", f"{prefix}/venv/bin/python")
 
     # The data links' plan names the copies where the image had them.

@@ -36,6 +36,8 @@ SHARE_DIR = "share"
 BATCHSPAWNER_DIR = "batchspawner"
 START_SCRIPT = "start-server"
 MARKER = "dlworkshop-env.json"
+# The learner image's Jupyter server settings (Dockerfile: image/jupyter/jupyter_server_config.py).
+SERVER_CONFIG = "/etc/jupyter/jupyter_server_config.py"
 LOCK = Path(__file__).resolve().parent / "requirements-learner.lock"
 ASSEMBLE = Path(__file__).resolve().parent / "assemble.py"
 Say = Callable[[str], object]
@@ -113,6 +115,7 @@ def install(image: str, prefix: str, dest: Path | None = None, say: Say = print)
             "work_env": contract.learner.WORK_ENV,
             "cpu_env": contract.learner.CPU_LIMIT_ENV,
             "stage_plan_file": contract.learner.STAGE_PLAN_FILE,
+            "server_config": SERVER_CONFIG,
             "batchspawner_dir": BATCHSPAWNER_DIR,
             "start_script": START_SCRIPT,
             "marker": MARKER,

@@ -209,13 +209,17 @@ def test_the_server_opens_in_the_work_folder_with_the_kernel_started_ahead() -> 
     from traitlets.config import Config
 
     c = Config()
-    server_config.apply(c)
+    server_config.apply(c, environ={})
     assert c.ServerApp.root_dir == layout.WORK_FOLDER
     assert c.ServerApp.kernel_manager_class == "dlworkshop_learner.kernels.PrestartedKernelManager"
     # jupyter-lsp off; JupyterLab shows the name typed at login (dlworkshop_learner/identity.py).
     assert c.ServerApp.jpserver_extensions == {"jupyter_lsp": False, "dlworkshop_learner.identity": True}
     tensorboard = c.ServerProxy.servers["tensorboard"]["command"]
     assert tensorboard[tensorboard.index("--logdir") + 1] == layout.WORK_FOLDER
+    # On a Slurm cluster the job names the learner's own work folder.
+    on_slurm = Config()
+    server_config.apply(on_slurm, environ={layout.WORK_ENV: "/home/dlw-01/work"})
+    assert on_slurm.ServerApp.root_dir == "/home/dlw-01/work"
 
 
 def test_the_healthcheck_is_unhealthy_without_a_server(tmp_path: Path) -> None:
