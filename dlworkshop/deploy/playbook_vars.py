@@ -26,6 +26,7 @@ def contract_vars() -> dict[str, Any]:
         "nvidia_smi_query_args": list(QUERY_ARGS),
         "config_env": contract.CONFIG_ENV,
         "hub_home_env": contract.HUB_HOME_ENV,
+        "cluster_hub_prefix": str(contract.CLUSTER_HUB_PREFIX),
     }
 
 
