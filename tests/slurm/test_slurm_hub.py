@@ -102,9 +102,10 @@ class ClusterHub:
     def run(self, client: HubClient, name: str, code: str) -> str:
         token = client.create_token(name, "slurm test kernel")
         kernel = client.start_kernel(name)
-        return run_code(
-            JupyterServer(f"{self.url}/user/{name}/", token, timeout=60), kernel, code, timeout=180
-        )
+        server = JupyterServer(f"{self.url}/user/{name}/", token, timeout=60)
+        # In a thread of its own: the browser fixture's Playwright holds this thread's event loop.
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(run_code, server, kernel, code, 180).result()
 
     def account_of(self, name: str) -> str:
         book = self.cluster.run(
