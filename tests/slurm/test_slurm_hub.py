@@ -374,13 +374,13 @@ def test_scancel_shows_as_a_stopped_server_and_the_learner_restarts_with_their_f
     cluster_hub: ClusterHub,
 ) -> None:
     ada = cluster_hub.client("ada")
-    cluster_hub.run(ada, "ada", "open('kept.txt', 'w').write('still here')")
+    cluster_hub.run(ada, "ada", "import os; open(os.path.expanduser('~/work/kept.txt'), 'w').write('still here')")
     job = cluster_hub.jobs()[cluster_hub.account_of("ada")]
     cluster_hub.cluster.cancel(job.id)
     wait_until(lambda: ada.server("ada") is None, 60, "the hub to show ada's server as stopped")
     ada.spawn("ada", 300)
     assert cluster_hub.jobs()[cluster_hub.account_of("ada")].id != job.id
-    assert cluster_hub.run(ada, "ada", "print(open('kept.txt').read())").strip() == "still here"
+    assert cluster_hub.run(ada, "ada", "import os; print(open(os.path.expanduser('~/work/kept.txt')).read())").strip() == "still here"
 
 
 def test_a_hub_restart_keeps_every_job_and_server(cluster_hub: ClusterHub) -> None:
