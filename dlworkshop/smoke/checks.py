@@ -8,6 +8,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any, cast
 
 from dlworkshop.lessons import Hardware, Lesson, Size
@@ -59,6 +60,32 @@ print(json.dumps({
 
 def _json_of(output: str) -> dict[str, Any]:
     return json.loads(output.strip().splitlines()[-1])
+
+
+# Inside a learner's server: the Slurm job it runs in, where, and when it was submitted and started.
+PLACEMENT = """
+import json, os, subprocess
+job = os.environ.get("SLURM_JOB_ID")
+found = {"job": job, "squeue": ""}
+if job:
+    found["squeue"] = subprocess.run(
+        ["squeue", "--noheader", "--jobs", job, "--format=%N|%V|%S"], capture_output=True, text=True
+    ).stdout.strip()
+print(json.dumps(found))
+"""
+
+
+def engine_placement(server: JupyterServer, kernel: str) -> str:
+    """Where the engine placed the server, as the spawn check reports it ('' outside a Slurm job)."""
+    info = _json_of(run_code(server, kernel, PLACEMENT))
+    if not info.get("job") or info.get("squeue", "").count("|") != 2:
+        return ""
+    node, submitted, started = info["squeue"].split("|")
+    try:
+        queued = (datetime.fromisoformat(started) - datetime.fromisoformat(submitted)).total_seconds()
+    except ValueError:
+        return f" (Slurm job {info['job']} on {node})"
+    return f" (Slurm job {info['job']} on {node}, {queued:.0f} s queued)"
 
 
 def check_packages(server: JupyterServer, kernel: str) -> CheckResult:

@@ -83,6 +83,11 @@ def smoke_test(settings: Settings, options: SmokeOptions, console: Console) -> l
                     server, kernel, policy, gpu.docker_device_requests
                 )
                 results += hardware_results
+                # On Slurm the spawn check also says which node the job landed on and how long it
+                # queued (the spawn page's message may be gone when the start was quick).
+                spawn = next((r for r in results if r.check == "spawn"), None)
+                if spawn is not None and "Slurm job" not in spawn.measured:
+                    spawn.measured += smoke_checks.engine_placement(server, kernel)
             finally:
                 server.shutdown_kernel(kernel)
             for lesson in lessons:

@@ -458,7 +458,7 @@ def test_the_smoke_test_passes_and_reports_where_the_job_ran(cluster_hub: Cluste
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     report = json.loads((tmp_path / "smoke" / "report.json").read_text())
-    spawn = next(check for check in report["checks"] if check["name"] == "spawn")
+    spawn = next(check for check in report["checks"] if check["check"] == "spawn")
     assert re.search(r"Slurm job \d+ on node[12], \d+ s queued", spawn["measured"]), spawn
 
 
