@@ -166,7 +166,7 @@ def pack_hub(image: str, prefix: str, out: Path, say: Say = print) -> Installed:
             "target": "/target",
             "prefix": prefix,
             "image_venv": HUB_IMAGE_VENV,
-            "image_app": str(contract.HUB_HOME),
+            "image_app": str(contract.HUB_CODE),
             "app": ["hub", contract.HUB_CONFIG_FILE.name],
             "image_proxy": HUB_IMAGE_PROXY,
             "marker": HUB_MARKER,
