@@ -22,6 +22,9 @@ from hub.seats import seat_count
 from hub.state import HubState
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+# Where the `hub` package is (the services' working folder): contract.HUB_CODE in the hub image, the
+# app folder of the hub's install on a Slurm login node.
+HUB_CODE_DIR = Path(__file__).resolve().parent.parent
 # JupyterHub's default scopes of a server's own API token (its `server` role).
 SERVER_TOKEN_SCOPES = ("users:activity!user", "access:servers!server")
 # A learner reading their own name and auth_state (the name they typed, in shared-code mode).
@@ -117,8 +120,7 @@ def prewarm_service(settings: Settings, state: HubState, settings_file: Path) ->
             # service's environment override the address it would give).
             "JUPYTERHUB_API_URL": contract.HUB_API_URL_LOCAL,
         }
-        # Where the `hub` package is: /srv/jupyterhub in the container, the app folder on a login node.
-        service["cwd"] = str(Path(__file__).resolve().parent.parent)
+        service["cwd"] = str(HUB_CODE_DIR)
         if contract.HUB_HOME_ENV in os.environ:
             service["environment"][contract.HUB_HOME_ENV] = os.environ[contract.HUB_HOME_ENV]
     return service
@@ -136,7 +138,7 @@ def names_service(settings: Settings, state: HubState, proxied_locally: bool) ->
             "name": contract.NAMES_SERVICE,
             "url": f"http://127.0.0.1:{contract.NAMES_SERVICE_PORT}",
             "command": command,
-            "cwd": str(contract.HUB_HOME),
+            "cwd": str(HUB_CODE_DIR),
         }
     ]
 

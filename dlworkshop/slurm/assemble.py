@@ -88,6 +88,11 @@ def hub(plan: dict[str, Any]) -> int:
     (target / "app").mkdir(exist_ok=True)
     for name in plan["app"]:
         copy_tree(f"{plan['image_app']}/{name}", target / "app" / name)
+    # The image's .pth files that put the hub's code on the path name where it is now.
+    for pth in (target / "venv").glob("lib/python3*/site-packages/*.pth"):
+        text = pth.read_text()
+        if plan["image_app"] in text:
+            pth.write_text(text.replace(plan["image_app"], f"{prefix}/app"))
     copy_tree(plan["image_proxy"], target / "proxy")
     marker = {
         "image": plan["image"],
