@@ -61,7 +61,7 @@ def main() -> int:
             "cluster": "tests/fixtures/slurm.py: login + node1 + node2 (containers on this machine), "
             "2 fake GPUs per node, shards",
             "settings": "shared-code login, 0.5 CPU (1 CPU in Slurm) and 900M per learner, "
-            "policy shared (shard:1), start_capacity 4, through the TLS endpoint",
+            "no GPU (policy none), start_capacity 4, through the TLS endpoint",
             "learners": data["learners"],
             "ramp_seconds": data["ramp_seconds"],
             "ran_code": data["ran_code"],
