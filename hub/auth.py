@@ -110,7 +110,7 @@ class SharedCodeAuthenticator(RateLimitedAuthenticator):
     seats = Integer(0, config=True, help="Pre-warmed seats (seat-01, ...) handed out at first login.")
     seats_file = Unicode("", config=True, help="JSON file recording which name has which seat.")
     claims_file = Unicode(
-        str(Path(contract.HUB_DATA) / contract.CLAIMS_FILE),
+        str(Path(contract.hub_data()) / contract.CLAIMS_FILE),
         config=True,
         help="JSON file of claimed names and their secrets' hashes (hub/claims.py).",
     )

@@ -145,7 +145,7 @@ def serve(book: ClaimBook) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Claimed names of a shared-code workshop hub.")
-    parser.add_argument("--file", type=Path, default=Path(contract.HUB_DATA) / contract.CLAIMS_FILE)
+    parser.add_argument("--file", type=Path, default=Path(contract.hub_data()) / contract.CLAIMS_FILE)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("release").add_argument("name")
     claim = commands.add_parser("claim")

@@ -113,7 +113,7 @@ def refuse_after_the_end(closing: Closing) -> Callable[[Any, Any, dict[str, Any]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Close a workshop hub's logins, or open them again.")
-    parser.add_argument("--file", type=Path, default=Path(contract.HUB_DATA) / contract.CLOSED_FILE)
+    parser.add_argument("--file", type=Path, default=Path(contract.hub_data()) / contract.CLOSED_FILE)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("close").add_argument("--message", default=None)
     commands.add_parser("reopen")

@@ -529,7 +529,7 @@ def handlers(room: Room) -> list[tuple[str, type, dict[str, Any]]]:
 def main() -> int:
     """`python -m hub.room` in the hub container: the room view as JSON, asked with the room
     service's token (what `dlworkshop status` runs on the hub of `dlworkshop up`)."""
-    token_file = Path(contract.HUB_DATA) / contract.ROOM_TOKEN_FILE
+    token_file = Path(contract.hub_data()) / contract.ROOM_TOKEN_FILE
     if not token_file.exists():
         print("this hub has no room view yet: re-create it with `dlworkshop up`", file=sys.stderr)
         return 2
