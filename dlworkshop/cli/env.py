@@ -7,14 +7,12 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from dlworkshop.cli import app
+from dlworkshop.cli import command_group
 from dlworkshop.cli.config import ConfigOption
 
-env_app = typer.Typer(
-    help="The learner environment on a cluster's shared storage, copied out of the learner image.",
-    no_args_is_help=True,
+env_app = command_group(
+    "env", "The learner environment on a cluster's shared storage, copied out of the learner image."
 )
-app.add_typer(env_app, name="env")
 console = Console(soft_wrap=True)
 
 PrefixOption = typer.Option(

@@ -73,10 +73,23 @@ def docker_container_params(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def tls_proxy_vars(settings: Settings) -> dict[str, Any]:
+    """The tls_proxy role's variables: the same TLS endpoint in front of a hub on a VM or a login node."""
+    hub, tls = settings.hub, settings.hub.tls
+    return {
+        "tls_proxy_mode": tls.mode,
+        "tls_proxy_domain": tls.domain or "",
+        "tls_proxy_email": tls.email or "",
+        "tls_proxy_acme_directory": tls.acme_directory,
+        "tls_proxy_certificate_source": str(tls.certificate) if tls.certificate else "",
+        "tls_proxy_key_source": str(tls.key) if tls.key else "",
+        "tls_proxy_upstream": f"{hub.bind}:{hub.port}",
+    }
+
+
 def playbook_vars(settings: Settings) -> dict[str, Any]:
     """Extra vars for ansible/site.yml, named after the role that reads them."""
     hub = settings.hub
-    tls = settings.hub.tls
     hub_dir = contract.HOST_STATE / hub.container_name
     accounts = str(hub_dir / "accounts.csv") if settings.auth.mode == "accounts" else None
     spec = hub_container_spec(settings, str(hub_dir / contract.CONFIG_NAME), accounts)
@@ -112,13 +125,7 @@ def playbook_vars(settings: Settings) -> dict[str, Any]:
         "workshop_hub_accounts_path": accounts or "",
         "workshop_hub_gpu_policy": settings.resources.gpu.policy,
         "workshop_hub_url": hub.url,
-        "tls_proxy_mode": tls.mode,
-        "tls_proxy_domain": tls.domain or "",
-        "tls_proxy_email": tls.email or "",
-        "tls_proxy_acme_directory": tls.acme_directory,
-        "tls_proxy_certificate_source": str(tls.certificate) if tls.certificate else "",
-        "tls_proxy_key_source": str(tls.key) if tls.key else "",
-        "tls_proxy_upstream": f"{hub.bind}:{hub.port}",
+        **tls_proxy_vars(settings),
         "workshop_firewall_bridge": contract.bridge_name(hub.network),
     }
 
@@ -151,7 +158,7 @@ def cluster_playbook_vars(
     from dlworkshop.slurm.environment import HUB_MARKER, MARKER
     from dlworkshop.slurm.jobs import account_uids, gres
 
-    hub, slurm, tls = settings.hub, settings.slurm, settings.hub.tls
+    hub, slurm = settings.hub, settings.slurm
     accounts = account_uids(settings)
     return {
         "dlworkshop_contract": contract_vars(),
@@ -181,13 +188,7 @@ def cluster_playbook_vars(
         "workshop_cluster_hub_gres": gres(settings) or "",
         "workshop_cluster_hub_bind": hub.bind,
         "workshop_cluster_hub_port": hub.port,
-        "tls_proxy_mode": tls.mode,
-        "tls_proxy_domain": tls.domain or "",
-        "tls_proxy_email": tls.email or "",
-        "tls_proxy_acme_directory": tls.acme_directory,
-        "tls_proxy_certificate_source": str(tls.certificate) if tls.certificate else "",
-        "tls_proxy_key_source": str(tls.key) if tls.key else "",
-        "tls_proxy_upstream": f"{hub.bind}:{hub.port}",
+        **tls_proxy_vars(settings),
     }
 
 

@@ -78,6 +78,20 @@ def writable(path: Path) -> None:
     path.chmod(path.stat().st_mode | stat.S_IWUSR)
 
 
+def write_marker(plan: dict[str, Any], target: Path, prefix: str, batchspawner: str) -> dict[str, str]:
+    """What was installed where, read by the deploy and `dlworkshop verify` (versions must match the hub's)."""
+    marker = {
+        "image": plan["image"],
+        "image_id": plan["image_id"],
+        "prefix": prefix,
+        "python": platform.python_version(),
+        "jupyterhub": importlib.metadata.version("jupyterhub"),
+        "batchspawner": batchspawner,
+    }
+    (target / plan["marker"]).write_text(json.dumps(marker, indent=1) + "\n")
+    return marker
+
+
 def hub(plan: dict[str, Any]) -> int:
     """The hub's bundle for a login node, out of the hub image: its venv (the hub's lock, hash-checked
     when the image was built), the hub's code and configuration file, and the proxy."""
@@ -94,15 +108,7 @@ def hub(plan: dict[str, Any]) -> int:
         if plan["image_app"] in text:
             pth.write_text(text.replace(plan["image_app"], f"{prefix}/app"))
     copy_tree(plan["image_proxy"], target / "proxy")
-    marker = {
-        "image": plan["image"],
-        "image_id": plan["image_id"],
-        "prefix": prefix,
-        "python": platform.python_version(),
-        "jupyterhub": importlib.metadata.version("jupyterhub"),
-        "batchspawner": importlib.metadata.version("batchspawner"),
-    }
-    (target / plan["marker"]).write_text(json.dumps(marker, indent=1) + "\n")
+    marker = write_marker(plan, target, prefix, importlib.metadata.version("batchspawner"))
     subprocess.run(["chmod", "-R", "a+rX,go-w", str(target)], check=True)
     print(json.dumps(marker))
     return 0
@@ -170,17 +176,8 @@ def main(plan_file: str) -> int:
     script.write_text(START_SERVER.format(prefix=prefix, start=" ".join(start)))
     script.chmod(0o755)
 
-    marker = {
-        "image": plan["image"],
-        "image_id": plan["image_id"],
-        "prefix": prefix,
-        "python": platform.python_version(),
-        "jupyterhub": importlib.metadata.version("jupyterhub"),
-        "batchspawner": next(
-            iter(importlib.metadata.distributions(path=[str(batchspawner)], name="batchspawner"))
-        ).version,
-    }
-    (target / plan["marker"]).write_text(json.dumps(marker, indent=1) + "\n")
+    installed = importlib.metadata.distributions(path=[str(batchspawner)], name="batchspawner")
+    marker = write_marker(plan, target, prefix, next(iter(installed)).version)
     subprocess.run(["chmod", "-R", "a+rX", str(target)], check=True)
     print(json.dumps(marker))
     return 0
