@@ -3,7 +3,9 @@
 Memory is what decides in practice (a learner over its limit is killed) and GPU places are hard:
 overcommitting either is a problem. CPU quotas are limits shared by time (a busy learner slows the
 others, nobody is refused), so overcommitted CPUs are a warning. Demand is counted for the learners
-expected at once: all of them, unless workshop.yaml says `learners.expected_concurrent`.
+expected at once: all of them, unless workshop.yaml says `learners.expected_concurrent`, plus the
+hot spares (`prewarm.spares`) kept ready for late arrivals: a spare holds memory and a GPU place
+like a learner.
 """
 
 from __future__ import annotations
@@ -77,12 +79,19 @@ class Demand:
 
 @dataclass(frozen=True)
 class CapacityReport:
-    concurrent: int
+    concurrent: int  # learners at once
     demands: list[Demand]
     carries: int
     problems: list[str]
     warnings: list[str]
     start_capacity: int
+    spares: int = 0  # ready servers kept beside them (prewarm.spares)
+
+    @property
+    def servers(self) -> str:
+        """Who the demands are for, as the capacity table's header says it."""
+        spares = f" + {self.spares} spares" if self.spares else ""
+        return f"{self.concurrent} learners at once{spares}"
 
 
 def gpu_places(settings: Settings, host: HostFacts) -> int | None:
@@ -99,21 +108,23 @@ def gpu_places(settings: Settings, host: HostFacts) -> int | None:
 
 def check_capacity(settings: Settings, host: HostFacts) -> CapacityReport:
     resources, learners = settings.resources, settings.learners
+    spares = settings.prewarm.spares
     concurrent = learners.concurrent
+    servers = concurrent + spares
     learner_memory = host.memory - HUB_OVERHEAD_BYTES
     demands = [
         Demand(
             "cpu",
-            concurrent * resources.cpu,
+            servers * resources.cpu,
             host.cpus,
-            f"{concurrent * resources.cpu:g} CPUs",
+            f"{servers * resources.cpu:g} CPUs",
             f"{host.cpus:g} CPUs",
         ),
         Demand(
             "memory",
-            concurrent * resources.memory + HUB_OVERHEAD_BYTES,
+            servers * resources.memory + HUB_OVERHEAD_BYTES,
             host.memory,
-            f"{format_bytes(concurrent * resources.memory)} + {format_bytes(HUB_OVERHEAD_BYTES)} hub",
+            f"{format_bytes(servers * resources.memory)} + {format_bytes(HUB_OVERHEAD_BYTES)} hub",
             format_bytes(host.memory) if host.memory % 1024**2 == 0 else f"{host.memory / 1024**3:.1f}G",
         ),
     ]
@@ -121,14 +132,17 @@ def check_capacity(settings: Settings, host: HostFacts) -> CapacityReport:
     carries = [max(0, int(learner_memory // resources.memory))]
     places = gpu_places(settings, host)
     if places is not None:
-        demands.append(Demand("gpu", concurrent, places, f"{concurrent} GPU places", f"{places} GPU places"))
+        demands.append(Demand("gpu", servers, places, f"{servers} GPU places", f"{places} GPU places"))
         carries.append(places)
-    carry = min(carries)
+    # Spares hold their places whoever comes: what is left carries the learners.
+    carry = max(0, min(carries) - spares)
     who = (
         f"{concurrent} learners expected at once"
         if learners.expected_concurrent
         else f"all {learners.total} learners"
     )
+    if spares:
+        who += f" and {spares} spares (prewarm.spares)"
     problems, warnings = [], []
     for demand in demands:
         if demand.fits:
@@ -145,6 +159,8 @@ def check_capacity(settings: Settings, host: HostFacts) -> CapacityReport:
             if learners.expected_concurrent
             else "lower the per-learner quota, use a bigger machine, or set learners.expected_concurrent"
         )
+        if spares:
+            fix = f"lower prewarm.spares, or {fix}"
         problems.append(
             f"resources.{demand.resource}: {who} need {demand.shown_needed}, "
             f"the host has {demand.shown_available}; {fix}"
@@ -161,4 +177,4 @@ def check_capacity(settings: Settings, host: HostFacts) -> CapacityReport:
             f"workshop.start so the hub pre-warms their servers {settings.prewarm.minutes_before} minutes "
             "ahead, or run `dlworkshop prewarm` before they arrive"
         )
-    return CapacityReport(concurrent, demands, carry, problems, warnings, starts)
+    return CapacityReport(concurrent, demands, carry, problems, warnings, starts, spares)

@@ -44,6 +44,8 @@ COOKIE_SECRET_FILE = "jupyterhub_cookie_secret"
 PROXY_TOKEN_FILE = "proxy_auth_token"
 PREWARM_TOKEN_FILE = "prewarm_token"
 SEATS_FILE = "seats.json"
+# The spares the hub has started during the workshop (hub/spares.py): seats beyond prewarm.seats.
+SPARES_FILE = "spares.json"
 # shared-code mode: names claimed at first login and their secrets' hashes (hub/claims.py).
 CLAIMS_FILE = "claims.json"
 # Encrypts JupyterHub's auth_state (in shared-code mode: the name a learner typed, for JupyterLab).

@@ -350,6 +350,15 @@ class Prewarm(StrictModel):
         description="shared-code mode: ready servers handed out at first login (auto: the learners "
         "expected at once). accounts and github modes pre-warm the named learners instead.",
     )
+    spares: int = Field(
+        default=0,
+        ge=0,
+        description="shared-code mode: ready servers kept for first logins from pre-warm time until "
+        "workshop.end (seats nobody has taken count), refilled after the rush; culled at workshop.end.",
+    )
+    refill_seconds: int = Field(
+        default=30, ge=1, description="Seconds at least between two spare starts (one at a time)."
+    )
 
 
 # The extended resources NVIDIA's device plugin advertises: whole GPUs, time-sliced replicas (renamed
@@ -610,6 +619,36 @@ class Settings(StrictModel):
             return 0
         seats = self.prewarm.seats
         return self.learners.concurrent if seats == "auto" else seats
+
+    @model_validator(mode="after")
+    def _spares_have_seats_and_a_window(self) -> Settings:
+        """Spares are handed out like seats (shared-code mode) and kept between two known times."""
+        if not self.prewarm.spares:
+            return self
+        problems = []
+        if self.auth.mode != "shared-code" or self.learners.names:
+            problems.append(
+                "spares are handed out at a first login in shared-code mode (like seats); with "
+                "accounts, github or learners.names the hub pre-warms every named learner: remove it"
+            )
+        if self.workshop.start is None or self.workshop.end is None:
+            problems.append(
+                "spares are kept from pre-warm time until the workshop ends: set workshop.start "
+                "and workshop.end"
+            )
+        if problems:
+            raise ValidationError.from_exception_data(
+                "Settings",
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("value_error", message),
+                        loc=("prewarm", "spares"),
+                        input=None,
+                    )
+                    for message in problems
+                ],
+            )
+        return self
 
     @model_validator(mode="after")
     def _prewarmed_servers_wait_less_than_the_culler(self) -> Settings:

@@ -27,6 +27,7 @@ from hub.claims import ClaimBook
 from hub.closing import DEFAULT_NOTICE, Closing
 from hub.login_limits import LoginLimiter
 from hub.seats import SEAT, SeatBook
+from hub.spares import read_spares
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
@@ -109,6 +110,9 @@ class SharedCodeAuthenticator(RateLimitedAuthenticator):
     access_code = Unicode(config=True, help="The code every learner types.")
     seats = Integer(0, config=True, help="Pre-warmed seats (seat-01, ...) handed out at first login.")
     seats_file = Unicode("", config=True, help="JSON file recording which name has which seat.")
+    spares_file = Unicode(
+        "", config=True, help="JSON file of the spares the hub started (hub/spares.py); empty: none."
+    )
     claims_file = Unicode(
         str(Path(contract.hub_data()) / contract.CLAIMS_FILE),
         config=True,
@@ -178,7 +182,7 @@ class SharedCodeAuthenticator(RateLimitedAuthenticator):
         name = await self.checked(handler, data)
         seat = name
         # Staff keep their own name: their roles (admin, helper) are the name's, not a seat's.
-        if self.seats and handler is not None and name not in self.staff:
+        if (self.seats or self.spares_file) and handler is not None and name not in self.staff:
             if self._seat_book is None:
                 self._seat_book = SeatBook(Path(self.seats_file), self.seats)
 
@@ -186,7 +190,8 @@ class SharedCodeAuthenticator(RateLimitedAuthenticator):
                 user = handler.find_user(seat)
                 return bool(user is not None and user.spawner.ready)
 
-            seat = self._seat_book.claim(name, ready)
+            spares = read_spares(Path(self.spares_file)) if self.spares_file else []
+            seat = self._seat_book.claim(name, ready, spares)
             if seat != name:
                 self.log.info("%s has %s (a pre-warmed server)", name, seat)
         # The name typed, for JupyterLab to show when the server is a seat (dlworkshop_learner/identity.py).

@@ -59,6 +59,7 @@ def apply_auth(c: Any, settings: Settings, state: HubState) -> None:
         )
         c.SharedCodeAuthenticator.seats = seat_count(settings)
         c.SharedCodeAuthenticator.seats_file = str(state.seats_file)
+        c.SharedCodeAuthenticator.spares_file = str(state.spares_file) if settings.prewarm.spares else ""
         c.SharedCodeAuthenticator.claims_file = str(state.claims_file)
         c.Authenticator.allow_all = True
         if state.auth_state_key:

@@ -5,6 +5,7 @@ prewarm.minutes_before) and through `dlworkshop prewarm` (now). Servers are aske
 hub's REST API, so they pass the same admission queue, limits and GPU quotas as any start. By name
 where names are known (accounts, or learners.names); as seats (seat-01, ...) in shared-code mode,
 handed out at first login (hub/seats.py). Servers nobody claims are culled like any idle server.
+With prewarm.spares, the service then keeps that many ready until workshop.end (hub/spares.py).
 
     python -m hub.prewarm --now            # start them now, wait until ready, print a table
     python -m hub.prewarm --scheduled      # the hub's service: wait for the time, then as --now
@@ -141,6 +142,15 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(wait)
             outcomes = prewarm(HubClient.for_api(api_url, token), prewarm_names(settings), args.timeout)
             print(report(outcomes), flush=True)
+        if settings.prewarm.spares:
+            from hub.spares import keep_spares
+
+            keep_spares(
+                HubClient.for_api(api_url, token),
+                settings,
+                Path(contract.hub_data()),
+                say=lambda line: print(line, flush=True),
+            )
         # A managed service that exits is restarted by the hub: stay, doing nothing.
         while True:
             time.sleep(3600)

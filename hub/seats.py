@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from dlworkshop.settings import Settings
@@ -29,6 +29,11 @@ def seat_count(settings: Settings) -> int:
     return settings.prewarm_seats
 
 
+def seats_taken(path: Path) -> set[str]:
+    """Seats (and spares) learners hold, as the book on the hub volume says (read by another process)."""
+    return set(json.loads(path.read_text()).values()) if path.exists() else set()
+
+
 class SeatBook:
     """Names and their seats, kept in a JSON file (written whole, then renamed: never half-written)."""
 
@@ -37,18 +42,17 @@ class SeatBook:
         self.seats = seat_names(seats)
         self.claimed: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
 
-    def claim(self, name: str, ready: Callable[[str], bool]) -> str:
-        """The learner's seat: theirs from before, else a free seat whose server is ready, else
-        their own name (no ready seat left: their server starts the usual way)."""
+    def claim(self, name: str, ready: Callable[[str], bool], spares: Sequence[str] = ()) -> str:
+        """The learner's seat: theirs from before, else a free seat (or spare, hub/spares.py) whose
+        server is ready, else their own name (no ready seat left: their server starts the usual
+        way). Either is kept: a returning learner finds their own volume, never a newer seat."""
         if name in self.claimed:
             return self.claimed[name]
         taken = set(self.claimed.values())
-        for seat in self.seats:
-            if seat not in taken and ready(seat):
-                self.claimed[name] = seat
-                self._save()
-                return seat
-        return name
+        found = next((s for s in [*self.seats, *spares] if s not in taken and ready(s)), name)
+        self.claimed[name] = found
+        self._save()
+        return found
 
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

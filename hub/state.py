@@ -60,6 +60,10 @@ class HubState:
         return self.data / contract.SEATS_FILE
 
     @property
+    def spares_file(self) -> Path:
+        return self.data / contract.SPARES_FILE
+
+    @property
     def claims_file(self) -> Path:
         return self.data / contract.CLAIMS_FILE
 

@@ -108,7 +108,7 @@ def check(
         port_taken = hub_port_taken(settings, client)
     start = check_start(settings, host, port_taken=port_taken, this_machine=not planned)
     report = start.capacity
-    table = Table("resource", f"needed ({report.concurrent} learners at once)", "host has", "fits")
+    table = Table("resource", f"needed ({report.servers})", "host has", "fits")
     for demand in report.demands:
         fits = (
             "yes" if demand.fits else "[yellow]shared by time[/]" if demand.shared_by_time else "[red]no[/]"

@@ -35,6 +35,7 @@ DOCKER_ONLY: dict[tuple[str, ...], str] = {
         "mig_devices",
     ): "the NVIDIA device plugin picks the MIG slices (kubernetes.mig_profile)",
     ("resources", "gpu", "docker_device_requests"): "the NVIDIA device plugin hands GPUs to pods",
+    ("prewarm", "spares"): "the chart's scheduling.userPlaceholder keeps room for late arrivals",
 }
 
 # kubernetes.* keys that only one GPU policy reads.

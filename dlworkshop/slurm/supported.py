@@ -24,6 +24,7 @@ DOCKER_ONLY: dict[tuple[str, ...], str] = {
     ("resources", "gpu", "devices"): "Slurm picks the GPUs (GRES)",
     ("resources", "gpu", "mig_devices"): "Slurm picks the MIG slices (slurm.mig_profile)",
     ("resources", "gpu", "docker_device_requests"): "Slurm hands GPUs to jobs (GRES and cgroups)",
+    ("prewarm", "spares"): "every seat is a cluster account made at deploy time; raise prewarm.seats",
 }
 
 # slurm.* keys that only one GPU policy or one environment reads.
