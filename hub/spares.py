@@ -158,9 +158,9 @@ def keep_spares(
                     pool.named.append(decision.start)
                     write_spares(spares_file, pool.named)
                 say(f"spares: starting {decision.start} ({decision.why})")
+                last_start = clock()  # a refused start counts too: retries keep the pace
                 hub.server(decision.start, create_user=True)
                 hub.start(decision.start)
-                last_start = clock()
             for name in decision.stop:
                 say(f"spares: stopping {name}, which nobody took ({decision.why})")
                 hub.stop(name, wait=None)
