@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -243,3 +245,24 @@ def test_clusters_refuse_spares() -> None:
             SHARED + WINDOW + "hub: {backend: kubernetes}\nimage: {source: pull}\nprewarm: {spares: 1}\n"
         )
     assert any("userPlaceholder" in p for p in refused.value.problems), refused.value.problems
+
+
+def test_check_shows_the_spares_and_refuses_them_where_they_do_not_fit(tmp_path: Path) -> None:
+    config = tmp_path / "workshop.yaml"
+    config.write_text(SHARED + WINDOW + "resources: {cpu: 1, memory: 2G}\nprewarm: {spares: 2}\n")
+
+    def check(memory: str) -> subprocess.CompletedProcess[str]:
+        host = ["--host-cpus", "16", "--host-memory", memory, "--host-gpus", "0"]
+        command = [sys.executable, "-m", "dlworkshop", "check", "-c", str(config), *host]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+    fits = check("16G")
+    assert fits.returncode == 0, fits.stdout + fits.stderr
+    assert "needed (4 learners at once + 2 spares)" in fits.stdout
+    assert "12G + 1G hub" in fits.stdout and "this host carries 5 learners at once" in fits.stdout
+    refused = check("12G")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert (
+        "all 4 learners and 2 spares (prewarm.spares) need 12G + 1G hub, the host has 12G" in refused.stderr
+    )
+    assert "lower prewarm.spares" in refused.stderr
