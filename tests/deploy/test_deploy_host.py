@@ -144,7 +144,10 @@ def test_learner_logs_in_over_tls_and_starts_a_server(deployed: DeployHost) -> N
         page = client.get("/hub/login")
         assert page.status_code == 200
         xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
-        response = client.post("/hub/login", data={"username": "ada", "password": ACCESS_CODE, "_xsrf": xsrf})
+        response = client.post(
+            "/hub/login",
+            data={"username": "ada", "password": ACCESS_CODE, "secret": "ada-secret", "_xsrf": xsrf},
+        )
         assert "/hub/login" not in str(response.url), "the login through TLS failed"
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
@@ -173,7 +176,6 @@ def test_second_deploy_changes_nothing(deployed: DeployHost) -> None:
     before = deployed.run(STATE_COMMAND)
     result = deploy(
         load_settings(deployed.config),
-        deployed.config,
         deployed.inventory,
         Console(file=open(os.devnull, "w")),  # noqa: SIM115
     )
@@ -343,7 +345,7 @@ def test_letsencrypt_certificate_through_acme_http01(deployed: DeployHost, tmp_p
         "verify", "-i", str(deployed.inventory), "-c", str(config), "--ca-file", str(root)
     )
     assert verified.returncode == 0, verified.stdout[-5000:] + verified.stderr[-2000:]
-    again = deploy(load_settings(config), config, deployed.inventory, Console(file=open(os.devnull, "w")))  # noqa: SIM115
+    again = deploy(load_settings(config), deployed.inventory, Console(file=open(os.devnull, "w")))  # noqa: SIM115
     assert [s.changed for s in again.stats.values()] == [0], "a valid certificate was requested again"
 
 
