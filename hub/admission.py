@@ -4,23 +4,38 @@ At 09:00 the whole room asks for a server at once. Started together, thirty Pyth
 two cores, every one of them is slow, and the hub gives up on some (the plain DockerSpawner hub's
 failure). Admitted a few at a time, each start takes its usual second or two, the rest wait their
 turn in order, see their place on the spawn page, and are never failed by a timeout while waiting.
+
+The order is that of the learners' requests: a start resumed after a hub restart keeps the time it
+was first asked for (hub/spawning.py), so it goes back to its place, ahead of later arrivals.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
+import itertools
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 
+@dataclass(order=True)
+class _Waiting:
+    requested: float
+    arrival: int  # ties (and clocks that step) keep the order of arrival
+    key: str = field(compare=False)
+    admitted: asyncio.Future[None] = field(compare=False)
+
+
 @dataclass
 class AdmissionQueue:
-    """First come, first admitted; at most `capacity` starts run at once."""
+    """First asked, first admitted; at most `capacity` starts run at once."""
 
     capacity: int
     starting: set[str] = field(default_factory=set)
-    waiting: list[tuple[str, asyncio.Future[None]]] = field(default_factory=list)
+    waiting: list[_Waiting] = field(default_factory=list)
+    _arrivals: itertools.count[int] = field(default_factory=itertools.count, repr=False)
 
     def __post_init__(self) -> None:
         if self.capacity < 1:
@@ -30,18 +45,18 @@ class AdmissionQueue:
         """1-based place among those waiting, 0 while starting, None when not in the queue."""
         if key in self.starting:
             return 0
-        for index, (waiting_key, _) in enumerate(self.waiting, start=1):
-            if waiting_key == key:
+        for index, entry in enumerate(self.waiting, start=1):
+            if entry.key == key:
                 return index
         return None
 
     def _admit_next(self) -> None:
         while self.waiting and len(self.starting) < self.capacity:
-            key, admitted = self.waiting.pop(0)
-            if admitted.done():  # cancelled while waiting
+            entry = self.waiting.pop(0)
+            if entry.admitted.done():  # cancelled while waiting
                 continue
-            self.starting.add(key)
-            admitted.set_result(None)
+            self.starting.add(entry.key)
+            entry.admitted.set_result(None)
 
     def release(self, key: str) -> None:
         """Give a place back before the `admitted` block ends (an engine queuing the start itself)."""
@@ -50,19 +65,22 @@ class AdmissionQueue:
             self._admit_next()
 
     @contextlib.asynccontextmanager
-    async def admitted(self, key: str) -> AsyncIterator[None]:
-        """Wait for a place (no timeout: waiting is not failing), hold it for the block."""
-        if len(self.starting) < self.capacity and not self.waiting:
+    async def admitted(self, key: str, requested: float | None = None) -> AsyncIterator[None]:
+        """Wait for a place (no timeout: waiting is not failing), hold it for the block.
+        `requested`: when the learner asked (time.time()); now unless the start is a resumed one."""
+        requested = time.time() if requested is None else requested
+        ahead = [entry for entry in self.waiting if entry.requested <= requested]
+        if len(self.starting) < self.capacity and not ahead:
             self.starting.add(key)
         else:
-            admitted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self.waiting.append((key, admitted))
+            entry = _Waiting(requested, next(self._arrivals), key, asyncio.get_running_loop().create_future())
+            bisect.insort(self.waiting, entry)
             try:
-                await admitted
+                await entry.admitted
             except BaseException:
                 # Cancelled (the learner stopped the pending start): give the place back.
-                self.waiting = [(k, f) for k, f in self.waiting if f is not admitted]
-                if admitted.done() and not admitted.cancelled():
+                self.waiting = [other for other in self.waiting if other is not entry]
+                if entry.admitted.done() and not entry.admitted.cancelled():
                     self.starting.discard(key)
                     self._admit_next()
                 raise

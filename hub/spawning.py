@@ -5,7 +5,16 @@ SlurmSpawner, KubeSpawner): the start waits its turn in the hub's admission queu
 the server, and the admission place is held until the server answers, since its imports are where
 a start's CPU goes. The spawn page shows the learner's place in the queue, then the start's steps.
 Backends (hub/backends/) override only `start_engine` and, where the engine says more,
-`engine_message`.
+`engine_message` (and `get_url`, where the engine knows where a server it started listens).
+
+A hub restart in the middle of the rush strands nobody. A start records itself in JupyterHub's
+database (the spawner's state) before it waits its turn. After a restart, JupyterHub checks every
+server its database holds (`init_spawners`, since `cleanup_servers` is off), and `poll` answers
+for the starts that were in flight: a server that the engine runs and that answers is adopted
+(JupyterHub takes its real address from `get_url`); anything else is reported stopped, JupyterHub
+cleans up what is left of it, and the start is asked for again through the hub's own API, as the
+learner would, going back to its place in the queue. The spawn page reconnects to the progress
+stream by itself (hub/templates/spawn_pending.html).
 """
 
 from __future__ import annotations
@@ -15,30 +24,40 @@ import contextlib
 import os
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from tornado.httpclient import AsyncHTTPClient
-from traitlets import Integer, Unicode
+from traitlets import Float, Integer, Unicode
 from traitlets.config import LoggingConfigurable
 
 from dlworkshop.capacity import available_memory, host_start_capacity
-from dlworkshop.contract import QUEUED_START_TIMEOUT
+from dlworkshop.contract import HUB_API_URL_LOCAL, QUEUED_START_TIMEOUT
+from dlworkshop.hubclient import HubError, HubSession, hub_url_of
 from hub.admission import AdmissionQueue
 
-__all__ = ["QUEUED_START_TIMEOUT", "WorkshopSpawner"]
+__all__ = ["QUEUED_START_TIMEOUT", "START_STATE_KEY", "WorkshopSpawner"]
+
+# The key of a start in flight in the spawner's state (JupyterHub's database): when it was asked for.
+START_STATE_KEY = "dlworkshop_start"
 
 
 class WorkshopSpawner(LoggingConfigurable):
-    """Admission, the spawn page's messages and the wait until the server answers. Mixed in front
-    of a jupyterhub.spawner.Spawner subclass (a Spawner itself would have to be a whole engine)."""
+    """Admission, the spawn page's messages, the wait until the server answers, and starts that a
+    hub restart interrupted. Mixed in front of a jupyterhub.spawner.Spawner subclass (a Spawner
+    itself would have to be a whole engine)."""
 
     if TYPE_CHECKING:  # provided by the Spawner it is mixed into
         user: Any
         name: str
         server: Any
+        orm_spawner: Any
         _log_name: str
 
-        async def poll(self) -> int | None: ...
+        @property
+        def active(self) -> bool: ...
+
+        async def get_url(self) -> str: ...
 
     start_capacity = Integer(
         0,
@@ -52,13 +71,33 @@ class WorkshopSpawner(LoggingConfigurable):
         help="Seconds a start may take once admitted, until the server answers. Time spent queued "
         "does not count (Spawner.start_timeout is set far above it).",
     )
+    interrupted_start_grace = Integer(
+        20,
+        config=True,
+        help="After a hub restart, seconds a server whose start the restart interrupted has to answer "
+        "before it is started again (it was starting: it usually answers within seconds).",
+    )
+    hub_api_url = Unicode(
+        HUB_API_URL_LOCAL,
+        config=True,
+        help="The hub's API as the hub process itself reaches it: starts interrupted by a restart "
+        "are asked for again there.",
+    )
     phase = Unicode("")  # queued | starting | answering, shown on the spawn page
     # Seconds the engine's own queue held the current start (queued_in_engine), and since when.
     _engine_queued: float = 0.0
     _engine_queued_since: float | None = None
+    # When the learner asked for this start (time.time()); a resumed start keeps the first request's.
+    start_requested = Float(0.0)
+    # From the state a restarted hub loaded: a start was in flight when the hub stopped.
+    interrupted_start = Float(None, allow_none=True)
+    resumed = False  # this start is one a restart interrupted (the spawn page says so)
 
     # One queue for the hub process, shared by every learner's spawner; built at the first start.
     _admission: ClassVar[AdmissionQueue | None] = None
+    # Starts interrupted by a restart, asked for again: their first request's time, by admission key.
+    _resuming: ClassVar[dict[str, float]] = {}
+    _background: ClassVar[set[asyncio.Task[None]]] = set()
 
     @property
     def admission(self) -> AdmissionQueue:
@@ -85,12 +124,17 @@ class WorkshopSpawner(LoggingConfigurable):
 
     async def start(self) -> Any:
         queue = self.admission
+        resumed_from = WorkshopSpawner._resuming.pop(self.admission_key, None)
+        self.resumed = resumed_from is not None
+        self.start_requested = resumed_from if resumed_from is not None else time.time()
         self.phase = "queued"
+        # From here on a restarted hub knows this start was in flight (see `poll`).
+        self._save_state()
         queued_at = time.monotonic()
         self._engine_queued = 0.0
         self._engine_queued_since = None
         try:
-            async with queue.admitted(self.admission_key):
+            async with queue.admitted(self.admission_key, self.start_requested):
                 waited = time.monotonic() - queued_at
                 if waited > 1:
                     self.log.info("%s admitted after %.0f s in the queue", self._log_name, waited)
@@ -156,6 +200,115 @@ class WorkshopSpawner(LoggingConfigurable):
                     raise RuntimeError("the server exited while starting; its log says why")
             await asyncio.sleep(0.2)
 
+    # --- state in JupyterHub's database, and starts a restart interrupted ---
+
+    def get_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = super().get_state()  # type: ignore[misc]
+        if self.phase:  # a start in flight (JupyterHub saves the state again once it is done)
+            state[START_STATE_KEY] = {"requested": self.start_requested}
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)  # type: ignore[misc]
+        start = state.get(START_STATE_KEY)
+        if start:
+            self.interrupted_start = float(start["requested"])
+
+    def clear_state(self) -> None:
+        super().clear_state()  # type: ignore[misc]
+        self.interrupted_start = None
+
+    def _save_state(self) -> None:
+        """The state into JupyterHub's database now (JupyterHub itself saves it when a start ends)."""
+        if self.orm_spawner is None:  # a spawner outside a hub
+            return
+        self.orm_spawner.state = self.get_state()
+        self.user.db.commit()
+
+    async def poll(self) -> int | str | None:
+        status = await super().poll()  # type: ignore[misc]
+        requested, self.interrupted_start = self.interrupted_start, None
+        if requested is None:
+            return status
+        # The first poll of a hub that restarted while this start was in flight: JupyterHub's
+        # check of the servers in its database. The database has no address for the server yet, so
+        # JupyterHub would wait http_timeout on a placeholder and then stop it.
+        if status is None and await self._answers_after_restart():
+            self.log.info(
+                "dlworkshop: %s, started before the hub restarted, answers: adopted", self._log_name
+            )
+            self._save_state()
+            return None
+        asked = datetime.fromtimestamp(requested).strftime("%H:%M:%S")
+        self.log.info(
+            "dlworkshop: the hub restarted during %s's start (asked for at %s): asking for it again, "
+            "in its place in the queue",
+            self._log_name,
+            asked,
+        )
+        WorkshopSpawner._resuming[self.admission_key] = requested
+        task = asyncio.ensure_future(self._ask_again())
+        WorkshopSpawner._background.add(task)
+        task.add_done_callback(WorkshopSpawner._background.discard)
+        # Not running (or not answering): JupyterHub stops what is left of it, then `_ask_again`.
+        return status if status is not None else "its start was interrupted by a hub restart"
+
+    async def _answers_after_restart(self) -> bool:
+        """Does the server the engine runs answer, at the address the engine gives?"""
+        try:
+            url = await self.get_url()
+        except Exception as exc:
+            self.log.info("dlworkshop: no address for %s from the engine: %s", self._log_name, exc)
+            return False
+        if not url or (url == self.server.url and not self.server.ip):
+            return False  # only JupyterHub's placeholder: this engine cannot say where it listens
+        api = f"{url.rstrip('/')}/api"  # get_url is the server's URL, its base URL included
+        try:
+            await asyncio.wait_for(self._until_answering(api), self.interrupted_start_grace)
+        except (asyncio.TimeoutError, RuntimeError):
+            return False
+        return True
+
+    async def _ask_again(self) -> None:
+        """Once JupyterHub has cleaned up what was left of an interrupted start, ask for the server
+        again through the hub's API, with a short-lived token of the learner's own that can do
+        nothing but that (the request is the learner's, made for them)."""
+        deadline = time.monotonic() + 300
+        while self.active:  # JupyterHub's check, then its stop of what was left
+            if time.monotonic() > deadline:
+                return
+            await asyncio.sleep(0.2)
+        token = self.user.new_api_token(
+            note="dlworkshop: a start interrupted by a hub restart, asked for again",
+            scopes=[f"servers!user={self.user.name}"],
+            expires_in=300,
+        )
+        path = f"/hub/api/users/{self.user.name}/server" + (f"s/{self.name}" if self.name else "")
+        try:
+            async with HubSession(hub_url_of(self.hub_api_url), token=token, timeout=30) as hub:
+                while True:
+                    try:
+                        await hub.request("POST", path, check=False)
+                        return
+                    except HubError as exc:  # the hub is not listening yet
+                        if time.monotonic() > deadline:
+                            self.log.error("dlworkshop: could not ask again for %s: %s", self._log_name, exc)
+                            WorkshopSpawner._resuming.pop(self.admission_key, None)
+                            return
+                        await asyncio.sleep(0.5)
+        finally:
+            self._forget_token(token)
+
+    def _forget_token(self, token: str) -> None:
+        from jupyterhub import orm
+
+        found = orm.APIToken.find(self.user.db, token)
+        if found is not None:
+            self.user.db.delete(found)
+            self.user.db.commit()
+
+    # --- the spawn page ---
+
     async def progress(self) -> AsyncIterator[dict[str, Any]]:
         """The spawn page's messages: the learner's place in the queue, then the start's steps."""
         shown = None
@@ -171,9 +324,10 @@ class WorkshopSpawner(LoggingConfigurable):
         place = queue.place(self.admission_key)
         if self.phase == "queued" and place:
             starting = len(queue.starting)
+            who = "The hub restarted and kept your place" if self.resumed else "The room is starting together"
             return {
                 "progress": 10,
-                "message": f"The room is starting together: you are number {place} in the queue "
+                "message": f"{who}: you are number {place} in the queue "
                 f"({starting} {'server' if starting == 1 else 'servers'} starting now). "
                 "Your place is kept; no need to reload.",
             }

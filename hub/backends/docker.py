@@ -130,6 +130,15 @@ class WorkshopDockerSpawner(WorkshopSpawner, DockerSpawner):
             self._release_gpu()
             raise
 
+    async def get_url(self) -> str:
+        """Where the container's server listens, from the engine: after a hub restart during its
+        start, JupyterHub's database holds only a placeholder address (hub/spawning.py adopts it)."""
+        try:
+            ip, port = await self.get_ip_and_port()
+        except Exception:
+            return await super().get_url()
+        return f"{self.server.proto}://{ip}:{port}{self.server.base_url}"
+
     async def stop(self, now: bool = False) -> None:
         try:
             await super().stop(now=now)

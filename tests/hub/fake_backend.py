@@ -50,6 +50,13 @@ class InProcessSpawner(Spawner):
         self.engine[self.user.name] = running
         return "127.0.0.1", port
 
+    async def get_url(self) -> str:
+        """Where the engine runs the learner's server (as DockerSpawner's container address)."""
+        running = self.engine.get(self.user.name)
+        if running is None:
+            return await super().get_url()
+        return f"http://127.0.0.1:{running.port}{self.server.base_url}"
+
     async def poll(self) -> int | None:
         running = self.engine.get(self.user.name)
         if running is None:

@@ -172,7 +172,7 @@ def test_the_spawn_page_shows_the_place_in_the_queue_then_the_start() -> None:
         waiting = asyncio.create_task(queue.admitted("bo/").__aenter__())
         await asyncio.sleep(0)
         bo = SimpleNamespace(
-            phase="queued", admission=queue, admission_key="bo/", engine_message=lambda: None
+            phase="queued", admission=queue, admission_key="bo/", engine_message=lambda: None, resumed=False
         )
         events = [WorkshopSpawner._progress_event(bo)]  # type: ignore[arg-type]
         holder_done.set()

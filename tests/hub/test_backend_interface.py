@@ -28,7 +28,7 @@ from traitlets.config import Config
 from dlworkshop import contract
 from dlworkshop.settings import Settings, parse_settings
 from hub.backends.base import Backend
-from hub.spawning import WorkshopSpawner
+from hub.spawning import START_STATE_KEY, WorkshopSpawner
 from tests.hub.fake_backend import InProcessBackend, InProcessSpawner
 
 SETTINGS = "auth: {mode: shared-code, access_code: x}\nresources: {cpu: 0.5, memory: 512M}\n"
@@ -80,6 +80,17 @@ class Engine:
         spawner.server = Server(orm_server=orm_server)
         self.spawners.append(spawner)
         return spawner
+
+    def restarted(self, spawner: Any) -> Any:
+        """The same learner's spawner as a restarted hub makes it: a new User around the same
+        database rows, the spawner's state loaded from the database (JupyterHub's init_spawners)."""
+        user = User(
+            spawner.user.orm_user,
+            settings={"config": spawner.config, "hub": Hub(), "spawner_class": self.backend.spawner_class},
+        )
+        again = user._new_spawner("", spawner_class=self.backend.spawner_class)
+        self.spawners.append(again)
+        return again
 
 
 def docker_engine(base_image: str, suffix: str) -> Engine:
@@ -371,5 +382,98 @@ def test_a_running_servers_usage_is_said_against_its_quota(engine: Engine) -> No
         finally:
             await ada.stop()
         assert "ada" not in engine.backend.learner_usage(engine.backend.learner_servers())
+
+    asyncio.run(scenario())
+
+
+def _restart_the_hub(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A new hub process: a new admission queue; the starts it asks for again are recorded
+    (the real hub asks its own API, tested in tests/hub/test_faults.py)."""
+    asked: list[str] = []
+
+    async def ask_again(spawner: WorkshopSpawner) -> None:
+        asked.append(spawner.user.name)
+
+    monkeypatch.setattr(WorkshopSpawner, "_admission", None)
+    monkeypatch.setattr(WorkshopSpawner, "_resuming", {})
+    monkeypatch.setattr(WorkshopSpawner, "_ask_again", ask_again)
+    return asked
+
+
+def test_starts_a_restart_interrupted_while_queued_are_asked_again_in_their_place(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c = engine.config(capacity=1)
+    ada, bo = engine.spawner(c, "ada"), engine.spawner(c, "bo")
+
+    async def before_the_restart() -> None:
+        async with ada.admission.admitted("someone-else/"):  # the one place, taken
+            starts = [asyncio.create_task(ada.start())]
+            await _until(lambda: ada.phase == "queued")
+            starts.append(asyncio.create_task(bo.start()))
+            await _until(lambda: bo.admission.place(bo.admission_key) == 2)
+            # In the database: both starts in flight, ada's asked for first.
+            assert START_STATE_KEY in ada.orm_spawner.state and START_STATE_KEY in bo.orm_spawner.state
+            for start in starts:  # the hub process ends (its database stays)
+                start.cancel()
+            await asyncio.gather(*starts, return_exceptions=True)
+
+    asyncio.run(before_the_restart())
+    asked = _restart_the_hub(monkeypatch)
+    ada_again, bo_again = engine.restarted(ada), engine.restarted(bo)
+    newcomer = engine.spawner(c, "cy")
+
+    async def after_the_restart() -> None:
+        # JupyterHub's check of the servers in its database: neither runs, both are asked again.
+        for spawner in (bo_again, ada_again):
+            assert await spawner.poll() is not None
+            await spawner.stop()  # what JupyterHub's check does with a server that is not running
+        await asyncio.sleep(0.1)  # the spawners ask again in the background
+        assert sorted(asked) == ["ada", "bo"]
+        async with newcomer.admission.admitted("someone-else/"):
+            starts = {"cy": asyncio.create_task(newcomer.start())}
+            await _until(lambda: newcomer.phase == "queued")
+            # The hub's API hands the starts asked again to the spawners (later than cy's own).
+            starts["bo"] = asyncio.create_task(bo_again.start())
+            starts["ada"] = asyncio.create_task(ada_again.start())
+            await _until(lambda: len(newcomer.admission.waiting) == 3)
+            queue = newcomer.admission
+            assert [queue.place(s.admission_key) for s in (ada_again, bo_again, newcomer)] == [1, 2, 3]
+            shown = ada_again._progress_event()
+            assert shown is not None and "The hub restarted and kept your place" in shown["message"]
+        for name, start in starts.items():
+            assert start.done() or await start, name
+        for spawner in (ada_again, bo_again, newcomer):
+            assert await spawner.poll() is None
+            assert START_STATE_KEY not in spawner.get_state()
+            await spawner.stop()
+
+    asyncio.run(after_the_restart())
+
+
+def test_a_server_started_before_the_restart_that_answers_is_adopted(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ada = engine.spawner(engine.config(), "ada")
+
+    # One event loop throughout: the in-process engine's servers live in it (Docker's outlive it).
+    async def scenario() -> None:
+        start = asyncio.create_task(ada.start())
+        # The engine runs it; the hub ends before JupyterHub registers it as started.
+        await _until(lambda: "ada" in _running(engine))
+        start.cancel()
+        await asyncio.gather(start, return_exceptions=True)
+        assert START_STATE_KEY in ada.orm_spawner.state
+
+        asked = _restart_the_hub(monkeypatch)
+        again = engine.restarted(ada)
+        assert await again.poll() is None  # running and answering: JupyterHub keeps it
+        url = await again.get_url()
+        assert url != again.server.url  # the engine's address, not the database's placeholder
+        async with httpx.AsyncClient(timeout=10) as client:
+            assert (await client.get(f"{url}api")).status_code == 200
+        assert START_STATE_KEY not in again.orm_spawner.state  # registered as started
+        assert asked == []
+        await again.stop()
 
     asyncio.run(scenario())
