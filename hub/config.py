@@ -42,8 +42,14 @@ def apply_hub_state(c: Any, state: HubState) -> None:
 
 
 def apply_hub(c: Any, settings: Settings) -> None:
-    # Learners' servers outlive a hub restart or upgrade.
+    # Learners' servers outlive a hub restart or upgrade (and starts it interrupts are resumed:
+    # hub/spawning.py).
     c.JupyterHub.cleanup_servers = False
+    # A start asked for through the API is answered at once, not after up to 10 s: the asker
+    # follows the progress stream (as the spawn page does), and a restart in those seconds would
+    # cut the request, not the start. The Z2JH chart sets the same.
+    chosen = c.JupyterHub.tornado_settings if "tornado_settings" in c.JupyterHub else {}
+    c.JupyterHub.tornado_settings = {**chosen, "slow_spawn_timeout": 0}
     c.JupyterHub.template_paths = [str(TEMPLATES)]
     c.JupyterHub.template_vars = {"workshop_name": settings.workshop.name}
 

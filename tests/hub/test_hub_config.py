@@ -46,6 +46,7 @@ def test_configure_only_sets_and_matches_the_contract(state: HubState) -> None:
     settings = settings_of()
     hub_config.configure(c, settings, state)
     assert c.JupyterHub.cleanup_servers is False
+    assert c.JupyterHub.tornado_settings == {"slow_spawn_timeout": 0}  # API starts answered at once
     assert c.JupyterHub.db_url == f"sqlite:///{state.data / contract.DATABASE_FILE}"
     assert c.JupyterHub.cookie_secret_file == str(state.data / contract.COOKIE_SECRET_FILE)
     assert c.ConfigurableHTTPProxy.auth_token == "proxy-token"
@@ -199,3 +200,32 @@ def test_docker_learner_servers_come_from_the_hubs_labels() -> None:
 
     servers = learner_containers(FakeApi(), "my-hub")  # type: ignore[arg-type]
     assert [(s.user, s.state) for s in servers] == [("ada", "running"), ("bo", "stopped")]
+
+
+def test_the_spawn_page_reconnects_to_the_progress_stream_by_itself() -> None:
+    """Rendered as JupyterHub renders it (its own templates under `templates/`, ours first); the
+    browser test (tests/hub/test_faults.py) watches it carry a learner through a hub restart."""
+    from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader
+    from jupyterhub.app import JupyterHub
+
+    jupyterhub_templates = JupyterHub()._template_paths_default()[0]
+    loader = ChoiceLoader(
+        [
+            PrefixLoader({"templates": FileSystemLoader([jupyterhub_templates])}, "/"),
+            FileSystemLoader([str(hub_config.TEMPLATES), jupyterhub_templates]),
+        ]
+    )
+    page = (
+        Environment(loader=loader, autoescape=True)
+        .get_template("spawn_pending.html")
+        .render(
+            progress_url="/hub/api/users/ada/server/progress?_xsrf=x",
+            base_url="/hub/",
+            static_url=lambda *args, **kwargs: "/hub/static/",
+        )
+    )
+    assert 'var progressUrl = "/hub/api/users/ada/server/progress?_xsrf=x";' in page
+    assert 'id="progress-bar"' in page  # JupyterHub's own markup, kept
+    assert "no need to reload" in page
+    assert "source.onerror" in page and "window.setTimeout(connect, delayMs)" in page
+    assert page.count("new EventSource(") == 1  # JupyterHub's own script, which gives up, is replaced
