@@ -205,7 +205,8 @@ class HubSession:
 
     async def start(self, name: str) -> bool:
         """Ask for the user's default server; False when it is already running or on its way
-        (the hub answers 400 then). The hub answers after up to its slow-spawn wait (10 s)."""
+        (the hub answers 400 then). A dlworkshop hub answers at once (its slow-spawn wait is off,
+        hub/config.py); JupyterHub's default waits up to 10 s for the start first."""
         answer = await self.request("POST", f"{API}/users/{name}/server", check=False)
         if answer.status_code == 400:
             return False
@@ -213,36 +214,58 @@ class HubSession:
             raise _refusal(answer)
         return True
 
-    async def follow_progress(self, name: str, timeout: float) -> list[Json]:
+    async def follow_progress(self, name: str, timeout: float, give_up_after: float = 120) -> list[Json]:
         """The start's progress events, read from the hub's event stream as the spawn page reads
-        them (no polling), until one says ready or failed: the last event says which."""
-        path = f"{API}/users/{name}/server/progress"
+        them (no polling), until one says ready or failed: the last event says which.
 
-        async def until_done() -> list[Json]:
-            events: list[Json] = []
+        As the spawn page does (hub/templates/spawn_pending.html), a stream that breaks (the hub
+        restarted) is opened again, after 1, 2, 4, 5, 5... s, and nothing else is asked of the hub:
+        never a new start. Only when the hub itself answers, for `give_up_after` s, that no start
+        of the server is in progress, is the start lost."""
+        path = f"{API}/users/{name}/server/progress"
+        events: list[Json] = []
+
+        async def one_stream() -> int | None:
+            """Read one stream; the hub's status when it refused it, None when it broke."""
             headers = self._headers(path, {"Accept": "text/event-stream"})
-            # No read timeout: the whole stream is bounded below, and the hub sends keepalives.
+            # No read timeout: the whole wait is bounded below, and the hub sends keepalives.
             async with self.http.stream("GET", path, headers=headers, timeout=None) as stream:
                 if stream.status_code != 200:
-                    raise HubError(
-                        f"no start of {name}'s server in progress (HTTP {stream.status_code}): "
-                        "the hub dropped it",
-                        stream.status_code,
-                    )
+                    return stream.status_code
                 async for line in stream.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    event = json.loads(line[5:])
-                    events.append(event)
-                    if event.get("ready") or event.get("failed"):
-                        return events
-            raise HubError(f"the hub ended the event stream of {name}'s start without a server")
+                    if line.startswith("data:"):
+                        events.append(json.loads(line[5:]))
+                        if events[-1].get("ready") or events[-1].get("failed"):
+                            return 200
+            return None
+
+        async def until_done() -> list[Json]:
+            delay, refused_since = 1.0, None
+            while True:
+                try:
+                    status = await one_stream()
+                except httpx.HTTPError:  # refused, reset, cut off: the hub is (re)starting
+                    status = None
+                if status == 200:
+                    return events
+                if status is not None and status < 500:  # the hub answers: no start in progress
+                    refused_since = refused_since or time.monotonic()
+                    if time.monotonic() - refused_since > give_up_after:
+                        raise HubError(
+                            f"no start of {name}'s server in progress (HTTP {status}) for "
+                            f"{give_up_after:.0f} s: the hub dropped it",
+                            status,
+                        )
+                else:
+                    refused_since = None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
         try:
-            with self._answering():
-                return await asyncio.wait_for(until_done(), timeout)
+            return await asyncio.wait_for(until_done(), timeout)
         except asyncio.TimeoutError:
-            raise HubError(f"server of {name} not ready after {timeout:.0f} s") from None
+            last = f" (last: {_one_line(str(events[-1].get('message', '')))})" if events else ""
+            raise HubError(f"server of {name} not ready after {timeout:.0f} s{last}") from None
 
     async def spawn(self, name: str, timeout: float) -> list[Json]:
         """Start the server and follow its progress until it is ready, as a browser's spawn page
@@ -378,8 +401,8 @@ class HubClient:
     def start(self, name: str) -> bool:
         return _run(self.session.start(name))
 
-    def follow_progress(self, name: str, timeout: float) -> list[Json]:
-        return _run(self.session.follow_progress(name, timeout))
+    def follow_progress(self, name: str, timeout: float, give_up_after: float = 120) -> list[Json]:
+        return _run(self.session.follow_progress(name, timeout, give_up_after))
 
     def spawn(self, name: str, timeout: float) -> list[Json]:
         return _run(self.session.spawn(name, timeout))

@@ -80,8 +80,7 @@ def prewarm(
         if not server:
             to_start.append(name)
         pending.append(name)
-    # Asked for together: the hub answers each request only after up to 10 s (its slow-spawn wait),
-    # and its admission queue, not this loop, decides how many start at once.
+    # Asked for together: the hub's admission queue, not this loop, decides how many start at once.
     with ThreadPoolExecutor(max_workers=16) as pool:
         list(pool.map(hub.start, to_start))
     say(f"pre-warming {len(pending)} servers ({len(outcomes)} already running)")

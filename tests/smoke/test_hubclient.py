@@ -42,6 +42,7 @@ class FakeHub:
             {"progress": 100, "ready": True, "message": "Server ready"},
         ]
         self.stream_ends_early = False
+        self.restarting = 0  # progress requests that find the hub down (a restart), before it answers
         self.polls_until_ready = 0
         self.polls_until_gone = 1
 
@@ -129,6 +130,11 @@ class FakeHub:
                 user["servers"][""]["stopping"] = True
             return httpx.Response(202)
         if rest == "/server/progress":
+            if self.restarting > 0:
+                self.restarting -= 1
+                if self.restarting % 2:
+                    raise httpx.ConnectError("connection refused", request=request)
+                return httpx.Response(503, text="the proxy has no hub to send this to")
             if "" not in user["servers"]:
                 return httpx.Response(400, json={"status": 400, "message": f"{name} is not starting..."})
             return httpx.Response(
@@ -256,20 +262,44 @@ def test_the_progress_stream_is_followed_until_ready_or_failed() -> None:
             ada.spawn("ada", timeout=5)
 
 
-def test_a_stream_that_is_refused_ends_early_or_stalls_is_a_hub_error() -> None:
+def test_a_start_the_hub_has_not_for_two_minutes_or_one_that_stalls_is_a_hub_error() -> None:
     hub = FakeHub()
     hub.tokens["t"] = "ada"
     hub.users["ada"] = {"name": "ada", "servers": {}}
     with HubClient(URL, token="t", transport=httpx.MockTransport(hub)) as ada:
-        with pytest.raises(HubError, match=r"no start of ada's server in progress \(HTTP 400\)"):
-            ada.follow_progress("ada", timeout=5)
+        with pytest.raises(HubError, match=r"no start of ada's server in progress \(HTTP 400\) for 1 s"):
+            ada.follow_progress("ada", timeout=30, give_up_after=1)
+        assert hub.seen.count("GET /hub/api/users/ada/server/progress") == 2  # asked again after 1 s
         ada.start("ada")
         hub.progress = [{"progress": 50, "message": "pulling"}]
-        with pytest.raises(HubError, match="server of ada not ready after 0 s"):
+        with pytest.raises(HubError, match=r"server of ada not ready after 0 s \(last: pulling\)"):
             ada.follow_progress("ada", timeout=0.3)
-        hub.stream_ends_early = True
-        with pytest.raises(HubError, match="ended the event stream of ada's start without a server"):
-            ada.follow_progress("ada", timeout=5)
+
+
+def test_a_stream_that_breaks_is_opened_again_as_the_spawn_page_does_and_no_start_is_asked_again() -> None:
+    hub = FakeHub()
+    hub.tokens["t"] = "ada"
+    hub.users["ada"] = {"name": "ada", "servers": {"": {"ready": False}}}
+    hub.progress = [{"progress": 10, "message": "you are number 3 in the queue"}]
+    hub.stream_ends_early = True  # the hub goes down in the middle of the stream
+    streams = 0
+
+    def restarting_hub(request: httpx.Request) -> httpx.Response:
+        nonlocal streams
+        if request.url.path.endswith("/progress"):
+            streams += 1
+            if streams == 2:  # then: connection refused, the proxy's 503 while the hub starts
+                hub.restarting = 2
+            if streams == 4:  # the hub is back, the start resumed
+                hub.stream_ends_early = False
+                hub.progress = [{"progress": 100, "ready": True, "message": "Server ready"}]
+        return hub(request)
+
+    with HubClient(URL, token="t", transport=httpx.MockTransport(restarting_hub)) as ada:
+        events = ada.follow_progress("ada", timeout=60)
+    assert [e["progress"] for e in events] == [10, 100] and events[-1]["ready"]
+    assert hub.seen.count("GET /hub/api/users/ada/server/progress") == 4
+    assert "POST /hub/api/users/ada/server" not in hub.seen
 
 
 def test_polling_waits_until_ready_and_gives_up_when_the_hub_has_no_server() -> None:
