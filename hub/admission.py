@@ -5,8 +5,9 @@ two cores, every one of them is slow, and the hub gives up on some (the plain Do
 failure). Admitted a few at a time, each start takes its usual second or two, the rest wait their
 turn in order, see their place on the spawn page, and are never failed by a timeout while waiting.
 
-The order is that of the learners' requests: a start resumed after a hub restart keeps the time it
-was first asked for (hub/spawning.py), so it goes back to its place, ahead of later arrivals.
+The order is that of the learners' requests. After a hub restart, the starts that were in flight
+are put back in their order (`reserve`, hub/spawning.py) before the hub answers anyone, and each
+takes its place when it is asked for again.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class AdmissionQueue:
     capacity: int
     starting: set[str] = field(default_factory=set)
     waiting: list[_Waiting] = field(default_factory=list)
+    # Places kept for starts a restart interrupted, until they are asked for again.
+    reserved: dict[str, _Waiting] = field(default_factory=dict)
     _arrivals: itertools.count[int] = field(default_factory=itertools.count, repr=False)
 
     def __post_init__(self) -> None:
@@ -64,17 +67,47 @@ class AdmissionQueue:
             self.starting.discard(key)
             self._admit_next()
 
+    def _enqueue(self, key: str, requested: float) -> _Waiting:
+        entry = _Waiting(requested, next(self._arrivals), key, asyncio.get_running_loop().create_future())
+        bisect.insort(self.waiting, entry)
+        return entry
+
+    def reserve(self, key: str, requested: float, hold_for: float = 120) -> None:
+        """Keep a place, in the order of `requested` (time.time() of the learner's request), for a
+        start that will be asked for again; once starts arrive it may be admitted before its own
+        does. A place nobody takes within `hold_for` seconds is given to the next."""
+        entry = self.reserved[key] = self._enqueue(key, requested)
+        # Admitted only once starts arrive (`admitted`): every place is kept before the first is given.
+        asyncio.get_running_loop().call_later(hold_for, self._expire, entry)
+
+    def requested(self, key: str) -> float | None:
+        """When the start a place is kept for was first asked (None: no place kept)."""
+        entry = self.reserved.get(key)
+        return entry.requested if entry else None
+
+    def _expire(self, entry: _Waiting) -> None:
+        if self.reserved.get(entry.key) is not entry:
+            return  # taken
+        del self.reserved[entry.key]
+        if entry in self.waiting:
+            self.waiting.remove(entry)
+            entry.admitted.cancel()
+        else:
+            self.starting.discard(entry.key)
+            self._admit_next()
+
     @contextlib.asynccontextmanager
     async def admitted(self, key: str, requested: float | None = None) -> AsyncIterator[None]:
         """Wait for a place (no timeout: waiting is not failing), hold it for the block.
-        `requested`: when the learner asked (time.time()); now unless the start is a resumed one."""
+        `requested`: when the learner asked (time.time()); now by default."""
         requested = time.time() if requested is None else requested
         ahead = [entry for entry in self.waiting if entry.requested <= requested]
-        if len(self.starting) < self.capacity and not ahead:
+        kept = self.reserved.pop(key, None)
+        if kept is None and len(self.starting) < self.capacity and not ahead:
             self.starting.add(key)
         else:
-            entry = _Waiting(requested, next(self._arrivals), key, asyncio.get_running_loop().create_future())
-            bisect.insort(self.waiting, entry)
+            entry = kept or self._enqueue(key, requested)
+            self._admit_next()  # places may be free, with kept places ahead
             try:
                 await entry.admitted
             except BaseException:

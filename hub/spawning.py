@@ -59,6 +59,8 @@ class WorkshopSpawner(LoggingConfigurable):
 
         async def get_url(self) -> str: ...
 
+        async def stop(self, now: bool = False) -> None: ...
+
     start_capacity = Integer(
         0,
         config=True,
@@ -72,10 +74,12 @@ class WorkshopSpawner(LoggingConfigurable):
         "does not count (Spawner.start_timeout is set far above it).",
     )
     interrupted_start_grace = Integer(
-        20,
+        5,
         config=True,
         help="After a hub restart, seconds a server whose start the restart interrupted has to answer "
-        "before it is started again (it was starting: it usually answers within seconds).",
+        "before it is started again. Short: a server that was still starting waits for the hub's API "
+        "(jupyterhub-singleuser's check, with its own backoff), which answers only after this check; "
+        "a new start is quicker.",
     )
     hub_api_url = Unicode(
         HUB_API_URL_LOCAL,
@@ -95,8 +99,6 @@ class WorkshopSpawner(LoggingConfigurable):
 
     # One queue for the hub process, shared by every learner's spawner; built at the first start.
     _admission: ClassVar[AdmissionQueue | None] = None
-    # Starts interrupted by a restart, asked for again: their first request's time, by admission key.
-    _resuming: ClassVar[dict[str, float]] = {}
     _background: ClassVar[set[asyncio.Task[None]]] = set()
 
     @property
@@ -124,9 +126,9 @@ class WorkshopSpawner(LoggingConfigurable):
 
     async def start(self) -> Any:
         queue = self.admission
-        resumed_from = WorkshopSpawner._resuming.pop(self.admission_key, None)
-        self.resumed = resumed_from is not None
-        self.start_requested = resumed_from if resumed_from is not None else time.time()
+        kept = queue.requested(self.admission_key)  # a start a restart interrupted: its place kept
+        self.resumed = kept is not None
+        self.start_requested = kept if kept is not None else time.time()
         self.phase = "queued"
         # From here on a restarted hub knows this start was in flight (see `poll`).
         self._save_state()
@@ -246,7 +248,10 @@ class WorkshopSpawner(LoggingConfigurable):
             self._log_name,
             asked,
         )
-        WorkshopSpawner._resuming[self.admission_key] = requested
+        # Its place, kept before the hub answers anyone: in the order the learners asked.
+        self.admission.reserve(self.admission_key, requested)
+        if status is None:  # started, not answering: nothing of the learner's runs in it yet
+            await self.stop(now=True)
         task = asyncio.ensure_future(self._ask_again())
         WorkshopSpawner._background.add(task)
         task.add_done_callback(WorkshopSpawner._background.discard)
@@ -293,7 +298,6 @@ class WorkshopSpawner(LoggingConfigurable):
                     except HubError as exc:  # the hub is not listening yet
                         if time.monotonic() > deadline:
                             self.log.error("dlworkshop: could not ask again for %s: %s", self._log_name, exc)
-                            WorkshopSpawner._resuming.pop(self.admission_key, None)
                             return
                         await asyncio.sleep(0.5)
         finally:

@@ -62,6 +62,7 @@ class WorkshopDockerSpawner(WorkshopSpawner, DockerSpawner):
     if TYPE_CHECKING:  # DockerSpawner's traits, which it does not annotate
         extra_create_kwargs: dict[str, Any]
         extra_host_config: dict[str, Any]
+        object_id: str
 
     # One of each for the hub process, built at first use.
     _docker_api_pool: ClassVar[ThreadPoolExecutor | None] = None
@@ -140,7 +141,11 @@ class WorkshopDockerSpawner(WorkshopSpawner, DockerSpawner):
         return f"{self.server.proto}://{ip}:{port}{self.server.base_url}"
 
     async def stop(self, now: bool = False) -> None:
+        """`now`: removed at once, without the container's grace period (a start a hub restart
+        interrupted, whose server never served its learner)."""
         try:
+            if now and self.object_id:
+                await self.docker("remove_container", self.object_id, force=True)
             await super().stop(now=now)
         except (docker.errors.NotFound, docker.errors.NullResource):
             # It exited and Docker removed it (auto_remove): nothing is left to stop.

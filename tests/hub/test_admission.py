@@ -185,3 +185,38 @@ def test_the_spawn_page_shows_the_place_in_the_queue_then_the_start() -> None:
     queued, starting = asyncio.run(scenario())
     assert queued is not None and "you are number 1 in the queue (1 server starting now)" in queued["message"]
     assert starting is not None and "starting your server" in starting["message"]
+
+
+def test_places_kept_after_a_restart_go_in_the_order_asked_whoever_arrives_first() -> None:
+    async def scenario() -> list[str]:
+        queue = AdmissionQueue(1)
+        log: list[str] = []
+        queue.reserve("bo", requested=200.0)  # the restarted hub's check finds bo first
+        queue.reserve("ada", requested=100.0)
+        releases = {name: asyncio.Event() for name in ("newcomer", "bo", "ada")}
+        for event in releases.values():
+            event.set()
+        newcomer = asyncio.create_task(arrive(queue, "newcomer", log, releases["newcomer"]))
+        await asyncio.sleep(0)
+        assert [queue.place(k) for k in ("ada", "bo", "newcomer")] == [0, 1, 2]  # ada's place, held
+        assert queue.requested("bo") == 200.0 and queue.requested("newcomer") is None
+        await asyncio.gather(
+            arrive(queue, "bo", log, releases["bo"]), arrive(queue, "ada", log, releases["ada"]), newcomer
+        )
+        return log
+
+    assert asyncio.run(scenario())[::2] == ["start ada", "start bo", "start newcomer"]
+
+
+def test_a_kept_place_nobody_takes_goes_to_the_next() -> None:
+    async def scenario() -> list[str]:
+        queue = AdmissionQueue(1)
+        log: list[str] = []
+        queue.reserve("gone", requested=100.0, hold_for=0.05)
+        done = asyncio.Event()
+        done.set()
+        await arrive(queue, "later", log, done)
+        assert not queue.reserved and not queue.waiting and not queue.starting
+        return log
+
+    assert asyncio.run(scenario()) == ["start later", "done later"]
