@@ -30,6 +30,7 @@ import pytest
 from dlworkshop import contract
 from dlworkshop.hubclient import HubClient
 from dlworkshop.loadtest import DEFAULT_CODE, Credentials, LearnerRun, simulate_learner
+from dlworkshop.smoke.jupyter import JupyterServer, run_code
 from tests.fixtures.faults import FaultResults, seconds
 from tests.fixtures.hub import RunningHub
 from tests.fixtures.images import TEST_PREFIX
@@ -218,6 +219,233 @@ def run_a_cell_in_jupyterlab(page: Any, hub: RunningHub, name: str) -> str:
     output = page.locator(".jp-OutputArea-output", has_text="ran after the restart: 42")
     output.wait_for(timeout=180_000)
     return output.inner_text()
+
+
+# --- a learner at work, and faults that hit one learner -----------------------------------------
+
+
+@dataclass
+class Learner:
+    """A learner logged in (cookies, as their browser) with a server, an API token and a kernel."""
+
+    name: str
+    browser: HubClient
+    server: JupyterServer
+    kernel: str = ""
+
+    def run(self, code: str, timeout: float = 120) -> str:
+        if not self.kernel:
+            self.kernel = self.server.request("POST", "api/kernels", json={"name": "python3"}).json()["id"]
+        return run_code(self.server, self.kernel, code, timeout)
+
+    def save(self, path: str, text: str) -> None:
+        self.server.request(
+            "PUT", f"api/contents/{path}", json={"type": "file", "format": "text", "content": text}
+        )
+
+    def read(self, path: str) -> str:
+        answer = httpx.get(
+            f"{self.server.base_url}api/contents/{path}",
+            headers={"Authorization": f"token {self.server.token}"},
+            timeout=30,
+        )
+        return answer.json().get("content", "") if answer.status_code == 200 else f"HTTP {answer.status_code}"
+
+    def run_and_forget(self, code: str, timeout: float = 300) -> None:
+        """A cell whose end (if any) nobody waits for: the kernel may die running it."""
+        with contextlib.suppress(Exception):
+            self.run(code, timeout)
+
+    def timed(self, code: str) -> float:
+        began = time.monotonic()
+        self.run(code)
+        return time.monotonic() - began
+
+
+def at_work(hub: RunningHub, name: str) -> Learner:
+    browser = hub.start_server(name)
+    token = browser.create_token(name, "dlworkshop fault test")
+    return Learner(name, browser, JupyterServer(f"{hub.url}/user/{name}/", token))
+
+
+def status_of(learner: Learner) -> int | None:
+    """What the learner's JupyterLab gets when it asks its server (None: no answer within 5 s)."""
+    cookies = {cookie.name: cookie.value for cookie in learner.browser.cookies.jar}
+    try:
+        return httpx.get(
+            f"{learner.browser.url}/user/{learner.name}/api/status",
+            cookies=cookies,
+            timeout=5,
+            follow_redirects=True,
+        ).status_code
+    except httpx.HTTPError:
+        return None
+
+
+def cgroup_count(container: Any, event: str) -> int:
+    """A learner container's count of `event` (oom_kill) from its memory cgroup, v2 or v1."""
+    read = container.exec_run(
+        [
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/memory.events 2>/dev/null || cat /sys/fs/cgroup/memory/memory.oom_control",
+        ],
+        user="root",
+    )
+    found = re.search(rf"^{event} (\d+)", read.output.decode(), re.MULTILINE)
+    return int(found.group(1)) if found else 0
+
+
+def test_a_learner_whose_container_is_killed_starts_again_with_their_files(
+    running_hub: RunningHub, fault_results: FaultResults
+) -> None:
+    ada = at_work(running_hub, "crash-ada")
+    ada.save("before-the-crash.txt", "saved before the crash")
+    assert ada.run("print(6 * 7)").strip() == "42"
+    running_hub.container(ada.name).kill()  # SIGKILL; Docker removes it (auto-remove)
+    killed = time.monotonic()
+    # JupyterLab keeps asking its server (the proxy's requests to the gone address hang) until the
+    # hub's poll of the engine (every 30 s) finds it gone; then the hub answers 424, on which
+    # JupyterLab offers to restart it: the learner's one click.
+    while status_of(ada) != 424:
+        assert time.monotonic() - killed < 300, "the hub did not notice the killed container"
+        time.sleep(0.5)
+    noticed = time.monotonic() - killed
+    ada.browser.get(f"/hub/spawn/{ada.name}")  # JupyterLab's Restart button
+    assert ada.browser.follow_progress(ada.name, timeout=300)[-1].get("ready")
+    ada.kernel = ""
+    assert ada.run("print(6 * 7)").strip() == "42"
+    back = time.monotonic() - killed
+    intact = ada.read("before-the-crash.txt") == "saved before the crash"
+    assert intact
+    ada.browser.stop(ada.name)
+    fault_results.record(
+        "learner_container_killed",
+        fault="a learner's container killed (SIGKILL); the learner presses JupyterLab's Restart",
+        learners=1,
+        ended_working_with_files_intact=int(intact),
+        hub_noticed_after_s=round(noticed, 1),
+        seconds_from_the_kill_to_running_code=seconds([back]),
+        what_is_lost="the kernels' memory (variables, a model being trained); saved files stay",
+    )
+
+
+HOG = "import numpy\nhog = numpy.ones({elements})\nprint('not reached')"
+FORK_BOMB = """\
+import os, time
+deadline, me = time.time() + {seconds}, os.getpid()
+while time.time() < deadline:
+    try:
+        os.fork()
+    except OSError:  # the limit: wait (a real bomb spins; its CPU quota bounds that)
+        time.sleep(0.5)
+if os.getpid() != me:
+    os._exit(0)
+print("bomb over")
+"""
+
+
+def test_a_learners_memory_hog_kills_their_kernel_only(
+    running_hub: RunningHub, fault_results: FaultResults
+) -> None:
+    hog, neighbour = at_work(running_hub, "hog-ada"), at_work(running_hub, "hog-bo")
+    for learner in (hog, neighbour):
+        learner.save("mine.txt", f"work of {learner.name}")
+    before = [neighbour.timed("print(sum(range(10**6)))") for _ in range(3)]
+    hog.run("kept = 41")
+    limit = running_hub.settings.resources.memory
+    container = running_hub.container(hog.name)
+    kills_before = cgroup_count(container, "oom_kill")
+    elements = (limit + 512 * 2**20) // 8
+    # Nobody waits for this cell: its kernel dies running it (the thread ends with its timeout).
+    allocating = threading.Thread(
+        target=hog.run_and_forget, args=(HOG.format(elements=elements), 60), daemon=True
+    )
+    allocating.start()
+    began = time.monotonic()
+    while cgroup_count(container, "oom_kill") == kills_before:
+        assert time.monotonic() - began < 300, "the memory hog was not stopped"
+        time.sleep(0.2)
+    killed = time.monotonic()
+    during = [neighbour.timed("print(sum(range(10**6)))") for _ in range(3)]
+    # Jupyter restarts the learner's kernel: the same kernel answers again, its variables gone.
+    while True:
+        try:
+            answer = hog.run("print('kept' in globals())", timeout=15).strip()
+            break
+        except Exception:
+            assert time.monotonic() - killed < 300, "the learner's kernel did not come back"
+            time.sleep(1)
+    back = time.monotonic() - killed
+    assert answer == "False"  # a new kernel process, in the same server
+    assert container.reload() is None and container.status == "running"
+    intact = [
+        learner.name for learner in (hog, neighbour) if learner.read("mine.txt") == f"work of {learner.name}"
+    ]
+    assert len(intact) == 2
+    for learner in (hog, neighbour):
+        learner.browser.stop(learner.name)
+    fault_results.record(
+        "learner_memory_hog",
+        fault=f"a learner's kernel allocates {elements * 8 / 2**30:.1f} GiB with a {limit / 2**30:.0f} GiB memory limit",
+        learners=2,
+        ended_working_with_files_intact=len(intact),
+        what_happened="the kernel's memory cgroup killed the kernel; Jupyter restarted it; the server and the neighbour carried on",
+        seconds_from_the_kill_to_running_code=seconds([back]),
+        neighbour_cell_s={"before": seconds(before), "during": seconds(during)},
+        what_is_lost="that kernel's variables",
+    )
+
+
+def test_a_learners_fork_bomb_stops_at_their_process_limit(
+    running_hub: RunningHub, fault_results: FaultResults
+) -> None:
+    bomber, neighbour = at_work(running_hub, "bomb-ada"), at_work(running_hub, "bomb-bo")
+    for learner in (bomber, neighbour):
+        learner.save("mine.txt", f"work of {learner.name}")
+    before = [neighbour.timed("print(sum(range(10**6)))") for _ in range(3)]
+    container = running_hub.container(bomber.name)
+    limit = running_hub.settings.resources.pids
+    # Every process forks until the learner's process limit; bounded (children end after 120 s)
+    # in case the server's stop below did not end them.
+    bombing = threading.Thread(
+        target=bomber.run_and_forget, args=(FORK_BOMB.format(seconds=120), 150), daemon=True
+    )
+    bombing.start()
+    began = time.monotonic()
+    # The limit counts threads (a kernel has several): count them from the host (an exec into the
+    # container would need a process of its own).
+    while len(container.top(ps_args="-e -L -o pid,lwp")["Processes"] or []) < limit - 5:
+        assert time.monotonic() - began < 120, "the fork bomb never reached the process limit"
+        time.sleep(0.5)
+    full = time.monotonic()
+    during = [neighbour.timed("print(sum(range(10**6)))") for _ in range(3)]
+    # The learner (or a helper) restarts the server from the hub's home page: stop, start.
+    bomber.browser.stop(bomber.name, wait=300)
+    bomber.browser.get(f"/hub/spawn/{bomber.name}")
+    assert bomber.browser.follow_progress(bomber.name, timeout=300)[-1].get("ready")
+    bomber.kernel = ""
+    assert bomber.run("print(6 * 7)").strip() == "42"
+    back = time.monotonic() - full
+    intact = [
+        learner.name
+        for learner in (bomber, neighbour)
+        if learner.read("mine.txt") == f"work of {learner.name}"
+    ]
+    assert len(intact) == 2
+    for learner in (bomber, neighbour):
+        learner.browser.stop(learner.name)
+    fault_results.record(
+        "learner_fork_bomb",
+        fault=f"a learner's kernel forks without end; the learner's process limit is {limit}",
+        learners=2,
+        ended_working_with_files_intact=len(intact),
+        what_happened="fork failed at the limit in that container only; the neighbour carried on; "
+        "the learner restarted their server from the hub's home page",
+        seconds_from_the_limit_to_running_code=seconds([back]),
+        neighbour_cell_s={"before": seconds(before), "during": seconds(during)},
+        what_is_lost="the kernels' memory; saved files stay",
+    )
 
 
 # --- (a) the hub killed during the 09:00 rush ---------------------------------------------------
