@@ -152,6 +152,10 @@ def slurm_placed_message(job_id: str, node: str, queued_seconds: float) -> str:
 
 
 # ---- The host ---------------------------------------------------------------------------------
+# The Docker engine keeps containers running while it restarts (an upgrade, a changed daemon.json):
+# learners' servers and kernels, and the hub, outlive it. The deploy sets it; `up` and `check` warn
+# where the engine has it off.
+DOCKER_LIVE_RESTORE = True
 # Where `up` (as root) and the deploy keep the hub's settings and accounts files.
 HOST_STATE = PurePosixPath("/var/lib/dlworkshop")
 STATE_ENV = "DLWORKSHOP_STATE"

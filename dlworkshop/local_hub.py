@@ -89,6 +89,18 @@ def hub_port_taken(settings: Settings, client: DockerClient | None) -> bool:
     return False
 
 
+def engine_live_restore(client: DockerClient | None) -> bool | None:
+    """Whether the Docker engine keeps containers running across its own restarts (None: no
+    engine, or it does not say)."""
+    if client is None:
+        return None
+    try:
+        enabled = client.info().get("LiveRestoreEnabled")
+    except Exception:
+        return None
+    return enabled if isinstance(enabled, bool) else None
+
+
 def bridge_interface(network: Network) -> str:
     return network.attrs.get("Options", {}).get(BRIDGE_NAME_OPTION) or f"br-{str(network.id)[:12]}"
 
@@ -136,7 +148,12 @@ def up(settings: Settings, console: Console, rebuild: bool = False, wait: float 
     with contextlib.suppress(docker.errors.NotFound):
         existing = client.containers.get(hub.container_name)
     # The same decision `dlworkshop check` shows: what blocks a start refuses it here, before anything is built.
-    start = check_start(settings, HostFacts.detect(), port_taken=hub_port_taken(settings, client))
+    start = check_start(
+        settings,
+        HostFacts.detect(),
+        port_taken=hub_port_taken(settings, client),
+        live_restore=engine_live_restore(client),
+    )
     start.raise_if_blocked()
     for warning in start.warnings:
         console.print(f"[yellow]warning[/]: {warning}")

@@ -3,13 +3,15 @@
 
 A start is blocked by quotas that do not fit (memory, GPU places: dlworkshop.capacity), a file the
 settings name that is not there, and the hub's port taken by something else. Overcommitted CPUs are
-a warning (quotas shared by time), as is a room larger than the host carries at once.
+a warning (quotas shared by time), as is a room larger than the host carries at once, and a Docker
+engine that would stop every learner's container when it restarts (live-restore off).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dlworkshop import contract
 from dlworkshop.capacity import CapacityReport, HostFacts, check_capacity
 from dlworkshop.errors import ConfigError
 from dlworkshop.settings import Settings, missing_files
@@ -32,11 +34,17 @@ class StartCheck:
 
 
 def check_start(
-    settings: Settings, host: HostFacts, port_taken: bool = False, this_machine: bool = True
+    settings: Settings,
+    host: HostFacts,
+    port_taken: bool = False,
+    this_machine: bool = True,
+    live_restore: bool | None = None,
 ) -> StartCheck:
     """Everything that blocks (problems) or weakens (warnings) a start of this workshop's hub on
     `host`. `port_taken`: the hub's port is in use by something other than this hub itself.
-    `this_machine` False: a plan for another machine, whose files and ports are not known here."""
+    `this_machine` False: a plan for another machine, whose files and ports are not known here.
+    `live_restore`: whether this machine's Docker engine keeps containers across its restarts
+    (None: not known)."""
     capacity = check_capacity(settings, host)
     problems = list(capacity.problems)
     if this_machine:
@@ -47,4 +55,12 @@ def check_start(
             f"hub.port: port {hub.bind}:{hub.port} is already in use; stop what uses it, "
             "or set hub.port in workshop.yaml"
         )
-    return StartCheck(capacity, problems, list(capacity.warnings))
+    warnings = list(capacity.warnings)
+    if this_machine and contract.DOCKER_LIVE_RESTORE and live_restore is False:
+        warnings.append(
+            "the Docker engine here stops every container when it restarts (an upgrade, a changed "
+            'daemon.json): learners lose their kernels. Add "live-restore": true to '
+            "/etc/docker/daemon.json and run `systemctl reload docker` (no restart needed); the "
+            "deploy sets it"
+        )
+    return StartCheck(capacity, problems, warnings)

@@ -95,18 +95,22 @@ def check(
         gpus=host_gpus if host_gpus is not None else detected.gpus,
     )
     planned = host != detected
-    port_taken = False
-    # The port is this machine's (a plan for another machine cannot know it); Docker is asked only
-    # when it is in use, whether by this hub (which `up` re-creates) or by something else.
-    if not planned and not port_free(settings.hub.bind, settings.hub.port):
+    port_taken, live_restore = False, None
+    # The port and the engine are this machine's (a plan for another machine cannot know them).
+    if not planned:
         from dlworkshop.image.docker import docker_client
-        from dlworkshop.local_hub import hub_port_taken
+        from dlworkshop.local_hub import engine_live_restore, hub_port_taken
 
         client = None
         with contextlib.suppress(WorkshopError):
             client = docker_client()
-        port_taken = hub_port_taken(settings, client)
-    start = check_start(settings, host, port_taken=port_taken, this_machine=not planned)
+        live_restore = engine_live_restore(client)
+        # In use by this hub (which `up` re-creates), or by something else.
+        if not port_free(settings.hub.bind, settings.hub.port):
+            port_taken = hub_port_taken(settings, client)
+    start = check_start(
+        settings, host, port_taken=port_taken, this_machine=not planned, live_restore=live_restore
+    )
     report = start.capacity
     table = Table("resource", f"needed ({report.servers})", "host has", "fits")
     for demand in report.demands:

@@ -23,6 +23,7 @@ def contract_vars() -> dict[str, Any]:
         "host_gpu_inventory": str(contract.HOST_GPU_INVENTORY),
         "metadata_address": contract.METADATA_ADDRESS,
         "label_hub": contract.LABEL_HUB,
+        "docker_live_restore": contract.DOCKER_LIVE_RESTORE,
         "nvidia_smi_query_args": list(QUERY_ARGS),
         "config_env": contract.CONFIG_ENV,
         "hub_home_env": contract.HUB_HOME_ENV,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -33,13 +34,20 @@ class JupyterServer:
     base_url: str
     token: str
     timeout: float = 60
+    # What to trust for an https hub (an SSLContext trusting its CA, where it is not the system's).
+    verify: ssl.SSLContext | bool = True
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"token {self.token}"}
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         response = httpx.request(
-            method, self.base_url + path.lstrip("/"), headers=self._headers(), timeout=self.timeout, **kwargs
+            method,
+            self.base_url + path.lstrip("/"),
+            headers=self._headers(),
+            timeout=self.timeout,
+            verify=self.verify,
+            **kwargs,
         )
         response.raise_for_status()
         return response
@@ -53,7 +61,12 @@ class JupyterServer:
         )
 
     def delete(self, path: str) -> None:
-        httpx.delete(self.base_url + f"api/contents/{path}", headers=self._headers(), timeout=self.timeout)
+        httpx.delete(
+            self.base_url + f"api/contents/{path}",
+            headers=self._headers(),
+            timeout=self.timeout,
+            verify=self.verify,
+        )
 
     def start_session(self, notebook_path: str) -> str:
         """A kernel whose working folder is the notebook's, as when a learner opens it."""
@@ -71,7 +84,10 @@ class JupyterServer:
 
     def shutdown_kernel(self, kernel_id: str) -> None:
         httpx.delete(
-            self.base_url + f"api/kernels/{kernel_id}", headers=self._headers(), timeout=self.timeout
+            self.base_url + f"api/kernels/{kernel_id}",
+            headers=self._headers(),
+            timeout=self.timeout,
+            verify=self.verify,
         )
 
     def websocket_url(self, kernel_id: str) -> str:
@@ -108,8 +124,10 @@ async def run_cells(
     """Run cells in order in one kernel; raise CellError at the first failing cell."""
     session = uuid.uuid4().hex
     results = []
+    url = server.websocket_url(kernel_id)
+    tls = server.verify if isinstance(server.verify, ssl.SSLContext) and url.startswith("wss") else None
     async with websockets.connect(
-        server.websocket_url(kernel_id), additional_headers=server._headers(), max_size=None, open_timeout=60
+        url, additional_headers=server._headers(), max_size=None, open_timeout=60, ssl=tls
     ) as socket:
         for code in cells:
             request = _message(code, session)

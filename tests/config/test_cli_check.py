@@ -137,3 +137,25 @@ def test_up_refuses_on_exactly_what_check_reports_and_creates_nothing(docker_cli
         "- auth.accounts_file",
     ]
     assert not docker_client.networks.list(names=["dlw-upstream-refused"])
+
+
+def test_an_engine_that_stops_containers_when_it_restarts_is_a_warning_where_it_runs() -> None:
+    """The deploy turns Docker's live-restore on (learners' kernels outlive an engine restart);
+    `check` and `up` say so where this machine's engine has it off, and do not refuse."""
+    from dlworkshop.preflight import check_start
+
+    settings = parse_settings(
+        "auth: {mode: shared-code, access_code: x}\nresources: {cpu: 0.5, memory: 1G}\n"
+    )
+    host = HostFacts(cpus=16, memory=parse_bytes("64G"), gpus=0)
+    off = check_start(settings, host, live_restore=False)
+    assert not off.problems
+    assert any(
+        '"live-restore": true' in warning and "systemctl reload docker" in warning for warning in off.warnings
+    )
+    for quiet in (
+        check_start(settings, host, live_restore=True),
+        check_start(settings, host, live_restore=None),  # no engine here, or it does not say
+        check_start(settings, host, live_restore=False, this_machine=False),  # a plan for another
+    ):
+        assert not any("live-restore" in warning for warning in quiet.warnings)

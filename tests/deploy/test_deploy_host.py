@@ -119,22 +119,8 @@ def test_check_mode_on_a_fresh_host_changes_nothing(deploy_host: DeployHost) -> 
     assert "TASK Stop checking a host that has no Docker yet (a deploy installs it)" in output
 
 
-@pytest.fixture(scope="module")
-def deployed(deploy_host: DeployHost) -> DeployHost:
-    """The first deploy onto the fresh host, through the command line as an admin runs it."""
-    result = deploy_host.dlworkshop("deploy", "-i", str(deploy_host.inventory), "-c", str(deploy_host.config))
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "deploy summary" in result.stdout
-    assert "the hub is at https://localhost" in result.stdout
-    return deploy_host
-
-
 def tls_context(host: DeployHost) -> ssl.SSLContext:
-    """Trust exactly the host's self-signed certificate, and check the name against it."""
-    certificate = host.run("cat /etc/dlworkshop/tls/self-signed/fullchain.pem")
-    context = ssl.create_default_context(cadata=certificate)
-    context.check_hostname = True
-    return context
+    return host.tls_context()
 
 
 def test_learner_logs_in_over_tls_and_starts_a_server(deployed: DeployHost) -> None:

@@ -101,6 +101,7 @@ def test_the_roles_get_the_contracts_names(settings: Settings) -> None:
     assert shared["host_tls"] == str(contract.HOST_TLS)
     assert shared["metadata_address"] == contract.METADATA_ADDRESS
     assert shared["label_hub"] == contract.LABEL_HUB
+    assert shared["docker_live_restore"] is contract.DOCKER_LIVE_RESTORE is True
     assert extra["workshop_hub_dir"] == f"{contract.HOST_STATE}/{settings.hub.container_name}"
     volumes = extra["workshop_hub_container"]["volumes"]
     assert f"{extra['workshop_hub_dir']}/{contract.CONFIG_NAME}:{contract.HUB_SETTINGS}:ro" in volumes

@@ -31,6 +31,8 @@ from dlworkshop import contract
 from dlworkshop.hubclient import HubClient
 from dlworkshop.loadtest import DEFAULT_CODE, Credentials, LearnerRun, simulate_learner
 from dlworkshop.smoke.jupyter import JupyterServer, run_code
+from tests.fixtures.ansible import ACCESS_CODE as DEPLOY_ACCESS_CODE
+from tests.fixtures.ansible import DeployHost
 from tests.fixtures.faults import FaultResults, seconds
 from tests.fixtures.hub import RunningHub
 from tests.fixtures.images import TEST_PREFIX
@@ -244,12 +246,10 @@ class Learner:
         )
 
     def read(self, path: str) -> str:
-        answer = httpx.get(
-            f"{self.server.base_url}api/contents/{path}",
-            headers={"Authorization": f"token {self.server.token}"},
-            timeout=30,
-        )
-        return answer.json().get("content", "") if answer.status_code == 200 else f"HTTP {answer.status_code}"
+        try:
+            return self.server.request("GET", f"api/contents/{path}").json().get("content", "")
+        except httpx.HTTPError as exc:
+            return f"not readable: {exc}"
 
     def run_and_forget(self, code: str, timeout: float = 300) -> None:
         """A cell whose end (if any) nobody waits for: the kernel may die running it."""
@@ -277,6 +277,7 @@ def status_of(learner: Learner) -> int | None:
             cookies=cookies,
             timeout=5,
             follow_redirects=True,
+            verify=learner.server.verify,
         ).status_code
     except httpx.HTTPError:
         return None
@@ -579,4 +580,277 @@ def test_the_hub_killed_in_the_middle_of_a_rush_strands_nobody(
         browser_in_jupyterlab_after_s=round(browser_in_lab, 1),
         seconds_from_the_kill_to_running_code=seconds(hit.values()),
         per_learner_s=hit,
+    )
+
+
+# --- on the deploy test host: its own Docker engine and its own disk ------------------------------
+# Never against the engine this test run uses: the deployed hub runs inside the test host (a VM's
+# stand-in with a Docker engine of its own, tests/fixtures/ansible.py), after the deploy tests.
+
+DEPLOYED_HUB = "dlworkshop-hub"  # the deploy's hub container, inside the test host
+
+
+def deployed_learner(host: DeployHost, name: str, timeout: float = 600) -> Learner:
+    """A learner logged in at the deployed hub (over its TLS), their server started and answering."""
+    tls = host.tls_context()
+    browser = HubClient(host.url, verify=tls)
+    browser.get(browser.login(name, DEPLOY_ACCESS_CODE, f"secret-of-{name}"))  # starts the server
+    assert browser.follow_progress(name, timeout=timeout)[-1].get("ready"), f"{name}'s server did not start"
+    token = browser.create_token(name, "dlworkshop fault test")
+    return Learner(name, browser, JupyterServer(f"{host.url}/user/{name}/", token, verify=tls))
+
+
+def until(condition: Any, what: str, timeout: float = 600, every: float = 1) -> float:
+    """Seconds until `condition()` is true (exceptions count as false)."""
+    began = time.monotonic()
+    while True:
+        with contextlib.suppress(Exception):
+            if condition():
+                return time.monotonic() - began
+        assert time.monotonic() - began < timeout, f"{what}: not within {timeout:.0f} s"
+        time.sleep(every)
+
+
+def answers(learner: Learner, code: str, expected: str) -> bool:
+    return learner.run(code, timeout=20).strip() == expected
+
+
+def engine_state(host: DeployHost) -> dict[str, str]:
+    """What an engine restart may change on the host: containers (their IDs and starts), the
+    firewall rules learners are held by."""
+    return {
+        "containers": host.run(
+            "docker ps -q | xargs -r docker inspect -f '{{.Name}} {{.Id}} {{.State.StartedAt}}' | sort"
+        ),
+        "firewall": host.run("iptables -S DOCKER-USER; iptables -S INPUT"),
+    }
+
+
+@pytest.mark.ansible
+@pytest.mark.slow
+def test_the_engine_restarted_under_running_learners_keeps_their_kernels(
+    deployed: DeployHost, fault_results: FaultResults
+) -> None:
+    """The deploy's engine (live-restore on): containers run on while dockerd restarts."""
+    assert deployed.run("docker info -f '{{.LiveRestoreEnabled}}'").strip() == "true"
+    ada = deployed_learner(deployed, "engine-ada")
+    ada.save("mine.txt", "work of engine-ada")
+    ada.run("kept = 41")
+    before = engine_state(deployed)
+    restarted = time.monotonic()
+    deployed.run("systemctl restart docker")
+    engine_back = until(lambda: deployed.run("docker info -f '{{.ID}}'").strip(), "the engine answers")
+    kernel_back = until(lambda: answers(ada, "print(kept + 1)", "42"), "ada's kernel answers", every=0.5)
+    after = engine_state(deployed)
+    assert after["containers"] == before["containers"]  # the hub and ada's server never stopped
+    assert after["firewall"] == before["firewall"]
+    intact = ada.read("mine.txt") == "work of engine-ada"
+    assert intact
+    # The hub starts servers on the restarted engine.
+    bo = deployed_learner(deployed, "engine-bo")
+    assert answers(bo, "print(6 * 7)", "42")
+    for learner in (ada, bo):
+        learner.browser.stop(learner.name)
+    fault_results.record(
+        "engine_restarted_live_restore_on",
+        fault="the Docker engine restarted (systemctl restart docker) with a learner at work; "
+        "live-restore on, as the deploy and `up` set it",
+        learners=1,
+        ended_working_with_files_intact=int(intact),
+        what_survives="everything: the hub, the learner's container, server and kernel (its variables), "
+        "the firewall rules; the hub starts new servers once the engine answers",
+        engine_answering_after_s=round(engine_back, 1),
+        seconds_from_the_restart_to_running_code=seconds([time.monotonic() - restarted - 0]),
+        kernel_answered_after_s=round(engine_back + kernel_back, 1),
+    )
+
+
+@pytest.mark.ansible
+@pytest.mark.slow
+def test_without_live_restore_an_engine_restart_stops_the_learners_servers_and_keeps_their_files(
+    deployed: DeployHost, fault_results: FaultResults, tmp_path: Path
+) -> None:
+    """Why the deploy turns live-restore on: the same restart with it off."""
+    deployed_settings = tmp_path / "daemon.json"
+    deployed_settings.write_text(deployed.run("cat /etc/docker/daemon.json"))
+    ada = deployed_learner(deployed, "nolive-ada")
+    ada.save("mine.txt", "work of nolive-ada")
+    ada.run("kept = 41")
+    try:
+        deployed.run(
+            "python3 -c \"import json; p='/etc/docker/daemon.json'; d=json.load(open(p)); "
+            "d['live-restore']=False; open(p,'w').write(json.dumps(d))\" && systemctl reload docker"
+        )
+        assert deployed.run("docker info -f '{{.LiveRestoreEnabled}}'").strip() == "false"
+        restarted = time.monotonic()
+        deployed.run("systemctl restart docker")
+        hub_back = until(
+            lambda: ada.browser.request("GET", "/hub/health").status_code == 200, "the hub answers"
+        )
+        # The learner's JupyterLab finds its server gone (the hub answers 424) and offers a restart.
+        until(lambda: status_of(ada) == 424, "the hub says ada's server is not running")
+        noticed = time.monotonic() - restarted
+        ada.browser.get(f"/hub/spawn/{ada.name}")
+        assert ada.browser.follow_progress(ada.name, timeout=600)[-1].get("ready")
+        ada.kernel = ""
+        kept = ada.run("print('kept' in globals())").strip()
+        back = time.monotonic() - restarted
+    finally:
+        deployed.put(deployed_settings, "/etc/docker/daemon.json")  # the deploy's, as it was
+        deployed.run("systemctl reload docker")
+    assert deployed.run("docker info -f '{{.LiveRestoreEnabled}}'").strip() == "true"
+    assert kept == "False"  # a new server: the kernel's variables are gone
+    intact = ada.read("mine.txt") == "work of nolive-ada"
+    assert intact
+    ada.browser.stop(ada.name)
+    fault_results.record(
+        "engine_restarted_live_restore_off",
+        fault="the same engine restart with live-restore off (Docker's default)",
+        learners=1,
+        ended_working_with_files_intact=int(intact),
+        what_survives="the files (volumes) and the hub's state; the engine stops every container: the hub "
+        "comes back by its restart policy, learners' servers are gone and each learner presses Restart",
+        hub_answering_after_s=round(hub_back, 1),
+        learner_told_after_s=round(noticed, 1),
+        seconds_from_the_restart_to_running_code=seconds([back]),
+    )
+
+
+def data_root_use(host: DeployHost) -> tuple[int, int]:
+    """(size, used) in bytes of the file system of the host's Docker data root."""
+    size, used = host.run("df -B1 --output=size,used /var/lib/docker | tail -1").split()
+    return int(size), int(used)
+
+
+FILL = "/var/lib/docker/dlworkshop-fault-fill"
+
+
+@pytest.mark.ansible
+@pytest.mark.slow
+def test_with_the_host_disk_at_95_percent_learners_at_work_carry_on_and_starts_wait_for_space(
+    deployed: DeployHost, fault_results: FaultResults
+) -> None:
+    if deployed.unbounded_disk:
+        pytest.skip(f"the test host's disk is this machine's, not filled: {deployed.unbounded_disk}")
+    ada = deployed_learner(deployed, "disk-ada")
+    ada.save("mine.txt", "work of disk-ada")
+    size, used = data_root_use(deployed)
+    try:
+        deployed.run(f"fallocate -l {max(int(size * 0.95) - used, 1)} {FILL}")
+        size, used = data_root_use(deployed)
+        ada.save("saved-at-95.txt", "still saving")
+        ada_works = answers(ada, "print(6 * 7)", "42") and ada.read("saved-at-95.txt") == "still saving"
+        # A learner arriving now: the hub refuses the start below resources.disk_free_min, saying why.
+        bo = HubClient(deployed.url, verify=deployed.tls_context())
+        bo.get(bo.login("disk-bo", DEPLOY_ACCESS_CODE, "secret-of-disk-bo"))
+        refusal = bo.follow_progress("disk-bo", timeout=300)[-1]
+    finally:
+        deployed.run(f"rm -f {FILL}")
+    freed = time.monotonic()
+    # A helper frees space; the learner presses Start again.
+    bo.get("/hub/spawn/disk-bo")
+    assert bo.follow_progress("disk-bo", timeout=600)[-1].get("ready")
+    bo_learner = Learner(
+        "disk-bo",
+        bo,
+        JupyterServer(
+            f"{deployed.url}/user/disk-bo/",
+            bo.create_token("disk-bo", "dlworkshop fault test"),
+            verify=deployed.tls_context(),
+        ),
+    )
+    assert answers(bo_learner, "print(6 * 7)", "42")
+    bo_back = time.monotonic() - freed
+    assert ada_works
+    intact = ada.read("mine.txt") == "work of disk-ada"
+    assert intact
+    if refusal.get("failed"):
+        assert "low on disk space" in refusal.get("message", ""), refusal
+    for learner in (ada, bo_learner):
+        learner.browser.stop(learner.name)
+    fault_results.record(
+        "host_disk_95_percent",
+        fault=f"the test host's disk ({size / 2**30:.0f}G, its Docker data root) filled to "
+        f"{100 * used / size:.0f}%",
+        learners=2,
+        ended_working_with_files_intact=1 + int(intact),
+        learner_at_work="ran code and saved files throughout",
+        new_start_while_full=refusal.get("message", ""),
+        seconds_from_freeing_space_to_running_code=seconds([bo_back]),
+    )
+
+
+FILL_THE_WORK_FOLDER = """\
+import errno, os
+written, chunk, number, why = 0, 256 * 2**20, 0, ""
+while chunk >= 2**20:  # 256M at a time, then smaller, until the file system says no
+    path = f"fill-{number}.bin"
+    number += 1
+    handle = os.open(path, os.O_CREAT | os.O_WRONLY)
+    try:
+        os.posix_fallocate(handle, 0, chunk)
+        written += chunk
+    except OSError as error:
+        os.unlink(path)
+        chunk //= 4
+        why = errno.errorcode[error.errno]
+    finally:
+        os.close(handle)
+print(written, why)
+"""
+
+
+@pytest.mark.ansible
+@pytest.mark.slow
+def test_a_learner_filling_their_work_folder_until_it_says_no(
+    deployed: DeployHost, fault_results: FaultResults
+) -> None:
+    """Whatever stops the writes (a work-folder quota, or today the host's disk), the learner gets
+    `No space left on device` in their notebook; once their files are deleted, everyone works."""
+    if deployed.unbounded_disk:
+        pytest.skip(f"the test host's disk is this machine's, not filled: {deployed.unbounded_disk}")
+    filler, neighbour = deployed_learner(deployed, "fill-ada"), deployed_learner(deployed, "fill-bo")
+    for learner in (filler, neighbour):
+        learner.save("mine.txt", f"work of {learner.name}")
+    size, _ = data_root_use(deployed)
+    written, why = filler.run(FILL_THE_WORK_FOLDER, timeout=600).split()
+    _, used = data_root_use(deployed)
+    # At that moment: can the neighbour save, and can a new learner log in?
+    try:
+        neighbour.save("while-full.txt", "saved while the other filled their folder")
+        neighbour_saved = "yes"
+    except httpx.HTTPError as exc:
+        neighbour_saved = f"no: {exc}"
+    try:
+        HubClient(deployed.url, verify=deployed.tls_context()).login(
+            "fill-cy", DEPLOY_ACCESS_CODE, "secret-of-fill-cy"
+        )
+        newcomer_logged_in = "yes"
+    except Exception as exc:
+        newcomer_logged_in = f"no: {exc}"
+    # The learner (told by the error in their notebook) deletes what they wrote.
+    filler.run("import glob, os\nfor path in glob.glob('fill-*.bin'):\n    os.unlink(path)")
+    deleted = time.monotonic()
+    until(lambda: neighbour.save("after.txt", "saved again") is None, "the neighbour saves again")
+    cy = deployed_learner(deployed, "fill-cy")
+    assert answers(cy, "print(6 * 7)", "42") and answers(filler, "print(6 * 7)", "42")
+    back = time.monotonic() - deleted
+    intact = [
+        learner.name
+        for learner in (filler, neighbour)
+        if learner.read("mine.txt") == f"work of {learner.name}"
+    ]
+    assert len(intact) == 2
+    assert why == "ENOSPC"
+    for learner in (filler, neighbour, cy):
+        learner.browser.stop(learner.name)
+    fault_results.record(
+        "learner_fills_work_folder",
+        fault="a learner's kernel writes into ~/work until the file system refuses",
+        learners=3,
+        ended_working_with_files_intact=len(intact) + 1,
+        stopped_by=f"{why} after {int(written) / 2**30:.1f} GiB, with the host's Docker data root "
+        f"{100 * used / size:.0f}% full",
+        while_full={"neighbour_saved_a_file": neighbour_saved, "a_new_learner_logged_in": newcomer_logged_in},
+        seconds_from_deleting_to_everyone_working=seconds([back]),
     )
