@@ -148,7 +148,7 @@ class WorkshopDockerSpawner(WorkshopSpawner, DockerSpawner):
                 await self.docker("remove_container", self.object_id, force=True)
             await super().stop(now=now)
         except (docker.errors.NotFound, docker.errors.NullResource):
-            # It exited and Docker removed it (auto_remove): nothing is left to stop.
+            # Already gone (removed by hand, or by an earlier stop): nothing is left to stop.
             self.object_id = ""
             self.clear_state()
         finally:
@@ -186,6 +186,10 @@ class DockerBackend(Backend):
         # and no swap beyond the memory limit, so the limit is the limit.
         c.DockerSpawner.extra_create_kwargs = {"user": str(contract.learner.UID)}
         c.DockerSpawner.extra_host_config = {
+            # Removed by the hub when it stops them (DockerSpawner.remove), not by Docker on exit:
+            # an engine restart with live-restore removes running auto-remove containers on
+            # Docker before 24.0.8 (moby/moby#46308), and learners' servers must outlive it.
+            "auto_remove": False,
             "pids_limit": resources.pids,
             "security_opt": ["no-new-privileges"],
             "cap_drop": ["ALL"],

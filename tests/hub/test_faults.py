@@ -303,7 +303,7 @@ def test_a_learner_whose_container_is_killed_starts_again_with_their_files(
     ada = at_work(running_hub, "crash-ada")
     ada.save("before-the-crash.txt", "saved before the crash")
     assert ada.run("print(6 * 7)").strip() == "42"
-    running_hub.container(ada.name).kill()  # SIGKILL; Docker removes it (auto-remove)
+    running_hub.container(ada.name).kill()  # SIGKILL: the server's processes are gone
     killed = time.monotonic()
     # JupyterLab keeps asking its server (the proxy's requests to the gone address hang) until the
     # hub's poll of the engine (every 30 s) finds it gone; then the hub answers 424, on which

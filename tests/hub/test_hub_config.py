@@ -85,6 +85,9 @@ def test_spawner_limits_volume_and_network() -> None:
     assert c.DockerSpawner.volumes == {"dlworkshop-hub-work-{raw_username}": "/home/jovyan/work"}
     assert c.DockerSpawner.name_template == "dlworkshop-hub-learner-{raw_username}"
     assert c.DockerSpawner.remove is True
+    # The hub removes a learner's container when it stops it; Docker does not on exit, so an engine
+    # restart with live-restore leaves it running (moby/moby#46308, Docker < 24.0.8).
+    assert c.DockerSpawner.extra_host_config["auto_remove"] is False
     assert c.DockerSpawner.pull_policy == "never"
 
 
