@@ -717,9 +717,10 @@ def test_without_live_restore_an_engine_restart_stops_the_learners_servers_and_k
 
 
 def data_root_use(host: DeployHost) -> tuple[int, int]:
-    """(size, used) in bytes of the file system of the host's Docker data root."""
-    size, used = host.run("df -B1 --output=size,used /var/lib/docker | tail -1").split()
-    return int(size), int(used)
+    """(used, usable) bytes of the file system of the host's Docker data root, as `df` counts its
+    use: the blocks ext4 keeps for root (5%) are not usable by learners, nor counted."""
+    used, available = host.run("df -B1 --output=used,avail /var/lib/docker | tail -1").split()
+    return int(used), int(used) + int(available)
 
 
 FILL = "/var/lib/docker/dlworkshop-fault-fill"
@@ -734,10 +735,10 @@ def test_with_the_host_disk_at_95_percent_learners_at_work_carry_on_and_starts_w
         pytest.skip(f"the test host's disk is this machine's, not filled: {deployed.unbounded_disk}")
     ada = deployed_learner(deployed, "disk-ada")
     ada.save("mine.txt", "work of disk-ada")
-    size, used = data_root_use(deployed)
+    used, usable = data_root_use(deployed)
     try:
-        deployed.run(f"fallocate -l {max(int(size * 0.95) - used, 1)} {FILL}")
-        size, used = data_root_use(deployed)
+        deployed.run(f"fallocate -l {max(int(usable * 0.95) - used, 1)} {FILL}")
+        used, usable = data_root_use(deployed)
         ada.save("saved-at-95.txt", "still saving")
         ada_works = answers(ada, "print(6 * 7)", "42") and ada.read("saved-at-95.txt") == "still saving"
         # A learner arriving now: the hub refuses the start below resources.disk_free_min, saying why.
@@ -770,8 +771,8 @@ def test_with_the_host_disk_at_95_percent_learners_at_work_carry_on_and_starts_w
         learner.browser.stop(learner.name)
     fault_results.record(
         "host_disk_95_percent",
-        fault=f"the test host's disk ({size / 2**30:.0f}G, its Docker data root) filled to "
-        f"{100 * used / size:.0f}%",
+        fault=f"the test host's disk (its Docker data root, {usable / 2**30:.1f}G usable) filled to "
+        f"{100 * used / usable:.0f}%",
         learners=2,
         ended_working_with_files_intact=1 + int(intact),
         learner_at_work="ran code and saved files throughout",
@@ -796,6 +797,14 @@ while chunk >= 2**20:  # 256M at a time, then smaller, until the file system say
         why = errno.errorcode[error.errno]
     finally:
         os.close(handle)
+last = open("fill-last.bin", "wb", buffering=0)  # and the last bytes, as a program writing would
+try:
+    while True:
+        written += last.write(bytes(4096))
+except OSError as error:
+    why = errno.errorcode[error.errno]
+finally:
+    last.close()
 print(written, why)
 """
 
@@ -812,9 +821,8 @@ def test_a_learner_filling_their_work_folder_until_it_says_no(
     filler, neighbour = deployed_learner(deployed, "fill-ada"), deployed_learner(deployed, "fill-bo")
     for learner in (filler, neighbour):
         learner.save("mine.txt", f"work of {learner.name}")
-    size, _ = data_root_use(deployed)
     written, why = filler.run(FILL_THE_WORK_FOLDER, timeout=600).split()
-    _, used = data_root_use(deployed)
+    used, usable = data_root_use(deployed)
     # At that moment: can the neighbour save, and can a new learner log in?
     try:
         neighbour.save("while-full.txt", "saved while the other filled their folder")
@@ -850,7 +858,8 @@ def test_a_learner_filling_their_work_folder_until_it_says_no(
         learners=3,
         ended_working_with_files_intact=len(intact) + 1,
         stopped_by=f"{why} after {int(written) / 2**30:.1f} GiB, with the host's Docker data root "
-        f"{100 * used / size:.0f}% full",
+        f"{100 * used / usable:.0f}% full (for learners: ext4 keeps 5% for root, which the hub and "
+        "Docker run as)",
         while_full={"neighbour_saved_a_file": neighbour_saved, "a_new_learner_logged_in": newcomer_logged_in},
         seconds_from_deleting_to_everyone_working=seconds([back]),
     )
