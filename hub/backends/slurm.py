@@ -241,6 +241,9 @@ class WorkshopSlurmSpawner(WorkshopSpawner, SlurmSpawner):
         await self.submit_batch_script()
         if not self.job_id:
             raise RuntimeError("sbatch gave no job id; the hub's log has its output")
+        # The job's id into the hub's database now: a hub that restarts before the start ends
+        # finds the job (to cancel it and ask again, hub/spawning.py) instead of leaving it unseen.
+        self._save_state()
         status = await self.query_job_status()
         if status == JobStatus.PENDING:
             async with self.queued_in_engine():

@@ -19,8 +19,8 @@ from dlworkshop.settings import parse_settings
 from dlworkshop.slurm.apptainer import apptainer_command
 from hub.backends.cluster_accounts import AccountsExhausted, ClusterAccountBook
 from hub.backends.slurm import SlurmBackend, WorkshopSlurmSpawner
-from hub.spawning import WorkshopSpawner
-from tests.hub.test_backend_interface import Engine
+from hub.spawning import START_STATE_KEY, WorkshopSpawner
+from tests.hub.test_backend_interface import Engine, _restart_the_hub
 
 SETTINGS = (
     "auth: {mode: shared-code, access_code: x}\nresources: {cpu: 0.5, memory: 1536M, "
@@ -208,3 +208,39 @@ def test_the_learner_environment_pins_the_hubs_batchspawner() -> None:
     hub_lock = (repo / "hub/requirements.lock").read_text()
     learner_lock = (repo / "dlworkshop/slurm/requirements-learner.lock").read_text()
     assert "batchspawner==1.3.0" in hub_lock and "batchspawner==1.3.0" in learner_lock
+
+
+def test_a_job_a_hub_restart_interrupted_is_cancelled_and_asked_for_again(
+    slurm: Slurm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job's id is in the hub's database as soon as sbatch gives it, so a restarted hub finds
+    the job; it cannot know the port the job reported once, so it cancels the job (never left
+    running unseen) and asks for the start again, its place in the queue kept."""
+    learner = spawner(start_capacity=1)
+    slurm.answers = ["PENDING|n/a|Resources"]
+
+    async def before_the_restart() -> None:
+        starting = asyncio.ensure_future(learner.start())
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if learner.slurm_state == "PENDING":
+                break
+        starting.cancel()  # the hub process ends (its database stays)
+        await asyncio.gather(starting, return_exceptions=True)
+
+    asyncio.run(before_the_restart())
+    assert learner.orm_spawner.state["job_id"] == "4242"
+    assert START_STATE_KEY in learner.orm_spawner.state
+    asked = _restart_the_hub(monkeypatch)
+    again = Engine(SlurmBackend(parse_settings(SETTINGS)), failing=lambda c: None).restarted(learner)
+
+    async def after_the_restart() -> None:
+        assert await again.poll() is not None  # not adopted: JupyterHub cleans up the rest
+        await asyncio.sleep(0.1)  # it asks again in the background
+        assert asked == ["ada"]
+        assert again.admission.requested(again.admission_key) is not None
+
+    asyncio.run(after_the_restart())
+    assert [command for command, _ in slurm.asked if "scancel" in command] == [
+        "sudo -n -E -u dlw-01 scancel 4242"
+    ]
