@@ -48,8 +48,11 @@ def apply_hub(c: Any, settings: Settings) -> None:
     # A start asked for through the API is answered at once, not after up to 10 s: the asker
     # follows the progress stream (as the spawn page does), and a restart in those seconds would
     # cut the request, not the start. The Z2JH chart sets the same.
-    chosen = c.JupyterHub.tornado_settings if "tornado_settings" in c.JupyterHub else {}
-    c.JupyterHub.tornado_settings = {**chosen, "slow_spawn_timeout": 0}
+    earlier = c.JupyterHub.get("tornado_settings")
+    c.JupyterHub.tornado_settings = {
+        **(earlier if isinstance(earlier, dict) else {}),
+        "slow_spawn_timeout": 0,
+    }
     c.JupyterHub.template_paths = [str(TEMPLATES)]
     c.JupyterHub.template_vars = {"workshop_name": settings.workshop.name}
 
