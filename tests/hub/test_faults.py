@@ -660,7 +660,7 @@ def test_the_engine_restarted_under_running_learners_keeps_their_kernels(
     fault_results.record(
         "engine_restarted_live_restore_on",
         fault="the Docker engine restarted (systemctl restart docker) with a learner at work; "
-        "live-restore on, as the deploy and `up` set it",
+        "live-restore on, as the deploy sets it (`up` and `check` warn where it is off)",
         learners=1,
         ended_working_with_files_intact=int(intact),
         what_survives="everything: the hub, the learner's container, server and kernel (its variables), "
