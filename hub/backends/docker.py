@@ -26,6 +26,9 @@ from hub.backends.base import Backend, HostUsage, LearnerServer, LearnerUsage, S
 from hub.backends.gpu_allocator import Allocation, GpuAllocator, GpuPoolExhausted
 from hub.spawning import WorkshopSpawner
 
+# Docker's own spelling of "no health check" (Config.Healthcheck.Test), overriding the image's.
+NO_HEALTHCHECK = {"test": ["NONE"]}
+
 _STATES: dict[str, ServerState] = {"created": "starting", "restarting": "starting", "running": "running"}
 
 
@@ -184,7 +187,12 @@ class DockerBackend(Backend):
         }
         # Locked down: the learner's UID, no capabilities, no privilege escalation, a process limit,
         # and no swap beyond the memory limit, so the limit is the limit.
-        c.DockerSpawner.extra_create_kwargs = {"user": str(contract.learner.UID)}
+        # No Docker HEALTHCHECK: the spawner polls the server itself, and the image's check would
+        # run a process in every idle learner's container, CPU a rush needs (issue: the 09:00 rush).
+        c.DockerSpawner.extra_create_kwargs = {
+            "user": str(contract.learner.UID),
+            "healthcheck": NO_HEALTHCHECK,
+        }
         c.DockerSpawner.extra_host_config = {
             # Removed by the hub when it stops them (DockerSpawner.remove), not by Docker on exit:
             # an engine restart with live-restore removes running auto-remove containers on

@@ -54,7 +54,11 @@ def test_configure_only_sets_and_matches_the_contract(state: HubState) -> None:
     assert c.JupyterHub.hub_port == contract.HUB_API_PORT
     assert c.JupyterHub.hub_connect_ip == settings.hub.container_name
     assert c.Spawner.notebook_dir == contract.learner.WORK_FOLDER
-    assert c.DockerSpawner.extra_create_kwargs == {"user": str(contract.learner.UID)}
+    # Hub-spawned learners run no Docker health check (the spawner polls the server itself).
+    assert c.DockerSpawner.extra_create_kwargs == {
+        "user": str(contract.learner.UID),
+        "healthcheck": {"test": ["NONE"]},
+    }
     assert c.DockerSpawner.name_template == contract.learner_container_name(settings.hub.container_name)
     assert c.DockerSpawner.volumes == {
         contract.work_volume_name(settings.hub.container_name): contract.learner.WORK_FOLDER

@@ -39,6 +39,13 @@ def test_runs_as_uid_1000_with_no_capabilities_and_no_privilege_escalation(
     assert output.split()[-1] == "0000000000000000"
 
 
+def test_runs_no_docker_health_check(running_hub: RunningHub, learner: str) -> None:
+    """An idle learner costs no CPU: the image's HEALTHCHECK is off for hub-spawned containers."""
+    container = running_hub.container(learner)
+    assert container.attrs["Config"]["Healthcheck"] == {"Test": ["NONE"]}
+    assert "Health" not in container.attrs["State"]
+
+
 def test_has_its_quotas_in_the_environment(running_hub: RunningHub, learner: str) -> None:
     env = dict(item.split("=", 1) for item in running_hub.container(learner).attrs["Config"]["Env"])
     assert env["CPU_LIMIT"] == "0.25"

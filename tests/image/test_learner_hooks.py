@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dlworkshop_learner import layout, server_config, start, tensorflow_setup, threads
+from dlworkshop_learner import layout, process_hooks, server_config, start, tensorflow_setup, threads
 from dlworkshop_learner.data_links import PlannedLink, read_plan, save_plan
 from dlworkshop_learner.healthcheck import server_answers
 
@@ -226,3 +226,28 @@ def test_the_healthcheck_is_unhealthy_without_a_server(tmp_path: Path) -> None:
     (tmp_path / "jpserver-1.json").write_text(json.dumps({"port": 9, "base_url": "/"}))
     assert server_answers(tmp_path) is False
     assert server_answers(tmp_path / "none") is False
+
+
+BIN = "/opt/venv/bin"
+
+
+@pytest.mark.parametrize(
+    ("argv", "learners"),
+    [
+        (["/opt/venv/bin/python", "-m", "ipykernel_launcher", "-f", "/tmp/k.json"], True),
+        (["python", "-c", "import seaborn"], True),
+        (["python", "train.py"], True),
+        (["python", "-X", "importtime", "-W", "error", "train.py"], True),
+        (["python"], True),
+        (["/opt/venv/bin/python3", "/opt/venv/bin/ipython"], True),
+        (["python", "-m", "dlworkshop_learner.healthcheck"], False),
+        (["python", "-m", "dlworkshop_learner.start", "jupyterhub-singleuser"], False),
+        (["/opt/venv/bin/python3", "/opt/venv/bin/jupyterhub-singleuser"], False),
+        (["/opt/venv/bin/python3", "/opt/venv/bin/dlworkshop", "data", "verify"], False),
+        (["/opt/venv/bin/python3", "/opt/venv/bin/tensorboard", "--logdir", "."], False),
+        (["python", "-m", "pip", "list"], False),
+    ],
+)
+def test_only_learners_code_pays_for_the_hooks(argv: list[str], learners: bool) -> None:
+    """Kernels and a learner's scripts get the hooks; health checks and installed programs do not."""
+    assert process_hooks.runs_learner_code(argv, BIN) is learners
