@@ -5,7 +5,9 @@ matplotlib's backend registry). When a room opens its notebooks together, those 
 the host's cores. This kernel manager starts one kernel when the server starts, keeps it out of
 the kernel list, and hands it to the first kernel request of the default kind, after moving it to
 the notebook's folder as a fresh kernel would have started there. Later kernels start the usual
-way; a new one is kept ready again a while later, not during the rush.
+way; a new one is kept ready again a while later, not during the rush. The kernel ahead starts a
+few seconds after the server, once it answers: in a rush its imports would otherwise compete with
+its own server's start and first page (a kernel asked for before then starts the usual way).
 
 Named by the server's config (dlworkshop_learner/server_config.py, ServerApp.kernel_manager_class).
 """
@@ -34,16 +36,30 @@ class PrestartedKernelManager(AsyncMappingKernelManager):
     refill_after = Float(
         120.0, config=True, help="Seconds after handing a kernel out before starting the next one ahead."
     )
+    prestart_delay = Float(
+        5.0,
+        config=True,
+        help="Seconds after the server starts before the kernel ahead starts (the server answers the "
+        "hub and serves JupyterLab's first page first).",
+    )
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._ahead: list[str] = []
         self._filling: asyncio.Task[None] | None = None
+        self._waiting_to_fill: object | None = None
         if self.prestarted:
-            # The server's loop runs once the server starts; the kernel is ready soon after.
-            IOLoop.current().add_callback(self._start_filling)
+            # The server's loop runs once the server listens; the kernel ahead starts a little later.
+            self._fill_later(self.prestart_delay)
+
+    def _fill_later(self, delay: float) -> None:
+        loop = IOLoop.current()
+        if self._waiting_to_fill is not None:
+            loop.remove_timeout(self._waiting_to_fill)
+        self._waiting_to_fill = loop.call_later(delay, self._start_filling)
 
     def _start_filling(self) -> None:
+        self._waiting_to_fill = None
         if self._filling is None or self._filling.done():
             self._filling = asyncio.ensure_future(self._fill())
 
@@ -99,10 +115,13 @@ class PrestartedKernelManager(AsyncMappingKernelManager):
             ready = self._ahead.pop(0)
             if ready in self and await self._hand_out(ready, path, kwargs.get("env") or {}):
                 self.log.info("Kernel handed out (started ahead): %s", ready)
-                IOLoop.current().call_later(self.refill_after, self._start_filling)
+                self._fill_later(self.refill_after)
                 return ready
             with contextlib.suppress(Exception):
                 await self.shutdown_kernel(ready, now=True)
+        if name == self.default_kernel_name and self._waiting_to_fill is not None:
+            # Asked for before the kernel ahead started: this one is the learner's, the next later.
+            self._fill_later(self.refill_after)
         return await super().start_kernel(kernel_id=kernel_id, path=path, **kwargs)
 
     def list_kernels(self) -> list[dict[str, Any]]:
