@@ -10,6 +10,7 @@ like a learner.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -17,14 +18,33 @@ from dlworkshop.settings import Settings, format_bytes
 
 # The hub, its proxy and the culler, measured with a margin.
 HUB_OVERHEAD_BYTES = 1024**3
-# A learner server's start keeps about one core busy for a second (plus waits on Docker and disk,
-# hence two starts per core) and needs about this much memory while it imports.
+# What a learner server's start costs before the hub has measured one on this host (the hub then
+# follows its own measurements, hub/admission.py): CPU seconds until the server answers (Python
+# imports, one core at most: benchmarks/start_profile.py), and seconds it waits on something else
+# than a core (Docker creating the container, the disk, the hub's polls).
+START_CPU_SECONDS = 1.2
+START_WAIT_SECONDS = 1.0
+# Memory a start needs while it imports.
 START_MEMORY_BYTES = 512 * 2**20
 
 
-def host_start_capacity(cpus: float, available_memory: int) -> int:
-    """How many learner server starts the host carries at once (the hub's admission queue)."""
-    return max(1, min(int(2 * cpus), available_memory // START_MEMORY_BYTES))
+def host_start_capacity(
+    cpus: float,
+    available_memory: int,
+    busy_cores: float = 0.0,
+    cpu_seconds: float = START_CPU_SECONDS,
+    wait_seconds: float = START_WAIT_SECONDS,
+) -> int:
+    """How many learner server starts the host carries at once (the hub's admission queue).
+
+    Enough starts to keep the free cores busy while each also waits on Docker and the disk, and no
+    more (more only slows every start down): free cores x (CPU + wait) / CPU seconds of a start,
+    within the memory free for their imports. `busy_cores` is what runs besides the starts (the
+    hub itself, running learners).
+    """
+    free_cores = max(0.5, cpus - busy_cores)
+    by_cpu = math.ceil(free_cores * (cpu_seconds + wait_seconds) / max(cpu_seconds, 0.05) - 1e-9)
+    return max(1, min(by_cpu, available_memory // START_MEMORY_BYTES))
 
 
 def start_capacity(settings: Settings, cpus: float, available_memory: int) -> int:

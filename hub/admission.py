@@ -8,6 +8,11 @@ turn in order, see their place on the spawn page, and are never failed by a time
 The order is that of the learners' requests. After a hub restart, the starts that were in flight
 are put back in their order (`reserve`, hub/spawning.py) before the hub answers anyone, and each
 takes its place when it is asked for again.
+
+How many start at once follows the host (hub.start_capacity auto): what a start costs here, measured
+by `StartCosts` as starts happen (CPU seconds from the engine, time spent waiting on something else),
+and the cores free when a burst of arrivals begins (`HostCpu`: the hub and running learners
+included). A number in workshop.yaml fixes it instead.
 """
 
 from __future__ import annotations
@@ -16,9 +21,15 @@ import asyncio
 import bisect
 import contextlib
 import itertools
+import os
+import statistics
 import time
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from dlworkshop.capacity import START_CPU_SECONDS, START_WAIT_SECONDS, host_start_capacity
 
 
 @dataclass(order=True)
@@ -60,6 +71,11 @@ class AdmissionQueue:
                 continue
             self.starting.add(entry.key)
             entry.admitted.set_result(None)
+
+    def resize(self, capacity: int) -> None:
+        """A new capacity for the starts to come (a place already held is never taken back)."""
+        self.capacity = max(1, capacity)
+        self._admit_next()
 
     def release(self, key: str) -> None:
         """Give a place back before the `admitted` block ends (an engine queuing the start itself)."""
@@ -122,3 +138,87 @@ class AdmissionQueue:
         finally:
             self.starting.discard(key)
             self._admit_next()
+
+
+@dataclass
+class StartCosts:
+    """What a learner server's start costs on this host, from the last starts the engine measured:
+    CPU seconds until the server answered (median), and seconds of the start spent waiting on
+    something else than a core (the least seen: a start slowed by its neighbours waits for the CPU
+    too, which is not what this counts)."""
+
+    cpu_seconds: float = START_CPU_SECONDS
+    wait_seconds: float = START_WAIT_SECONDS
+    measured: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=20))
+
+    def record(self, wall_seconds: float, cpu_seconds: float | None) -> None:
+        """One start: wall seconds from admission until the server answered, and its CPU seconds
+        (None where the engine does not say)."""
+        if cpu_seconds is None or cpu_seconds <= 0:
+            return
+        self.measured.append((cpu_seconds, max(0.0, wall_seconds - cpu_seconds)))
+        self.cpu_seconds = statistics.median(cpu for cpu, _ in self.measured)
+        self.wait_seconds = min(wait for _, wait in self.measured)
+
+
+class HostCpu:
+    """Cores busy on the host since the last reading, from /proc/stat (a container without lxcfs
+    reads its host's): the hub itself, running learners, anything else on the machine."""
+
+    def __init__(self, stat: Path = Path("/proc/stat"), cores: float | None = None) -> None:
+        self.stat = stat
+        self.cores = cores or float(os.cpu_count() or 1)
+        self._last = self._read()
+        self.read_once = False
+
+    def _read(self) -> tuple[int, int] | None:
+        """(busy, total) jiffies of all cores together."""
+        try:
+            fields = [int(value) for value in self.stat.read_text().split("\n", 1)[0].split()[1:]]
+        except (OSError, ValueError):
+            return None
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        total = sum(fields[:8])  # guest time is counted in user time already
+        return total - idle, total
+
+    def busy_cores(self) -> float | None:
+        """Cores busy on average since the last call (None: nothing to tell yet)."""
+        now, last = self._read(), self._last
+        self._last, self.read_once = now, True
+        if now is None or last is None or now[1] <= last[1]:
+            return None
+        return self.cores * (now[0] - last[0]) / (now[1] - last[1])
+
+
+@dataclass
+class HostAdmission:
+    """The admission capacity of `hub.start_capacity: auto`: worked out again when a burst of
+    arrivals begins (nothing starting, nothing queued) from the cores free then and the measured
+    cost of a start; during the burst it stays as it is."""
+
+    cores: float
+    available_memory: Callable[[], int]
+    host: HostCpu
+    costs: StartCosts = field(default_factory=StartCosts)
+    busy_cores: float = 0.0
+    # A reading over less than this is mostly noise: the last one is kept instead.
+    min_interval: float = 1.0
+    _read_at: float = field(default_factory=time.monotonic)
+
+    def capacity(self) -> int:
+        if time.monotonic() - self._read_at >= self.min_interval:
+            busy = self.host.busy_cores()
+            self._read_at = time.monotonic()
+            if busy is not None:
+                self.busy_cores = busy
+        elif not self.host.read_once:
+            # The first burst, right after the hub started: the load average is all there is.
+            self.busy_cores = min(self.cores, os.getloadavg()[0])
+            self.host.read_once = True
+        return host_start_capacity(
+            self.cores,
+            self.available_memory(),
+            busy_cores=self.busy_cores,
+            cpu_seconds=self.costs.cpu_seconds,
+            wait_seconds=self.costs.wait_seconds,
+        )

@@ -31,10 +31,10 @@ from tornado.httpclient import AsyncHTTPClient
 from traitlets import Float, Integer, Unicode
 from traitlets.config import LoggingConfigurable
 
-from dlworkshop.capacity import available_memory, host_start_capacity
+from dlworkshop.capacity import available_memory
 from dlworkshop.contract import HUB_API_URL_LOCAL, QUEUED_START_TIMEOUT
 from dlworkshop.hubclient import HubError, HubSession, hub_url_of
-from hub.admission import AdmissionQueue
+from hub.admission import AdmissionQueue, HostAdmission, HostCpu
 
 __all__ = ["QUEUED_START_TIMEOUT", "START_STATE_KEY", "WorkshopSpawner"]
 
@@ -65,7 +65,8 @@ class WorkshopSpawner(LoggingConfigurable):
         0,
         config=True,
         help="Learner server starts admitted at once; the rest wait in order. 0: from this host's "
-        "cores and memory, worked out at the first start.",
+        "free cores and memory and what a start measured here costs, worked out again whenever a "
+        "burst of arrivals begins.",
     )
     admitted_start_timeout = Integer(
         600,
@@ -100,17 +101,43 @@ class WorkshopSpawner(LoggingConfigurable):
     # One queue for the hub process, shared by every learner's spawner; built at the first start.
     _admission: ClassVar[AdmissionQueue | None] = None
     _background: ClassVar[set[asyncio.Task[None]]] = set()
+    # Where the capacity is auto: the host's measurements that decide it.
+    _host_admission: ClassVar[HostAdmission | None] = None
 
     @property
     def admission(self) -> AdmissionQueue:
         cls = WorkshopSpawner
         if cls._admission is None:
-            capacity = self.start_capacity or host_start_capacity(
-                float(os.cpu_count() or 1), available_memory()
-            )
+            if self.start_capacity:
+                capacity = self.start_capacity
+            else:
+                cores = float(os.cpu_count() or 1)
+                cls._host_admission = HostAdmission(cores, available_memory, HostCpu(cores=cores))
+                capacity = cls._host_admission.capacity()
             cls._admission = AdmissionQueue(capacity)
             self.log.info("dlworkshop: admitting %d learner server starts at once, the rest queue", capacity)
         return cls._admission
+
+    def _fit_capacity_to_the_host(self, queue: AdmissionQueue) -> None:
+        """At the start of a burst (nothing starting or queued), admit what the host carries now."""
+        host = WorkshopSpawner._host_admission
+        if host is None or queue.starting or queue.waiting:
+            return
+        capacity = host.capacity()
+        if capacity != queue.capacity:
+            self.log.info(
+                "dlworkshop: admitting %d starts at once (%.1f of %g cores busy, a start %.1f CPU-s + %.1f s waiting)",
+                capacity,
+                host.busy_cores,
+                host.cores,
+                host.costs.cpu_seconds,
+                host.costs.wait_seconds,
+            )
+            queue.resize(capacity)
+
+    async def server_cpu_seconds(self) -> float | None:
+        """CPU seconds the learner's server has used since it started, where the engine says."""
+        return None
 
     @property
     def admission_key(self) -> str:
@@ -126,6 +153,7 @@ class WorkshopSpawner(LoggingConfigurable):
 
     async def start(self) -> Any:
         queue = self.admission
+        self._fit_capacity_to_the_host(queue)
         kept = queue.requested(self.admission_key)  # a start a restart interrupted: its place kept
         self.resumed = kept is not None
         self.start_requested = kept if kept is not None else time.time()
@@ -137,12 +165,27 @@ class WorkshopSpawner(LoggingConfigurable):
         self._engine_queued_since = None
         try:
             async with queue.admitted(self.admission_key, self.start_requested):
-                waited = time.monotonic() - queued_at
-                if waited > 1:
-                    self.log.info("%s admitted after %.0f s in the queue", self._log_name, waited)
-                return await self._bounded(self._start_until_answering())
+                admitted_at = time.monotonic()
+                if admitted_at - queued_at > 1:
+                    self.log.info(
+                        "%s admitted after %.0f s in the queue", self._log_name, admitted_at - queued_at
+                    )
+                started = await self._bounded(self._start_until_answering())
+                await self._record_cost(time.monotonic() - admitted_at - self._engine_queued)
+                return started
         finally:
             self.phase = ""
+
+    async def _record_cost(self, wall_seconds: float) -> None:
+        host = WorkshopSpawner._host_admission
+        if host is None:
+            return
+        try:
+            cpu = await self.server_cpu_seconds()
+        except Exception:  # a measurement, never a reason to fail a start
+            self.log.debug("no CPU figure for %s's start", self._log_name, exc_info=True)
+            return
+        host.costs.record(wall_seconds, cpu)
 
     async def _bounded(self, starting: Any) -> Any:
         """Await the start within admitted_start_timeout, less the time the engine's own queue held it."""

@@ -134,6 +134,12 @@ class WorkshopDockerSpawner(WorkshopSpawner, DockerSpawner):
             self._release_gpu()
             raise
 
+    async def server_cpu_seconds(self) -> float | None:
+        """The container's CPU so far, as the engine counts it (every process in it)."""
+        stats = await self.docker("stats", self.container_id, stream=False, one_shot=True)
+        total = ((stats or {}).get("cpu_stats") or {}).get("cpu_usage", {}).get("total_usage")
+        return total / 1e9 if total else None
+
     async def get_url(self) -> str:
         """Where the container's server listens, from the engine: after a hub restart during its
         start, JupyterHub's database holds only a placeholder address (hub/spawning.py adopts it)."""

@@ -4,14 +4,15 @@ places shown, waiting never failed, cancellations give the place back."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from traitlets.config import Config
 
-from dlworkshop.capacity import host_start_capacity, start_capacity
+from dlworkshop.capacity import START_CPU_SECONDS, START_WAIT_SECONDS, host_start_capacity, start_capacity
 from dlworkshop.settings import parse_settings
-from hub.admission import AdmissionQueue
+from hub.admission import AdmissionQueue, HostAdmission, HostCpu, StartCosts
 from hub.backends.docker import DockerBackend, WorkshopDockerSpawner
 from hub.spawning import WorkshopSpawner
 
@@ -100,10 +101,66 @@ def test_a_failed_start_frees_its_place() -> None:
 
 @pytest.mark.parametrize(
     ("cpus", "memory", "capacity"),
-    [(2, 20 * GiB, 4), (16, 120 * GiB, 32), (64, 4 * GiB, 8), (1, 100 * 2**20, 1)],
+    [(2, 20 * GiB, 4), (16, 120 * GiB, 30), (64, 4 * GiB, 8), (1, 100 * 2**20, 1)],
 )
 def test_host_start_capacity_follows_cores_and_memory(cpus: float, memory: int, capacity: int) -> None:
+    """Before any start is measured: 1.2 CPU-s and 1 s of waiting each, free cores x 2.2 / 1.2."""
     assert host_start_capacity(cpus, memory) == capacity
+
+
+def test_busy_cores_and_the_cost_of_a_start_decide_how_many_start_at_once() -> None:
+    idle = host_start_capacity(2, 20 * GiB, busy_cores=0, cpu_seconds=1.0, wait_seconds=1.0)
+    assert idle == 4  # 2 free cores, each start half on a core, half waiting
+    assert host_start_capacity(2, 20 * GiB, busy_cores=1, cpu_seconds=1.0, wait_seconds=1.0) == 2
+    assert host_start_capacity(2, 20 * GiB, busy_cores=0, cpu_seconds=2.0, wait_seconds=0.0) == 2
+    # A host busy with something else still admits one start at a time.
+    assert host_start_capacity(2, 20 * GiB, busy_cores=8, cpu_seconds=1.0, wait_seconds=0.0) == 1
+
+
+def test_start_costs_follow_the_measured_starts() -> None:
+    costs = StartCosts()
+    costs.record(3.0, None)  # the engine said nothing: the defaults stay
+    assert (costs.cpu_seconds, costs.wait_seconds) == (START_CPU_SECONDS, START_WAIT_SECONDS)
+    for wall, cpu in [(2.0, 0.8), (6.0, 1.0), (2.5, 0.9)]:  # the second one slowed by its neighbours
+        costs.record(wall, cpu)
+    assert costs.cpu_seconds == pytest.approx(0.9)
+    assert costs.wait_seconds == pytest.approx(1.2)
+
+
+def test_busy_cores_are_read_from_proc_stat(tmp_path: Path) -> None:
+    stat = tmp_path / "stat"
+    #                    user nice system idle iowait irq softirq steal
+    stat.write_text("cpu  100 0 100 800 0 0 0 0 0 0\ncpu0 ...\n")
+    host = HostCpu(stat, cores=2)
+    stat.write_text("cpu  250 0 150 1000 0 0 0 0 0 0\n")  # 200 busy of 400 jiffies
+    assert host.busy_cores() == pytest.approx(1.0)
+    assert host.busy_cores() is None  # nothing new since
+
+
+def test_a_burst_is_admitted_by_the_cores_free_when_it_begins(tmp_path: Path) -> None:
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  0 0 0 0 0 0 0 0\n")
+    host = HostAdmission(2, lambda: 20 * GiB, HostCpu(stat, cores=2), min_interval=0)
+    stat.write_text("cpu  0 0 0 400 0 0 0 0\n")  # idle
+    assert host.capacity() == 4
+    stat.write_text("cpu  300 0 0 500 0 0 0 0\n")  # 1.5 of 2 cores busy since
+    assert host.capacity() == 1
+
+
+def test_a_grown_capacity_admits_those_waiting() -> None:
+    async def scenario() -> list[int | None]:
+        queue = AdmissionQueue(1)
+        release = asyncio.Event()
+        log: list[str] = []
+        tasks = [asyncio.create_task(arrive(queue, name, log, release)) for name in ("ada", "bo", "cy")]
+        await asyncio.sleep(0)
+        queue.resize(3)
+        places = [queue.place(name) for name in ("ada", "bo", "cy")]
+        release.set()
+        await asyncio.gather(*tasks)
+        return places
+
+    assert asyncio.run(scenario()) == [0, 0, 0]
 
 
 def test_workshop_yaml_overrides_the_start_capacity() -> None:
@@ -127,11 +184,13 @@ def test_queued_time_never_times_a_start_out(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_auto_capacity_comes_from_the_host_at_the_first_start(monkeypatch: pytest.MonkeyPatch) -> None:
-    from hub import spawning
+    from hub import admission, spawning
 
     monkeypatch.setattr(WorkshopSpawner, "_admission", None)
+    monkeypatch.setattr(WorkshopSpawner, "_host_admission", None)
     monkeypatch.setattr(spawning.os, "cpu_count", lambda: 2)
     monkeypatch.setattr(spawning, "available_memory", lambda: 20 * GiB)
+    monkeypatch.setattr(admission.os, "getloadavg", lambda: (0.0, 0.0, 0.0))  # an idle host
     c = Config()
     DockerBackend(parse_settings(BASE)).configure(c)
     assert c.WorkshopSpawner.start_capacity == 0  # auto
@@ -220,3 +279,23 @@ def test_a_kept_place_nobody_takes_goes_to_the_next() -> None:
         return log
 
     assert asyncio.run(scenario()) == ["start later", "done later"]
+
+
+def test_each_start_records_what_the_engine_measured(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hub import admission
+
+    monkeypatch.setattr(WorkshopSpawner, "_admission", None)
+    monkeypatch.setattr(WorkshopSpawner, "_host_admission", None)
+    monkeypatch.setattr(admission.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    c = Config()
+    DockerBackend(parse_settings(BASE)).configure(c)
+    spawner = WorkshopDockerSpawner(config=c, user=SimpleNamespace(name="ada", id=1, url="/user/ada/"))
+
+    async def measured() -> float:
+        return 0.7
+
+    monkeypatch.setattr(spawner, "server_cpu_seconds", measured)
+    assert spawner.admission.capacity >= 1
+    asyncio.run(spawner._record_cost(2.0))
+    costs = WorkshopSpawner._host_admission.costs  # type: ignore[union-attr]
+    assert (costs.cpu_seconds, costs.wait_seconds) == (0.7, pytest.approx(1.3))

@@ -42,7 +42,7 @@ def test_runs_as_uid_1000_with_no_capabilities_and_no_privilege_escalation(
 def test_runs_no_docker_health_check(running_hub: RunningHub, learner: str) -> None:
     """An idle learner costs no CPU: the image's HEALTHCHECK is off for hub-spawned containers."""
     container = running_hub.container(learner)
-    assert container.attrs["Config"]["Healthcheck"] == {"Test": ["NONE"]}
+    assert container.attrs["Config"]["Healthcheck"]["Test"] == ["NONE"]
     assert "Health" not in container.attrs["State"]
 
 
