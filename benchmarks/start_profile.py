@@ -1,15 +1,17 @@
 """Benchmark: where a learner server's start goes, phase by phase, in wall and CPU seconds.
 
-    python benchmarks/start_profile.py [--image dlworkshop/learner:test] [--cpus 1] [--repeat 3]
+    python benchmarks/start_profile.py [--image dlworkshop/learner:test] [--cpus 1] [--repeat 3] [--json FILE]
 
-Phases: container create+start, Jupyter server answering, kernel started, first cell's output.
-CPU seconds are read from the container's cgroup, so they count every process in it. Prints a table;
-not a test.
+Phases: container create+start, Jupyter server answering, kernel started, first cell's output, and
+the server idle for a minute after. CPU seconds are read from the container's cgroup, so they count
+every process in it. Prints a table (and writes it as JSON with --json); not a test.
+`benchmarks/surge.py --profile` puts the same figures in its results file.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from pathlib import Path
@@ -40,7 +42,7 @@ def cpu_seconds(container) -> float:  # type: ignore[no-untyped-def]
 
 
 def profile_once(
-    client: docker.DockerClient, image: str, cpus: float, env: dict[str, str]
+    client: docker.DockerClient, image: str, cpus: float, env: dict[str, str], idle: float = 0
 ) -> dict[str, tuple[float, float]]:
     phases: dict[str, tuple[float, float]] = {}
     began = time.monotonic()
@@ -75,6 +77,12 @@ def profile_once(
         phases["kernel requested"] = (time.monotonic() - began, cpu_seconds(container))
         run_code(server, kernel, "import numpy\nprint(int(numpy.arange(7).sum()))", timeout=120)
         phases["first cell output"] = (time.monotonic() - began, cpu_seconds(container))
+        if idle:
+            # What a server nobody uses costs (the kernel ahead refills only minutes later).
+            time.sleep(10)
+            settled = cpu_seconds(container)
+            time.sleep(idle)
+            phases[f"idle {idle:g} s (CPU of that time)"] = (idle, cpu_seconds(container) - settled)
     finally:
         container.remove(force=True)
     return phases
@@ -105,15 +113,39 @@ def component_cpu(client: docker.DockerClient, image: str, command: str, cpus: f
     return float(output.decode().split()[-1])
 
 
+def profile(client: docker.DockerClient, image: str, cpus: float, repeat: int, idle: float) -> dict:  # type: ignore[type-arg]
+    """The medians of `repeat` starts, phase by phase, and of each piece's CPU, as plain data."""
+    profile_once(client, image, cpus, {})  # page cache warm
+    runs = [profile_once(client, image, cpus, {}, idle if i == 0 else 0) for i in range(repeat)]
+    phases = {
+        phase: {
+            "wall_s": round(statistics.median(r[phase][0] for r in runs if phase in r), 3),
+            "cpu_s": round(statistics.median(r[phase][1] for r in runs if phase in r), 3),
+        }
+        for phase in runs[0]
+    }
+    pieces = {
+        piece: round(statistics.median(component_cpu(client, image, command, cpus) for _ in range(repeat)), 3)
+        for piece, command in COMPONENTS.items()
+    }
+    return {"image": image, "cpus": cpus, "repeat": repeat, "phases": phases, "pieces_cpu_s": pieces}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", action="append", help="image to profile (repeatable)")
     parser.add_argument("--cpus", type=float, default=1.0)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--idle", type=float, default=60, help="Seconds of idle server measured (0: none).")
+    parser.add_argument("--json", type=Path, help="Write the figures to this file too.")
     args = parser.parse_args()
     images = args.image or ["dlworkshop/learner:test"]
     client = docker.from_env()
     console = Console()
+    profiles = []
+    for image in images:
+        with console.status(f"profiling {image}"):
+            profiles.append(profile(client, image, args.cpus, args.repeat, args.idle))
     table = Table(
         "image",
         "phase",
@@ -121,27 +153,17 @@ def main() -> None:
         "CPU s (median, cumulative)",
         title=f"Learner server start at --cpus {args.cpus:g}",
     )
-    for image in images:
-        runs = []
-        with console.status(f"profiling {image}"):
-            profile_once(client, image, args.cpus, {})  # page cache warm
-            for _ in range(args.repeat):
-                runs.append(profile_once(client, image, args.cpus, {}))
-        for phase in runs[0]:
-            table.add_row(
-                image,
-                phase,
-                f"{statistics.median(r[phase][0] for r in runs):.2f}",
-                f"{statistics.median(r[phase][1] for r in runs):.2f}",
-            )
+    for result in profiles:
+        for phase, row in result["phases"].items():
+            table.add_row(result["image"], phase, f"{row['wall_s']:.2f}", f"{row['cpu_s']:.2f}")
     console.print(table)
     pieces = Table("image", "piece", "CPU s (median)", title="Where a start's CPU goes")
-    for image in images:
-        with console.status(f"timing the pieces of {image}"):
-            for piece, command in COMPONENTS.items():
-                seconds = [component_cpu(client, image, command, args.cpus) for _ in range(args.repeat)]
-                pieces.add_row(image, piece, f"{statistics.median(seconds):.2f}")
+    for result in profiles:
+        for piece, seconds in result["pieces_cpu_s"].items():
+            pieces.add_row(result["image"], piece, f"{seconds:.2f}")
     console.print(pieces)
+    if args.json:
+        args.json.write_text(json.dumps(profiles, indent=2) + "\n")
 
 
 if __name__ == "__main__":

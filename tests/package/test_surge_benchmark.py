@@ -1,0 +1,80 @@
+"""benchmarks/surge.py's bookkeeping (no hub is started): the median of the runs' p95s, and the
+README table written from a results file, both hubs side by side, with the date and the machine."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def surge_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("surge_benchmark", REPO / "benchmarks" / "surge.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(hub: str, scenario: str, repeat: int, p95: float | None, ran: int = 10) -> dict:  # type: ignore[type-arg]
+    return {
+        "hub": hub,
+        "scenario": scenario,
+        "repeat": repeat,
+        "p50": None if p95 is None else p95 / 2,
+        "p95": p95,
+        "ran_code": ran,
+        "learners": 10,
+        "load_before": [1.5 + repeat, 1.0, 1.0],
+    }
+
+
+def results() -> dict:  # type: ignore[type-arg]
+    surge = surge_module()
+    runs = [run(surge.OURS_HUB, "10", r, p) for r, p in enumerate([9.0, 7.0, 30.0])]
+    runs += [run(surge.PLAIN_HUB, "10", r, p) for r, p in enumerate([20.0, 22.0, 21.0])]
+    runs += [run(surge.OURS_HUB, "10", 0, None, ran=0) | {"scenario": "30-cold", "learners": 30}]
+    runs += [run(surge.OURS_HUB, "30-cold", 0, 40.0) | {"sweep": "4"}]
+    return {
+        "started": "20261129T150000Z",
+        "machine": {
+            "cores": 2,
+            "memory_bytes": 24 * 1024**3,
+            "os": "Debian",
+            "docker": "20.10",
+            "cgroup": "1",
+        },
+        "ramp_s": 10.0,
+        "repeat": 3,
+        "scenarios": ["10", "30-cold"],
+        "runs": runs,
+        "idle": [{"servers": 30, "seconds": 60, "cores_together": 0.012}],
+        "notes": "",
+    }
+
+
+def test_the_summary_is_the_median_of_the_runs_p95s() -> None:
+    surge = surge_module()
+    summary = surge.summarise(results()["runs"])
+    assert summary["10"][surge.OURS_HUB]["median_p95"] == 9.0  # one slow run does not decide
+    assert summary["10"][surge.PLAIN_HUB]["median_p95"] == 21.0
+    assert summary["10"][surge.OURS_HUB]["ran_code"] == 30
+    assert summary["30-cold"][surge.OURS_HUB]["median_p95"] is None  # nobody ran code
+    assert "sweep" not in str(summary)  # the sweep's runs are reported apart
+
+
+def test_the_readme_table_comes_from_the_results_file() -> None:
+    surge = surge_module()
+    data = results()
+    data["summary"] = surge.summarise(data["runs"])
+    table = surge.readme_table(data)
+    assert "2026-11-29 15:00 UTC" in table and "surge-20261129T150000Z.json" in table
+    assert "2 cores, 24 GiB" in table and "load average before a scenario 1.5 to 3.5" in table
+    assert "| 10 learners | 30/30 | 9.0 s | 4.5 s | 30/30 | 21.0 s | 10.5 s |" in table
+    assert "| 30 learners, cold | 0/30 | - | - | - |  |  |" in table
+    assert "0.012 of a core together" in table
+    assert "| p95 login to first cell | 40.0 s |" in table
