@@ -58,7 +58,7 @@ workshop: {{name: surge benchmark}}
 learners: {{count: 30}}
 auth: {{mode: shared-code, access_code: {code}}}
 image: {{name: {name}, tag: {tag}}}
-resources: {{cpu: 1, memory: 2G}}
+resources: {{cpu: 1, memory: 640M}}
 hub: {{image: {hub_image}, port: {port}, container_name: {prefix}-bench-ours, network: {prefix}-bench-ours, data_volume: {prefix}-bench-ours-data, start_capacity: {capacity}}}
 """
 # jupyterhub-deploy-docker's configuration, with DummyAuthenticator standing in for its
@@ -263,6 +263,7 @@ def run_benchmark(args: argparse.Namespace, console: Console) -> Path:
         "image": args.image,
         "hub_image": args.hub_image,
         "ramp_s": args.ramp,
+        "learner_quota": "1 CPU, 640M (ours; the plain hub sets none)",
         "repeat": args.repeat,
         "scenarios": [s[0] for s in chosen],
         "runs": [],
@@ -384,7 +385,8 @@ def readme_table(results: dict[str, Any]) -> str:
         f"Measured {started} by `benchmarks/surge.py` (results file `benchmarks/results/surge-{results['started']}.json`) "
         f"on {machine_info['cores']} cores, {machine_info['memory_bytes'] / 1024**3:.0f} GiB, {machine_info['os']}, "
         f"Docker {machine_info['docker']} (cgroup v{machine_info['cgroup']}); each scenario {results['repeat']} times, "
-        f"the hubs taking turns, learners arriving within {results['ramp_s']:g} s; 1-minute load average before a "
+        f"the hubs taking turns, learners arriving within {results['ramp_s']:g} s, each learner "
+        f"{results.get('learner_quota', '')}; 1-minute load average before a "
         f"scenario {min(loads, default=0):.1f} to {max(loads, default=0):.1f}."
         + (f" {results['notes']}" if results.get("notes") else ""),
         "",

@@ -169,7 +169,6 @@ class HostCpu:
         self.stat = stat
         self.cores = cores or float(os.cpu_count() or 1)
         self._last = self._read()
-        self.read_once = False
 
     def _read(self) -> tuple[int, int] | None:
         """(busy, total) jiffies of all cores together."""
@@ -184,7 +183,7 @@ class HostCpu:
     def busy_cores(self) -> float | None:
         """Cores busy on average since the last call (None: nothing to tell yet)."""
         now, last = self._read(), self._last
-        self._last, self.read_once = now, True
+        self._last = now
         if now is None or last is None or now[1] <= last[1]:
             return None
         return self.cores * (now[0] - last[0]) / (now[1] - last[1])
@@ -203,18 +202,19 @@ class HostAdmission:
     busy_cores: float = 0.0
     # A reading over less than this is mostly noise: the last one is kept instead.
     min_interval: float = 1.0
+    # A reading over more than this says little of now: the 1-minute load average stands in.
+    max_age: float = 30.0
     _read_at: float = field(default_factory=time.monotonic)
 
+    def __post_init__(self) -> None:
+        self.busy_cores = recent_load(self.cores)
+
     def capacity(self) -> int:
-        if time.monotonic() - self._read_at >= self.min_interval:
+        age = time.monotonic() - self._read_at
+        if age >= self.min_interval:
             busy = self.host.busy_cores()
             self._read_at = time.monotonic()
-            if busy is not None:
-                self.busy_cores = busy
-        elif not self.host.read_once:
-            # The first burst, right after the hub started: the load average is all there is.
-            self.busy_cores = min(self.cores, os.getloadavg()[0])
-            self.host.read_once = True
+            self.busy_cores = recent_load(self.cores) if busy is None or age > self.max_age else busy
         return host_start_capacity(
             self.cores,
             self.available_memory(),
@@ -222,3 +222,8 @@ class HostAdmission:
             cpu_seconds=self.costs.cpu_seconds,
             wait_seconds=self.costs.wait_seconds,
         )
+
+
+def recent_load(cores: float) -> float:
+    """Cores busy lately, from the 1-minute load average (it counts waiting on the disk too)."""
+    return min(cores, os.getloadavg()[0])

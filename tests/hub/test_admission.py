@@ -137,14 +137,23 @@ def test_busy_cores_are_read_from_proc_stat(tmp_path: Path) -> None:
     assert host.busy_cores() is None  # nothing new since
 
 
-def test_a_burst_is_admitted_by_the_cores_free_when_it_begins(tmp_path: Path) -> None:
+def test_a_burst_is_admitted_by_the_cores_free_when_it_begins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hub import admission
+
+    monkeypatch.setattr(admission.os, "getloadavg", lambda: (1.0, 0.0, 0.0))
     stat = tmp_path / "stat"
     stat.write_text("cpu  0 0 0 0 0 0 0 0\n")
     host = HostAdmission(2, lambda: 20 * GiB, HostCpu(stat, cores=2), min_interval=0)
+    assert host.busy_cores == 1.0  # before any reading: the load average
     stat.write_text("cpu  0 0 0 400 0 0 0 0\n")  # idle
     assert host.capacity() == 4
     stat.write_text("cpu  300 0 0 500 0 0 0 0\n")  # 1.5 of 2 cores busy since
     assert host.capacity() == 1
+    host.max_age = 0  # a reading over a long quiet time: the load average instead
+    stat.write_text("cpu  300 0 0 900 0 0 0 0\n")
+    assert host.capacity() == 2 and host.busy_cores == 1.0
 
 
 def test_a_grown_capacity_admits_those_waiting() -> None:

@@ -49,6 +49,7 @@ def results() -> dict:  # type: ignore[type-arg]
             "cgroup": "1",
         },
         "ramp_s": 10.0,
+        "learner_quota": "1 CPU",
         "repeat": 3,
         "scenarios": ["10", "30-cold"],
         "runs": runs,
