@@ -221,6 +221,10 @@ def measure(url: str, learners: int, ramp: float, prefix: str, tries: int) -> di
         "p50": round(loadtest.percentile(ready, 50), 2) if ready else None,
         "p95": round(loadtest.percentile(ready, 95), 2) if ready else None,
         "seconds": [round(value, 2) for value in ready],
+        # Where the time went: p50/p95/max of each step (login, start, kernel, first cell).
+        "steps": {
+            step: {k: round(v, 2) for k, v in row.items()} for step, row in loadtest.summary(runs).items()
+        },
         "errors": sorted({r.error for r in runs if r.error}),
     }
 
