@@ -42,3 +42,6 @@ def apply(c: Config, environ: Mapping[str, str] = os.environ) -> None:
     # CPU beside memory in JupyterLab's status bar, and in what the server says of itself at
     # /api/metrics/v1, which the hub's room view reads where the engine measures nothing.
     c.ResourceUseDisplay.track_cpu_percent = True
+    # Not its Prometheus gauges, which it samples with psutil every second in every server, idle or
+    # not, for a /metrics nobody scrapes here: most of what an idle server cost (the 09:00 rush).
+    c.ResourceUseDisplay.enable_prometheus_metrics = False
