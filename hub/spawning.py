@@ -171,8 +171,9 @@ class WorkshopSpawner(LoggingConfigurable):
                         "%s admitted after %.0f s in the queue", self._log_name, admitted_at - queued_at
                     )
                 started = await self._bounded(self._start_until_answering())
-                await self._record_cost(time.monotonic() - admitted_at - self._engine_queued)
-                return started
+                wall_seconds = time.monotonic() - admitted_at - self._engine_queued
+            await self._record_cost(wall_seconds)  # the place already goes to the next learner
+            return started
         finally:
             self.phase = ""
 
