@@ -40,9 +40,10 @@ def host_start_capacity(
     Enough starts to keep the free cores busy while each also waits on Docker and the disk, and no
     more (more only slows every start down): free cores x (CPU + wait) / CPU seconds of a start,
     within the memory free for their imports. `busy_cores` is what runs besides the starts (the
-    hub itself, running learners).
+    hub itself, running learners). Counted as free: at least half the cores, as the kernel shares
+    a busy host's CPU time by process: fewer starts than that would only cede their share.
     """
-    free_cores = max(0.5, cpus - busy_cores)
+    free_cores = max(cpus / 2, cpus - busy_cores)
     by_cpu = math.ceil(free_cores * (cpu_seconds + wait_seconds) / max(cpu_seconds, 0.05) - 1e-9)
     return max(1, min(by_cpu, available_memory // START_MEMORY_BYTES))
 

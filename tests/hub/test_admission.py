@@ -113,8 +113,9 @@ def test_busy_cores_and_the_cost_of_a_start_decide_how_many_start_at_once() -> N
     assert idle == 4  # 2 free cores, each start half on a core, half waiting
     assert host_start_capacity(2, 20 * GiB, busy_cores=1, cpu_seconds=1.0, wait_seconds=1.0) == 2
     assert host_start_capacity(2, 20 * GiB, busy_cores=0, cpu_seconds=2.0, wait_seconds=0.0) == 2
-    # A host busy with something else still admits one start at a time.
+    # A host busy with something else: half its cores count as free (CPU time is shared by process).
     assert host_start_capacity(2, 20 * GiB, busy_cores=8, cpu_seconds=1.0, wait_seconds=0.0) == 1
+    assert host_start_capacity(2, 20 * GiB, busy_cores=8, cpu_seconds=1.0, wait_seconds=1.0) == 2
 
 
 def test_start_costs_follow_the_measured_starts() -> None:
@@ -149,10 +150,10 @@ def test_a_burst_is_admitted_by_the_cores_free_when_it_begins(
     assert host.busy_cores == 1.0  # before any reading: the load average
     stat.write_text("cpu  0 0 0 400 0 0 0 0\n")  # idle
     assert host.capacity() == 4
-    stat.write_text("cpu  300 0 0 500 0 0 0 0\n")  # 1.5 of 2 cores busy since
-    assert host.capacity() == 1
+    stat.write_text("cpu  50 0 0 550 0 0 0 0\n")  # 0.5 of 2 cores busy since
+    assert host.capacity() == 3
     host.max_age = 0  # a reading over a long quiet time: the load average instead
-    stat.write_text("cpu  300 0 0 900 0 0 0 0\n")
+    stat.write_text("cpu  50 0 0 950 0 0 0 0\n")
     assert host.capacity() == 2 and host.busy_cores == 1.0
 
 
