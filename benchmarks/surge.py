@@ -383,7 +383,7 @@ def _seconds(value: float | None) -> str:
 def readme_table(results: dict[str, Any]) -> str:
     """The README's table, from a results file: both hubs side by side, median of the runs' p95s."""
     machine_info, summary = results["machine"], results["summary"]
-    loads = [run["load_before"][0] for run in results["runs"] if run.get("sweep") is None]
+    loads = [run["load_before"][0] for run in results["runs"]]
     started = datetime.strptime(results["started"], "%Y%m%dT%H%M%SZ").strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         f"Measured {started} by `benchmarks/surge.py` (results file `benchmarks/results/surge-{results['started']}.json`) "
@@ -427,6 +427,10 @@ def readme_table(results: dict[str, Any]) -> str:
         ]
         lines.append("|---" * (len(sweep) + 1) + "|")
         lines.append("| p95 login to first cell | " + " | ".join(_seconds(r["p95"]) for r in sweep) + " |")
+        lines.append("| ran code | " + " | ".join(f"{r['ran_code']}/{r['learners']}" for r in sweep) + " |")
+        lines.append(
+            "| load average before | " + " | ".join(f"{r['load_before'][0]:.1f}" for r in sweep) + " |"
+        )
     return "\n".join(lines)
 
 
