@@ -5,7 +5,7 @@ limits or tuning) on the same machine and learner image.
     python benchmarks/surge.py [--image IMG] [--hub-image IMG] [--prefix NAME] [--repeat 3]
                                [--scenarios 1,10,30-cold,30-prewarmed] [--skip-plain] [--profile]
                                [--sweep 1,2,3,4,5,6,7,8]
-    python benchmarks/surge.py --readme benchmarks/results/surge-<date>.json
+    python benchmarks/surge.py --readme benchmarks/results/surge-<date>.json [files with a sweep]
 
 Scenarios: 1 learner (3 tries one after the other); 10 and 30 arriving within --ramp seconds on a
 hub with no server running; 30 arriving onto seats all started beforehand (ours only: the plain hub
@@ -380,8 +380,9 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} s"
 
 
-def readme_table(results: dict[str, Any]) -> str:
-    """The README's table, from a results file: both hubs side by side, median of the runs' p95s."""
+def readme_table(results: dict[str, Any], sweeps: list[dict[str, Any]] | None = None) -> str:
+    """The README's table, from a results file: both hubs side by side, median of the runs' p95s;
+    then the capacity sweep, from the same file or the `sweeps` files given."""
     machine_info, summary = results["machine"], results["summary"]
     loads = [run["load_before"][0] for run in results["runs"]]
     started = datetime.strptime(results["started"], "%Y%m%dT%H%M%SZ").strftime("%Y-%m-%d %H:%M UTC")
@@ -417,7 +418,21 @@ def readme_table(results: dict[str, Any]) -> str:
             "",
             f"Idle: {idle['servers']} running learner servers used {idle['cores_together']:.3f} of a core together over {idle['seconds']:g} s (cgroup CPU).",
         ]
+    for source in [results, *(sweeps or [])]:
+        lines += sweep_table(source, source is not results)
+    return "\n".join(lines)
+
+
+def sweep_table(results: dict[str, Any], say_where: bool) -> list[str]:
+    lines: list[str] = []
     sweep = [r for r in results["runs"] if r.get("sweep") is not None]
+    if sweep and say_where:
+        lines += [
+            "",
+            f"Capacity sweep of `benchmarks/results/surge-{results['started']}.json`"
+            + (f" ({results['notes']})" if results.get("notes") else "")
+            + ":",
+        ]
     if sweep:
         lines += [
             "",
@@ -431,7 +446,7 @@ def readme_table(results: dict[str, Any]) -> str:
         lines.append(
             "| load average before | " + " | ".join(f"{r['load_before'][0]:.1f}" for r in sweep) + " |"
         )
-    return "\n".join(lines)
+    return lines
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
@@ -467,15 +482,16 @@ def plot(results: dict[str, Any], path: Path) -> None:
     figure.savefig(path, dpi=110)
 
 
-def write_readme(results_file: Path) -> None:
+def write_readme(results_file: Path, sweep_files: list[Path]) -> None:
     results = json.loads(results_file.read_text())
+    sweeps = [json.loads(path.read_text()) for path in sweep_files]
     text = README.read_text()
     start, end = MARKERS
     if start not in text or end not in text:
         raise SystemExit(f"README.md has no surge markers ({start} ... {end})")
     before, rest = text.split(start, 1)
     _, after = rest.split(end, 1)
-    README.write_text(f"{before}{start}\n{readme_table(results)}\n{end}{after}")
+    README.write_text(f"{before}{start}\n{readme_table(results, sweeps)}\n{end}{after}")
     plot(results, PLOT)
     print(f"README.md's surge table and {PLOT.relative_to(ROOT)} from {results_file}")
 
@@ -509,11 +525,15 @@ def main() -> None:
         "--note", default="", help="A sentence for the results file and README (e.g. what else ran)."
     )
     parser.add_argument(
-        "--readme", type=Path, metavar="RESULTS", help="Write README.md's table and plot from a results file."
+        "--readme",
+        type=Path,
+        nargs="+",
+        metavar="RESULTS",
+        help="Write README.md's table and plot from a results file (more files: their capacity sweeps too).",
     )
     args = parser.parse_args()
     if args.readme:
-        write_readme(args.readme)
+        write_readme(args.readme[0], args.readme[1:])
         return
     if not re.fullmatch(r"[a-z0-9-]+", args.prefix):
         raise SystemExit("--prefix: lower-case letters, digits and dashes")
