@@ -395,7 +395,7 @@ def readme_table(results: dict[str, Any], sweeps: list[dict[str, Any]] | None = 
         f"scenario {min(loads, default=0):.1f} to {max(loads, default=0):.1f}."
         + (f" {results['notes']}" if results.get("notes") else ""),
         "",
-        f"| learners | `{OURS_HUB}`: ran code | p95 (median of runs) | p50 | {PLAIN_HUB}: ran code | p95 (median of runs) | p50 |",
+        f"| learners | `{OURS_HUB}`: ran code | p95, median of runs (each run) | p50 | {PLAIN_HUB}: ran code | p95, median of runs (each run) | p50 |",
         "|---|---|---|---|---|---|---|",
     ]
     labels = {key: label for key, label, *_ in SCENARIOS}
@@ -407,12 +407,21 @@ def readme_table(results: dict[str, Any], sweeps: list[dict[str, Any]] | None = 
             if row is None:
                 cells += ["-", "", ""]
             else:
+                runs = ", ".join(f"{value:.1f}" for value in row["p95s"])
                 cells += [
                     f"{row['ran_code']}/{row['learners']}",
-                    _seconds(row["median_p95"]),
+                    f"{_seconds(row['median_p95'])} ({runs})"
+                    if len(row["p95s"]) > 1
+                    else _seconds(row["median_p95"]),
                     _seconds(row["median_p50"]),
                 ]
         lines.append("| " + " | ".join(cells) + " |")
+    admitted = sorted({line.split(" (")[0] for line in results.get("admission", [])})
+    if admitted:
+        lines += [
+            "",
+            "Our hub's admission (`hub.start_capacity: auto`), from its log: " + "; ".join(admitted) + ".",
+        ]
     for idle in results.get("idle", [])[:1]:
         lines += [
             "",

@@ -75,7 +75,10 @@ def test_the_readme_table_comes_from_the_results_file() -> None:
     table = surge.readme_table(data)
     assert "2026-11-29 15:00 UTC" in table and "surge-20261129T150000Z.json" in table
     assert "2 cores, 24 GiB" in table and "load average before a scenario 1.5 to 3.5" in table
-    assert "| 10 learners | 30/30 | 9.0 s | 4.5 s | 30/30 | 21.0 s | 10.5 s |" in table
+    assert (
+        "| 10 learners | 30/30 | 9.0 s (9.0, 7.0, 30.0) | 4.5 s | 30/30 | 21.0 s (20.0, 22.0, 21.0) | 10.5 s |"
+        in table
+    )
     assert "| 30 learners, cold | 0/30 | - | - | - |  |  |" in table
     assert "0.012 of a core together" in table
     assert "| p95 login to first cell | 40.0 s |" in table
