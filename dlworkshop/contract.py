@@ -33,6 +33,12 @@ HUB_ACCOUNTS = HUB_HOME / "accounts.csv"
 # over (hub/Dockerfile: the image's Python finds the `hub` package there from any folder).
 HUB_CODE = PurePosixPath("/usr/local/share/dlworkshop")
 HUB_CONFIG_FILE = HUB_CODE / "jupyterhub_config.py"
+# The instructor's shared folder (`dlworkshop share` copies into it; learners see it read-only).
+HUB_SHARED = HUB_HOME / "shared"
+# Certificate and key, when `dlworkshop up` serves TLS from the hub's own proxy.
+HUB_TLS_DIR = HUB_HOME / "tls"
+HUB_TLS_CERT = HUB_TLS_DIR / "fullchain.pem"
+HUB_TLS_KEY = HUB_TLS_DIR / "privkey.pem"
 # The proxy's public port inside the container, and the hub's own API port.
 HUB_PORT = 8000
 HUB_API_PORT = 8081
@@ -105,6 +111,8 @@ LABEL_HUB = "org.dlworkshop.hub"
 LABEL_USER = "org.dlworkshop.user"
 LABEL_GPU_DEVICES = "org.dlworkshop.gpu.devices"
 LABEL_GPU_MEMORY_CAP = "org.dlworkshop.gpu.memory-cap-mb"
+# A learner's size-limited work folder: the prepared slot (file system image) it lives on.
+LABEL_WORK_SLOT = "org.dlworkshop.work-slot"
 LABEL_VARIANT = "org.dlworkshop.variant"
 LABEL_LOCK_SHA256 = "org.dlworkshop.lock-sha256"
 LABEL_REVISION = "org.opencontainers.image.revision"
@@ -127,6 +135,33 @@ def work_volume_prefix(hub: str) -> str:
 
 def work_volume_name(hub: str, username: str = USERNAME_TEMPLATE) -> str:
     return f"{work_volume_prefix(hub)}{username}"
+
+
+def shared_volume_name(hub: str) -> str:
+    """The instructor's shared folder: read-write in the hub container, read-only in learners'."""
+    return f"{hub}-shared"
+
+
+# ---- Size-limited work folders (resources.disk) -------------------------------------------------
+# Each slot is a fixed-size ext4 image on the host, attached to a loop device and reached through a
+# link named after the slot (loop numbers change at reboot; the link follows the image). The links
+# live under /dev, which is empty after a reboot: a volume can never mount a stale loop number.
+HOST_WORK_DEVICES = PurePosixPath("/dev/dlworkshop")
+WORK_SLOT_FS = "ext4"
+
+
+def work_slot_name(number: int) -> str:
+    return f"slot-{number:03d}"
+
+
+def free_slot_volume_name(hub: str, slot: str) -> str:
+    """A prepared slot nobody has claimed yet; the hub claims it for a learner by creating the
+    learner's work volume on the same device and removing this one."""
+    return f"{hub}-free-{slot}"
+
+
+def work_slot_device(hub: str, slot: str) -> PurePosixPath:
+    return HOST_WORK_DEVICES / hub / slot
 
 
 # ---- Slurm ----------------------------------------------------------------------------------
@@ -180,22 +215,37 @@ def state_dir() -> Path:
     return Path(os.environ.get(STATE_ENV) or default)
 
 
+def work_images_dir(hub: str, state: Path | PurePosixPath | None = None) -> Path:
+    """The learners' work-folder images of one hub on the host (under `state`: the deploy's
+    HOST_STATE, else this machine's state folder)."""
+    return Path(state if state is not None else state_dir()) / hub / "work-images"
+
+
 def bridge_name(network: str) -> str:
     """The learners' bridge interface, named so firewall rules can name it (15 characters max)."""
     return "dlw-" + hashlib.sha256(network.encode()).hexdigest()[:8]
 
 
 # ---- URLs -------------------------------------------------------------------------------------
+LOOPBACK_BINDS = ("127.0.0.1", "localhost", "::1")
+
+
+def is_loopback(bind: str) -> bool:
+    return bind in LOOPBACK_BINDS
+
+
 def local_address(bind: str) -> str:
     """Where this machine reaches a port bound on `bind`."""
     return "localhost" if bind in ("127.0.0.1", "0.0.0.0", "localhost") else bind
 
 
-def hub_url(public_url: str | None, tls_domain: str | None, tls: bool, bind: str, port: int) -> str:
-    """What learners open: the public URL when given; else the TLS endpoint on 443 (the deploy's,
-    and `up`'s with TLS); else the hub's own port on this machine."""
+def hub_url(
+    public_url: str | None, tls_domain: str | None, tls: bool, bind: str, port: int, tls_port: int = 443
+) -> str:
+    """What learners open: the public URL when given; else the TLS endpoint (the deploy's proxy on
+    443, or `up`'s hub on hub.tls.port); else the hub's own port on this machine."""
     if public_url:
         return public_url.rstrip("/")
     if tls and tls_domain:
-        return f"https://{tls_domain}"
+        return f"https://{tls_domain}" + ("" if tls_port == 443 else f":{tls_port}")
     return f"http://{local_address(bind)}:{port}"

@@ -10,7 +10,7 @@ import os
 import re
 from datetime import datetime
 from fractions import Fraction
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -265,12 +265,76 @@ class GPU(StrictModel):
         return round(1 / self.per_learner) if self.policy == "shared" else 1
 
 
+def _absolute_container_path(value: str) -> str:
+    path = PurePosixPath(value)
+    if not path.is_absolute() or ".." in path.parts:
+        raise ValueError(f"{value} is not an absolute path (write it like /srv/datasets)")
+    return str(path)
+
+
+AbsolutePath = Annotated[str, AfterValidator(_absolute_container_path)]
+# Where a mount would hide the learner's work folder, home or scratch space.
+_PATHS_A_MOUNT_MUST_NOT_COVER = {
+    str(parent) for parent in PurePosixPath(contract.learner.WORK_FOLDER).parents
+} | {contract.learner.WORK_FOLDER, "/tmp"}
+
+
+class ExtraMount(StrictModel):
+    """A folder of the host mounted read-only into every learner's container (a site's datasets)."""
+
+    source: AbsolutePath = Field(description="The folder on the host that runs learners' containers.")
+    target: AbsolutePath = Field(description="Where learners see it, e.g. /srv/datasets.")
+
+    @field_validator("target")
+    @classmethod
+    def _target_hides_nothing(cls, value: str) -> str:
+        if value in _PATHS_A_MOUNT_MUST_NOT_COVER:
+            raise ValueError(f"{value} would hide the learner's own files; mount it elsewhere (/srv/...)")
+        return value
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Set per learner by the hub and JupyterHub: a site's value would break quotas or the login.
+_ENV_THE_HUB_SETS = re.compile(r"JUPYTERHUB_.*|CPU_LIMIT|MEM_LIMIT|NVIDIA_VISIBLE_DEVICES|DLWORKSHOP_GPU_.*")
+
+
+def _extra_env_names(value: dict[str, str]) -> dict[str, str]:
+    for name in value:
+        if not _ENV_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not an environment variable name")
+        if _ENV_THE_HUB_SETS.fullmatch(name):
+            raise ValueError(f"{name} is set by the hub for each learner; it cannot be overridden")
+    return value
+
+
 class Resources(StrictModel):
     cpu: float = Field(default=1.0, gt=0, description="CPUs per learner (a limit, like docker --cpus).")
     memory: ByteSize = Field(default=parse_bytes("2G"), description="Memory limit per learner.")
     pids: int = Field(default=512, ge=32, description="Processes per learner container.")
+    disk: ByteSize | None = Field(
+        default=parse_bytes("5G"),
+        description="Hard size of each learner's work folder (~/work), enforced by the storage "
+        "(a fixed-size file system per learner); null: no limit.",
+    )
+    tmp: ByteSize | None = Field(
+        default=None,
+        description="Size of /tmp, and of the home folder outside ~/work, each (in memory: what a "
+        "learner writes there counts against resources.memory); default a quarter of memory, at most "
+        "512M. The rest of the container is read-only.",
+    )
     disk_free_min: ByteSize = Field(
         default=parse_bytes("2G"), description="Free disk the host must keep; spawns refused below it."
+    )
+    shared_folder: bool | None = Field(
+        default=None,
+        description="An instructor's folder, read-only at ~/work/shared in every learner "
+        "(`dlworkshop share` fills it). Default: on where the backend can mount one (Docker).",
+    )
+    extra_mounts: list[ExtraMount] = Field(
+        default=[], description="Host folders mounted read-only into every learner's container."
+    )
+    extra_env: Annotated[dict[str, str], AfterValidator(_extra_env_names)] = Field(
+        default={}, description="Environment variables set in every learner's container."
     )
     gpu: GPU = GPU()
 
@@ -281,6 +345,41 @@ class Resources(StrictModel):
             raise ValueError(f"{format_bytes(value)} is too little for TensorFlow; give at least 256M")
         return value
 
+    @field_validator("disk")
+    @classmethod
+    def _disk_at_least_64m(cls, value: int | None) -> int | None:
+        if value is not None and value < parse_bytes("64M"):
+            raise ValueError(f"{format_bytes(value)} is too small for a work folder; give at least 64M")
+        return value
+
+    @field_validator("tmp")
+    @classmethod
+    def _tmp_at_least_16m(cls, value: int | None) -> int | None:
+        if value is not None and value < parse_bytes("16M"):
+            raise ValueError(f"{format_bytes(value)} is too small for /tmp; give at least 16M")
+        return value
+
+    @property
+    def tmp_size(self) -> int:
+        """Bytes of each of the learner's in-memory scratch folders (/tmp, the home folder)."""
+        return self.tmp if self.tmp is not None else min(parse_bytes("512M"), self.memory // 4)
+
+    @model_validator(mode="after")
+    def _mounts_fit_together(self) -> Resources:
+        if self.tmp is not None and self.tmp >= self.memory:
+            raise ValueError(
+                f"tmp ({format_bytes(self.tmp)}) must be smaller than memory ({format_bytes(self.memory)}): "
+                "what a learner writes to /tmp counts against their memory"
+            )
+        targets = [mount.target for mount in self.extra_mounts]
+        if len(set(targets)) != len(targets):
+            raise ValueError("extra_mounts: two mounts have the same target")
+        if self.shared_folder is not False and contract.learner.SHARED_FOLDER in targets:
+            raise ValueError(
+                f"extra_mounts: {contract.learner.SHARED_FOLDER} is the instructor's shared folder"
+            )
+        return self
+
 
 class Culling(StrictModel):
     idle_timeout: int = Field(default=3600, ge=60, description="Seconds idle before a server is stopped.")
@@ -290,7 +389,13 @@ class Culling(StrictModel):
 
 class TLS(StrictModel):
     mode: Literal["none", "self-signed", "letsencrypt", "files"] = "none"
-    domain: str | None = None
+    domain: str | None = Field(default=None, description="The name (or IP address) learners open.")
+    port: int = Field(
+        default=443,
+        ge=1,
+        le=65535,
+        description="Where the TLS endpoint listens (`dlworkshop up`; a deploy serves 443).",
+    )
     email: str | None = None
     certificate: ConfigPath | None = None
     key: ConfigPath | None = None
@@ -335,8 +440,13 @@ class Hub(StrictModel):
     def url(self) -> str:
         """What learners open (one rule: dlworkshop.contract.hub_url)."""
         return contract.hub_url(
-            self.public_url, self.tls.domain, self.tls.mode != "none", self.bind, self.port
+            self.public_url, self.tls.domain, self.tls.mode != "none", self.bind, self.port, self.tls.port
         )
+
+    @property
+    def local_only(self) -> bool:
+        """Whether the hub's port listens on this machine's loopback only."""
+        return contract.is_loopback(self.bind)
 
 
 class Prewarm(StrictModel):
@@ -619,6 +729,12 @@ class Settings(StrictModel):
             return 0
         seats = self.prewarm.seats
         return self.learners.concurrent if seats == "auto" else seats
+
+    @property
+    def mounts_shared_folder(self) -> bool:
+        """resources.shared_folder, else on where the backend can mount one (Docker)."""
+        chosen = self.resources.shared_folder
+        return chosen if chosen is not None else self.hub.backend == "docker"
 
     @model_validator(mode="after")
     def _spares_have_seats_and_a_window(self) -> Settings:

@@ -15,6 +15,8 @@ UID = 1000
 HOME = "/home/jovyan"
 # The learner's persistent folder (their volume); the Jupyter server's root.
 WORK_FOLDER = f"{HOME}/work"
+# The instructor's material, mounted read-only inside the work folder (`dlworkshop share`).
+SHARED_FOLDER = f"{WORK_FOLDER}/shared"
 # Read-only material baked into the image.
 PREFIX = "/opt/dlworkshop"
 DATA_ROOT = f"{PREFIX}/data"

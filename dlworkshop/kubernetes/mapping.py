@@ -80,8 +80,9 @@ def gpu_memory_cap_mb(gpu: GPU) -> int | None:
 
 
 def learner_environment(settings: Settings) -> dict[str, str]:
+    """resources.extra_env, and the GPU memory cap where the policy sets one."""
     cap = gpu_memory_cap_mb(settings.resources.gpu)
-    return {GPU_MEMORY_ENV: str(cap)} if cap is not None else {}
+    return {**settings.resources.extra_env, **({GPU_MEMORY_ENV: str(cap)} if cap is not None else {})}
 
 
 def gpu_node_selector(settings: Settings) -> dict[str, str]:

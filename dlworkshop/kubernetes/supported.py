@@ -28,6 +28,17 @@ DOCKER_ONLY: dict[tuple[str, ...], str] = {
     ("image", "archive"): "a cluster pulls the learner image from a registry",
     ("resources", "pids"): "a pod's process limit is the kubelet's podPidsLimit, set per node",
     ("resources", "disk_free_min"): "a learner's disk is a PVC of kubernetes.storage_size",
+    (
+        "resources",
+        "disk",
+    ): "a learner's work folder is a PVC: its size, kubernetes.storage_size, is the quota",
+    ("resources", "tmp"): "a pod's scratch space is the node's ephemeral storage (no read-only root here)",
+    (
+        "resources",
+        "extra_mounts",
+    ): "a host folder exists on one node only; add a shared volume to singleuser.storage.extraVolumes "
+    "and extraVolumeMounts in your own values",
+    ("hub", "tls", "port"): "the chart's proxy-public Service serves TLS on 443",
     ("resources", "gpu", "devices"): "the NVIDIA device plugin picks the GPUs",
     (
         "resources",
@@ -70,6 +81,14 @@ def unsupported_settings(settings: Settings) -> list[Problem]:
             (
                 ("image", "source"),
                 "a cluster pulls images from a registry: push the image there and use pull (or build)",
+            )
+        )
+    if settings.resources.shared_folder:
+        problems.append(
+            (
+                ("resources", "shared_folder"),
+                "a shared folder on a cluster needs a ReadWriteMany volume, which this project does "
+                "not set up yet; remove it (or set it to false) for hub.backend kubernetes",
             )
         )
     if settings.hub.tls.mode == "self-signed":
