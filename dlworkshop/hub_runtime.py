@@ -76,25 +76,40 @@ def hub_settings_yaml(data: dict[str, Any]) -> str:
 
 
 def hub_container_spec(
-    settings: Settings, settings_file: str, accounts_file: str | None = None
+    settings: Settings,
+    settings_file: str,
+    accounts_file: str | None = None,
+    tls_files: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """The hub container, as keyword arguments of the Docker SDK's `containers.run` (the deploy
-    turns the same dict into community.docker.docker_container options)."""
+    turns the same dict into community.docker.docker_container options). With `tls_files`
+    (certificate chain, key: `dlworkshop up` on a public address) the hub's proxy serves TLS on
+    hub.tls.port; without, plain HTTP on hub.port (the deploy's TLS proxy fronts it)."""
     hub = settings.hub
     volumes = {
         contract.DOCKER_SOCKET: {"bind": contract.DOCKER_SOCKET, "mode": "rw"},
         hub.data_volume: {"bind": str(contract.HUB_DATA), "mode": "rw"},
         settings_file: {"bind": str(contract.HUB_SETTINGS), "mode": "ro"},
     }
+    if settings.mounts_shared_folder:
+        # `dlworkshop share` copies into it through the hub; learners mount it read-only.
+        volumes[contract.shared_volume_name(hub.container_name)] = {
+            "bind": str(contract.HUB_SHARED),
+            "mode": "rw",
+        }
     if accounts_file is not None:
         volumes[accounts_file] = {"bind": str(contract.HUB_ACCOUNTS), "mode": "ro"}
+    if tls_files is not None:
+        volumes[tls_files[0]] = {"bind": str(contract.HUB_TLS_CERT), "mode": "ro"}
+        volumes[tls_files[1]] = {"bind": str(contract.HUB_TLS_KEY), "mode": "ro"}
     # workshop.start without a UTC offset means the host's local time, in the hub as on the host.
     volumes[contract.LOCALTIME] = {"bind": contract.LOCALTIME, "mode": "ro"}
+    published = hub.tls.port if tls_files is not None else hub.port
     return {
         "image": hub.image,
         "name": hub.container_name,
         "network": hub.network,
-        "ports": {f"{contract.HUB_PORT}/tcp": (hub.bind, hub.port)},
+        "ports": {f"{contract.HUB_PORT}/tcp": (hub.bind, published)},
         "volumes": volumes,
         "environment": {contract.CONFIG_ENV: str(contract.HUB_SETTINGS)},
         "labels": {contract.LABEL_HUB: hub.container_name},

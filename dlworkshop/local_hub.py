@@ -2,15 +2,20 @@
 no cloud), its whole lifecycle.
 
 The hub runs in its own container with the Docker socket; learners' servers run on a private
-Docker network. `up` builds what is missing, starts the hub, waits until it answers, and undoes
-what it created if any step fails: never a half-done hub.
+Docker network, fenced off the host by the firewall rules the deploy also installs
+(dlworkshop/firewall.py), each with a size-limited work folder (dlworkshop/work_volumes.py). `up`
+builds what is missing, starts the hub (serving TLS where it listens beyond localhost), waits until
+it answers, and undoes what it created if any step fails: never a half-done hub.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import shutil
 import socket
+import tarfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,16 +25,17 @@ from typing import TYPE_CHECKING
 import httpx
 from rich.console import Console
 
-from dlworkshop import contract
+from dlworkshop import contract, work_volumes
 from dlworkshop.capacity import HostFacts
-from dlworkshop.errors import WorkshopError
-from dlworkshop.firewall import install_metadata_rule, remove_metadata_rule
+from dlworkshop.errors import ConfigError, WorkshopError
+from dlworkshop.firewall import install_rules, remove_rules
 from dlworkshop.gpus import detect_gpus
 from dlworkshop.hub_runtime import hub_container_spec, hub_settings, hub_settings_yaml, require_docker_hub
 from dlworkshop.image.docker import docker_client
 from dlworkshop.image.ensure import ensure_images
 from dlworkshop.preflight import check_start
-from dlworkshop.settings import Settings
+from dlworkshop.settings import Settings, format_bytes
+from dlworkshop.tls import local_tls_files
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -78,7 +84,7 @@ def hub_port_taken(settings: Settings, client: DockerClient | None) -> bool:
     import docker
 
     hub = settings.hub
-    if port_free(hub.bind, hub.port):
+    if port_free(hub.bind, published_port(settings)):
         return False
     if client is None:
         return True
@@ -113,7 +119,8 @@ def wait_until_answering(url: str, container: Container, timeout: float, console
     with console.status(f"waiting for the hub at {url}"):
         while time.monotonic() < deadline:
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/hub/api", timeout=5).status_code == 200:
+                # Only whether it answers: a self-signed certificate is checked by the learners' browsers.
+                if httpx.get(f"{url}/hub/api", timeout=5, verify=False).status_code == 200:
                     return
             container.reload()
             if container.status in ("exited", "dead"):
@@ -137,16 +144,49 @@ def write_settings_file(settings: Settings) -> Path:
     return target
 
 
+def check_extra_mounts(settings: Settings) -> None:
+    """Docker would create a missing bind source as an empty root-owned folder: refuse instead."""
+    missing = [m.source for m in settings.resources.extra_mounts if not Path(m.source).is_dir()]
+    if missing:
+        raise ConfigError(
+            f"resources.extra_mounts: {', '.join(missing)} is not a folder on this machine",
+            fix="create it, or correct the source path",
+        )
+
+
+def warn_if_quotas_outgrow_the_disk(settings: Settings, console: Console) -> None:
+    """Work-folder images are sparse: they take space as learners fill them."""
+    disk = settings.resources.disk
+    folder = contract.work_images_dir(settings.hub.container_name)
+    free = shutil.disk_usage(next(p for p in (folder, *folder.parents) if p.exists())).free
+    if disk is not None and settings.learners.total * disk > free:
+        console.print(
+            f"[yellow]note:[/] {settings.learners.total} work folders of {format_bytes(disk)} could grow "
+            f"beyond the {format_bytes(free)} free on this disk; starts are refused below "
+            f"resources.disk_free_min ({format_bytes(settings.resources.disk_free_min)})",
+            highlight=False,
+        )
+
+
+def published_port(settings: Settings) -> int:
+    """The hub's port on this machine: hub.tls.port where `up` serves TLS, else hub.port."""
+    return settings.hub.tls.port if settings.hub.tls.mode != "none" else settings.hub.port
+
+
 def up(settings: Settings, console: Console, rebuild: bool = False, wait: float = 180) -> str:
     """Start (or re-create, keeping learners' servers and volumes) the hub; returns its URL."""
     import docker
 
     require_docker_hub(settings, "up")
-    client = docker_client()
     hub = settings.hub
+    # What the settings alone decide is refused before anything is built or started.
+    tls_files = local_tls_files(settings)
+    check_extra_mounts(settings)
+    client = docker_client()
     existing = None
     with contextlib.suppress(docker.errors.NotFound):
         existing = client.containers.get(hub.container_name)
+    port = published_port(settings)
     # The same decision `dlworkshop check` shows: what blocks a start refuses it here, before anything is built.
     start = check_start(
         settings,
@@ -170,25 +210,44 @@ def up(settings: Settings, console: Console, rebuild: bool = False, wait: float 
                 options={BRIDGE_NAME_OPTION: contract.bridge_name(hub.network)},
             )
             rollback.add(network.remove)
-        if install_metadata_rule(bridge_interface(network)):
-            rollback.add(lambda: remove_metadata_rule(bridge_interface(network)))
-        try:
-            client.volumes.get(hub.data_volume)
-        except docker.errors.NotFound:
-            volume = client.volumes.create(hub.data_volume, labels={contract.LABEL_HUB: hub.container_name})
-            rollback.add(volume.remove)
+        bridge = bridge_interface(network)
+        added = install_rules(bridge)
+        if added:
+            rollback.add(lambda: remove_rules(bridge, added))
+        if settings.resources.disk is not None:
+            if not work_volumes.images_exist(hub.container_name):
+                rollback.add(lambda: remove_work_folders(client, settings))
+            with console.status("preparing the learners' size-limited work folders"):
+                offered = work_volumes.prepare(client, settings)
+            if offered:
+                console.print(
+                    f"prepared {len(offered)} work folders of {format_bytes(settings.resources.disk)}",
+                    highlight=False,
+                )
+            warn_if_quotas_outgrow_the_disk(settings, console)
+        volume_names = [hub.data_volume]
+        if settings.mounts_shared_folder:
+            volume_names.append(contract.shared_volume_name(hub.container_name))
+        for name in volume_names:
+            try:
+                client.volumes.get(name)
+            except docker.errors.NotFound:
+                volume = client.volumes.create(name, labels={contract.LABEL_HUB: hub.container_name})
+                rollback.add(volume.remove)
         settings_file = write_settings_file(settings)
         if existing is not None:
             # A re-created hub (upgrade, changed settings) finds the learners' servers still running.
             existing.remove(force=True)
         accounts_file = settings.auth.accounts_file if settings.auth.mode == "accounts" else None
         accounts = str(accounts_file.resolve()) if accounts_file else None
+        tls = (str(tls_files[0]), str(tls_files[1])) if tls_files else None
         container = client.containers.run(
-            detach=True, **hub_container_spec(settings, str(settings_file), accounts)
+            detach=True, **hub_container_spec(settings, str(settings_file), accounts, tls)
         )
         rollback.add(lambda: container.remove(force=True))
+        scheme = "https" if tls else "http"
         wait_until_answering(
-            f"http://{contract.local_address(hub.bind)}:{hub.port}", container, wait, console
+            f"{scheme}://{contract.local_address(hub.bind)}:{port}", container, wait, console
         )
     return hub.url
 
@@ -218,20 +277,19 @@ def down(settings: Settings, purge: bool, console: Console, force: bool = False)
         console.print(f"stopped {container.name}")
     with contextlib.suppress(docker.errors.NotFound):
         network = client.networks.get(hub.network)
-        remove_metadata_rule(bridge_interface(network))
+        remove_rules(bridge_interface(network))
         network.remove()
     if purge and not force:
         refuse_to_purge_unexported_work(settings, console)
     if purge:
-        # Only this hub's learners' volumes.
-        prefix = contract.work_volume_prefix(hub.container_name)
-        volumes = [v for v in client.volumes.list() if v.name.startswith(prefix)]
-        with contextlib.suppress(docker.errors.NotFound):
-            volumes.append(client.volumes.get(hub.data_volume))
-        for volume in volumes:
-            volume.remove(force=True)
-            console.print(f"removed volume {volume.name}")
+        for name in remove_work_folders(client, settings):
+            console.print(f"removed volume {name}")
+        for name in (contract.shared_volume_name(hub.container_name), hub.data_volume):
+            with contextlib.suppress(docker.errors.NotFound):
+                client.volumes.get(name).remove(force=True)
+                console.print(f"removed volume {name}")
     else:
+        # Their images stay attached: `dlworkshop export` reads them with no hub running.
         console.print("learners' work volumes kept (`dlworkshop down --purge` removes them)")
 
 
@@ -246,6 +304,19 @@ def refuse_to_purge_unexported_work(settings: Settings, console: Console) -> Non
             fix="export it with `dlworkshop export --dest DIR` (no hub needed), then `dlworkshop down "
             "--purge` again; or delete it anyway with `dlworkshop down --purge --force`",
         )
+def remove_work_folders(client: DockerClient, settings: Settings) -> list[str]:
+    """This hub's learners' work volumes, its free slots and their images: the learners' work gone."""
+    import docker
+
+    hub = settings.hub.container_name
+    prefix = contract.work_volume_prefix(hub)
+    slots = client.volumes.list(filters={"label": [f"{contract.LABEL_HUB}={hub}", contract.LABEL_WORK_SLOT]})
+    names = {v.name for v in client.volumes.list() if v.name.startswith(prefix)} | {v.name for v in slots}
+    for name in names:
+        with contextlib.suppress(docker.errors.NotFound):
+            client.volumes.get(name).remove(force=True)
+    work_volumes.purge(hub)
+    return sorted(names)
 
 
 def running_hub(settings: Settings):  # type: ignore[no-untyped-def]
@@ -286,3 +357,41 @@ def prewarm(settings: Settings, console: Console, timeout: float = 1800) -> None
             "some servers could not be pre-warmed (see the table above)",
             fix="check `docker logs` of the hub and of the failed learners' containers, then run again",
         )
+
+
+def shared_material(paths: list[Path]) -> bytes:
+    """The files and folders as a tar for the shared folder: root's, readable by all, writable by
+    none but root (learners, UID 1000, get `Permission denied`); each under its own name."""
+
+    def readable_by_all(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.uid = info.gid = 0
+        info.uname = info.gname = "root"
+        executable = info.isdir() or info.mode & 0o111
+        info.mode = 0o755 if executable else 0o644
+        return info
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for path in paths:
+            archive.add(path, arcname=path.name, filter=readable_by_all)
+    return buffer.getvalue()
+
+
+def share(settings: Settings, paths: list[Path], console: Console) -> list[str]:
+    """Copy files and folders into the running hub's shared folder, which every learner sees at
+    once, read-only, at ~/work/shared (a file of the same name is replaced). Returns the names."""
+    if not settings.mounts_shared_folder:
+        raise ConfigError(
+            "resources.shared_folder is off for this hub",
+            fix="set resources.shared_folder: true and run `dlworkshop up` again",
+        )
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise WorkshopError(f"{', '.join(missing)}: no such file or folder", fix="check the paths")
+    _, hub = running_hub(settings)
+    if not hub.put_archive(str(contract.HUB_SHARED), shared_material(paths)):
+        raise WorkshopError("the hub refused the files", fix="check `docker logs` of the hub")
+    names = [p.name for p in paths]
+    for name in names:
+        console.print(f"shared {name}: learners see ~/work/shared/{name}", highlight=False)
+    return names

@@ -37,6 +37,10 @@ def apply(c: Config, environ: Mapping[str, str] = os.environ) -> None:
     # The image ships no language servers, so jupyter-lsp would only scan for them at every start.
     # JupyterLab shows the name a learner typed at login, also on a pre-warmed seat's server.
     c.ServerApp.jpserver_extensions = {"jupyter_lsp": False, "dlworkshop_learner.identity": True}
+    # JupyterLab's status bar shows the work folder's use against its size (the learner's quota,
+    # where the hub gives one), beside memory and CPU (jupyter-resource-usage).
+    c.ResourceUseDisplay.track_disk_usage = True
+    c.ResourceUseDisplay.disk_path = layout.WORK_FOLDER
     # A learner's first notebook finds its kernel already started.
     c.ServerApp.kernel_manager_class = "dlworkshop_learner.kernels.PrestartedKernelManager"
     # CPU beside memory in JupyterLab's status bar, and in what the server says of itself at

@@ -1,18 +1,23 @@
 """Learners' servers as containers on this machine's Docker engine (DockerSpawner).
 
 The hub runs in a container beside them, with the Docker socket. Each learner gets a locked-down
-container (UID 1000, no capabilities, a process and memory limit) on the hub's private network, a
-named volume for the work folder, and a share of the GPUs handed out by `GpuAllocator` as Docker
-device requests. What must survive a hub restart is on the containers' labels: who owns a
-container, which hub started it, which GPUs it holds.
+container (UID 1000, no capabilities, a process and memory limit, a read-only root with small
+in-memory /tmp and home) on the hub's private network, a named volume for the work folder (on a
+size-limited slot the host prepared, when resources.disk asks for a quota), the instructor's shared
+folder and the site's extra mounts read-only, and a share of the GPUs handed out by `GpuAllocator`
+as Docker device requests. What must survive a hub restart is on the containers' and volumes'
+labels: who owns a container, which hub started it, which GPUs it holds, which slot a work folder is.
 
 The only module of the hub that imports dockerspawner or docker.
 """
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import docker
@@ -21,7 +26,7 @@ from tornado import web
 from traitlets import Bool, Dict, Integer, Unicode
 
 from dlworkshop import contract
-from dlworkshop.settings import GPU
+from dlworkshop.settings import GPU, Settings
 from hub.backends.base import Backend, HostUsage, LearnerServer, LearnerUsage, ServerState
 from hub.backends.gpu_allocator import Allocation, GpuAllocator, GpuPoolExhausted
 from hub.spawning import WorkshopSpawner
@@ -48,6 +53,84 @@ def learner_containers(client: docker.APIClient, hub_name: str) -> list[LearnerS
     ]
 
 
+def scratch_folders(size: int) -> dict[str, str]:
+    """In-memory folders of a bounded size on the read-only root (what a learner writes there
+    counts against their memory limit): /tmp, and the home folder around ~/work (Jupyter's
+    runtime files, caches, the data links)."""
+    return {
+        "/tmp": f"rw,exec,nosuid,nodev,size={size},mode=1777",
+        contract.learner.HOME: f"rw,exec,nosuid,nodev,size={size},mode=0755,uid={contract.learner.UID}",
+    }
+
+
+def learner_volumes(settings: Settings) -> dict[str, dict[str, str]]:
+    """DockerSpawner's volumes: the learner's work folder, and the instructor's shared folder
+    inside it. The shared folder's files are root's and read-only to everyone else (`dlworkshop
+    share` writes them so): the learner, UID 1000 with no capabilities, gets `Permission denied`,
+    which JupyterLab reports as such (a read-only mount's `Read-only file system` is an
+    "unexpected error" there)."""
+    hub = settings.hub.container_name
+    volumes = {contract.work_volume_name(hub): {"bind": contract.learner.WORK_FOLDER, "mode": "rw"}}
+    if settings.mounts_shared_folder:
+        volumes[contract.shared_volume_name(hub)] = {"bind": contract.learner.SHARED_FOLDER, "mode": "rw"}
+    return volumes
+
+
+def read_only_mounts(settings: Settings) -> dict[str, str]:
+    """DockerSpawner's read_only_volumes: the site's extra mounts (host folders)."""
+    return {mount.source: mount.target for mount in settings.resources.extra_mounts}
+
+
+class NoFreeWorkSlot(Exception):
+    """Every size-limited work folder the host prepared is taken."""
+
+
+# Claims are made one at a time in the hub process: two learners never get the same slot.
+_claiming = threading.Lock()
+
+
+def claim_work_volume(client: docker.APIClient, hub_name: str, user: str) -> str:
+    """The learner's work volume: theirs if it exists, else one made on a free slot the host
+    prepared (dlworkshop/work_volumes.py): created under the learner's name on the slot's device,
+    labelled with the slot, and the free slot's volume removed. Returns the volume's name."""
+    name = contract.work_volume_name(hub_name, user)
+    with _claiming:
+        try:
+            client.inspect_volume(name)
+            return name
+        except docker.errors.NotFound:
+            pass
+        listed = client.volumes(
+            filters={"label": [f"{contract.LABEL_HUB}={hub_name}", contract.LABEL_WORK_SLOT]}
+        )
+        volumes = listed.get("Volumes") or []
+        claimed = {
+            v["Labels"][contract.LABEL_WORK_SLOT] for v in volumes if contract.LABEL_USER in v["Labels"]
+        }
+        free = sorted(
+            (v for v in volumes if contract.LABEL_USER not in v["Labels"]),
+            key=lambda v: v["Labels"][contract.LABEL_WORK_SLOT],
+        )
+        for offer in free:
+            slot = offer["Labels"][contract.LABEL_WORK_SLOT]
+            if slot not in claimed:
+                client.create_volume(
+                    name,
+                    driver=offer["Driver"],
+                    driver_opts=client.inspect_volume(offer["Name"])["Options"],
+                    labels={
+                        contract.LABEL_HUB: hub_name,
+                        contract.LABEL_USER: user,
+                        contract.LABEL_WORK_SLOT: slot,
+                    },
+                )
+            # Claimed now, or by a claim interrupted before it removed the offer.
+            client.remove_volume(offer["Name"])
+            if slot not in claimed:
+                return name
+    raise NoFreeWorkSlot(name)
+
+
 class WorkshopDockerSpawner(WorkshopSpawner, DockerSpawner):
     hub_name = Unicode(config=True, help="The hub container's name; learner containers carry it as a label.")
     gpu = Dict(config=True, help="resources.gpu of workshop.yaml: the policy and the devices to share.")
@@ -55,6 +138,12 @@ class WorkshopDockerSpawner(WorkshopSpawner, DockerSpawner):
         True, config=True, help="Pass GPUs as Docker device requests (off: bookkeeping only)."
     )
     disk_free_min = Integer(0, config=True, help="Refuse a start when the host has less free disk (bytes).")
+    work_quota = Bool(
+        False,
+        config=True,
+        help="Work folders live on size-limited slots the host prepared (resources.disk): a "
+        "learner's first start claims one. Off: a plain volume Docker creates, with no limit.",
+    )
     docker_api_threads = Integer(
         8,
         config=True,
@@ -118,7 +207,25 @@ class WorkshopDockerSpawner(WorkshopSpawner, DockerSpawner):
             raise web.HTTPError(507, "The workshop machine is low on disk space. Please tell a helper.")
         return await super().start()
 
+    async def _claim_work_volume(self) -> None:
+        try:
+            name = await self.docker_api(claim_work_volume, self.hub_name, self.user.name)
+        except NoFreeWorkSlot:
+            self.log.error("dlworkshop: no free work-folder slot left for %s", self.user.name)
+            raise web.HTTPError(
+                507,
+                "Every work folder prepared for this workshop is taken. Please tell a helper: "
+                "`dlworkshop up` (or the deploy) prepares more when learners.count is raised.",
+            ) from None
+        self.log.info("dlworkshop: %s works in the size-limited volume %s", self.user.name, name)
+
+    async def docker_api(self, call: Any, *args: Any) -> Any:
+        """A blocking Docker SDK call with the hub's API client, in the Docker API threads."""
+        return await asyncio.wrap_future(self.executor.submit(call, self.client, *args))
+
     async def start_engine(self) -> Any:
+        if self.work_quota:
+            await self._claim_work_volume()
         allocation = self._gpu()
         labels = {
             contract.LABEL_HUB: self.hub_name,
@@ -188,11 +295,12 @@ class DockerBackend(Backend):
         c.DockerSpawner.use_internal_ip = True
         c.DockerSpawner.remove = True
         c.DockerSpawner.name_template = contract.learner_container_name(hub.container_name)
-        c.DockerSpawner.volumes = {
-            contract.work_volume_name(hub.container_name): contract.learner.WORK_FOLDER
-        }
+        c.DockerSpawner.volumes = learner_volumes(settings)
+        c.DockerSpawner.read_only_volumes = read_only_mounts(settings)
+        c.DockerSpawner.environment = dict(resources.extra_env)
         # Locked down: the learner's UID, no capabilities, no privilege escalation, a process limit,
-        # and no swap beyond the memory limit, so the limit is the limit.
+        # no swap beyond the memory limit (so the limit is the limit), and a read-only root: what a
+        # learner writes goes to the size-limited work folder or to small in-memory scratch folders.
         # No Docker HEALTHCHECK: the spawner polls the server itself, and the image's check would
         # run a process in every idle learner's container, CPU a rush needs (issue: the 09:00 rush).
         c.DockerSpawner.extra_create_kwargs = {
@@ -208,11 +316,19 @@ class DockerBackend(Backend):
             "security_opt": ["no-new-privileges"],
             "cap_drop": ["ALL"],
             "memswap_limit": resources.memory,
+            "read_only": True,
+            "tmpfs": scratch_folders(resources.tmp_size),
         }
         c.WorkshopDockerSpawner.hub_name = hub.container_name
         c.WorkshopDockerSpawner.gpu = resources.gpu.model_dump(mode="json")
         c.WorkshopDockerSpawner.gpu_device_requests = resources.gpu.docker_device_requests
         c.WorkshopDockerSpawner.disk_free_min = resources.disk_free_min
+        c.WorkshopDockerSpawner.work_quota = resources.disk is not None
+        if Path(contract.HUB_TLS_CERT).is_file():
+            # `dlworkshop up` on a public address: the hub's own proxy serves TLS.
+            c.JupyterHub.bind_url = f"https://0.0.0.0:{contract.HUB_PORT}"
+            c.JupyterHub.ssl_cert = str(contract.HUB_TLS_CERT)
+            c.JupyterHub.ssl_key = str(contract.HUB_TLS_KEY)
 
     def learner_servers(self) -> list[LearnerServer]:
         client = docker.from_env()

@@ -61,7 +61,14 @@ def test_configure_only_sets_and_matches_the_contract(state: HubState) -> None:
     }
     assert c.DockerSpawner.name_template == contract.learner_container_name(settings.hub.container_name)
     assert c.DockerSpawner.volumes == {
-        contract.work_volume_name(settings.hub.container_name): contract.learner.WORK_FOLDER
+        contract.work_volume_name(settings.hub.container_name): {
+            "bind": contract.learner.WORK_FOLDER,
+            "mode": "rw",
+        },
+        contract.shared_volume_name(settings.hub.container_name): {
+            "bind": contract.learner.SHARED_FOLDER,
+            "mode": "rw",
+        },
     }
     services = {service["name"] for service in c.JupyterHub.services}
     roles = {role["name"] for role in c.JupyterHub.load_roles}
@@ -86,7 +93,10 @@ def test_spawner_limits_volume_and_network() -> None:
     assert c.DockerSpawner.image == "dlworkshop/learner:latest"
     assert c.Spawner.cpu_limit == 2 and c.Spawner.mem_limit == 4 * 1024**3
     assert c.DockerSpawner.network_name == "ws-net"
-    assert c.DockerSpawner.volumes == {"dlworkshop-hub-work-{raw_username}": "/home/jovyan/work"}
+    assert c.DockerSpawner.volumes["dlworkshop-hub-work-{raw_username}"] == {
+        "bind": "/home/jovyan/work",
+        "mode": "rw",
+    }
     assert c.DockerSpawner.name_template == "dlworkshop-hub-learner-{raw_username}"
     assert c.DockerSpawner.remove is True
     # The hub removes a learner's container when it stops it; Docker does not on exit, so an engine
@@ -104,6 +114,60 @@ def test_security_drops_everything() -> None:
         and host["security_opt"] == ["no-new-privileges"]
         and host["pids_limit"] == 300
     )
+
+
+def test_the_root_is_read_only_and_scratch_space_is_bounded_memory() -> None:
+    c = Config()
+    DockerBackend(settings_of("resources: {memory: 1G}\n")).configure(c)
+    host = c.DockerSpawner.extra_host_config
+    assert host["read_only"] is True
+    # A quarter of the memory each (what is written there counts against it).
+    assert host["tmpfs"]["/tmp"].endswith("size=268435456,mode=1777")
+    assert f"size=268435456,mode=0755,uid={contract.learner.UID}" in host["tmpfs"][contract.learner.HOME]
+    big = Config()
+    DockerBackend(settings_of("resources: {memory: 8G, tmp: 2G}\n")).configure(big)
+    assert f"size={2 * 1024**3}," in big.DockerSpawner.extra_host_config["tmpfs"]["/tmp"]
+
+
+def test_work_folders_are_claimed_from_prepared_slots_unless_the_quota_is_off() -> None:
+    c = Config()
+    DockerBackend(settings_of()).configure(c)
+    assert c.WorkshopDockerSpawner.work_quota is True
+    off = Config()
+    DockerBackend(settings_of("resources: {disk: null}\n")).configure(off)
+    assert off.WorkshopDockerSpawner.work_quota is False
+
+
+def test_extra_mounts_are_read_only_and_extra_env_is_every_learners() -> None:
+    c = Config()
+    DockerBackend(
+        settings_of(
+            "resources:\n"
+            "  extra_mounts: [{source: /srv/datasets, target: /data/site}]\n"
+            "  extra_env: {HF_HUB_OFFLINE: '1'}\n"
+            "  shared_folder: false\n"
+        )
+    ).configure(c)
+    assert c.DockerSpawner.read_only_volumes == {"/srv/datasets": "/data/site"}
+    assert c.DockerSpawner.environment == {"HF_HUB_OFFLINE": "1"}
+    assert list(c.DockerSpawner.volumes) == ["dlworkshop-hub-work-{raw_username}"]
+
+
+def test_the_hubs_proxy_serves_tls_only_where_up_mounted_a_certificate(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from hub.backends import docker as docker_backend
+
+    plain = Config()
+    DockerBackend(settings_of()).configure(plain)
+    assert plain.JupyterHub.bind_url == f"http://0.0.0.0:{contract.HUB_PORT}"
+    assert "ssl_cert" not in plain.JupyterHub
+    (tmp_path / "fullchain.pem").write_text("cert")
+    monkeypatch.setattr(docker_backend.contract, "HUB_TLS_CERT", tmp_path / "fullchain.pem")
+    tls = Config()
+    DockerBackend(settings_of()).configure(tls)
+    assert tls.JupyterHub.bind_url == f"https://0.0.0.0:{contract.HUB_PORT}"
+    assert tls.JupyterHub.ssl_cert == str(tmp_path / "fullchain.pem")
 
 
 def test_the_backend_comes_from_the_settings() -> None:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import http.server
+import socket
 import subprocess
+import threading
+from collections.abc import Iterator
 
+import docker
 import httpx
 import pytest
 
+from dlworkshop.firewall import HOST_COMMENT
+from tests.conftest import docker_cli
 from tests.fixtures.hub import RunningHub
 
 pytestmark = [pytest.mark.docker, pytest.mark.hub]
@@ -84,4 +91,53 @@ def test_a_second_learner_cannot_open_the_first_learners_server(
 def test_memory_limit_kills_the_learners_process_not_the_hub(running_hub: RunningHub, learner: str) -> None:
     code, _ = run_in(running_hub, learner, "python -c 'b = bytearray(3 * 1024**3); print(len(b))'")
     assert code != 0
+    assert httpx.get(f"{running_hub.url}/hub/api", timeout=10).status_code == 200
+
+
+@pytest.fixture
+def host_service() -> Iterator[int]:
+    """A service on the host's 0.0.0.0, as sshd, a Docker TCP socket or an exporter would be."""
+    server = http.server.ThreadingHTTPServer(("0.0.0.0", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def host_addresses(running_hub: RunningHub) -> list[str]:
+    """The host as a learner could address it: its address on the learners' bridge, and its
+    address on the outside network."""
+    network = docker.from_env().networks.get(running_hub.settings.hub.network)
+    gateway = network.attrs["IPAM"]["Config"][0]["Gateway"]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.1", 9))  # no packet is sent: only the route is looked up
+        outside = probe.getsockname()[0]
+    return [gateway, outside]
+
+
+CONNECT = "python -c \"import socket; socket.create_connection(('{address}', {port}), timeout=4); print('reached')\" 2>&1 | tail -1"
+
+
+def test_a_learner_cannot_reach_a_host_service_and_the_hub_still_works(
+    running_hub: RunningHub, learner: str, host_service: int
+) -> None:
+    # The service answers a container on another network, so the learners' firewall is what stops them.
+    control = subprocess.run(
+        [docker_cli(), "run", "--rm", "--network", "bridge", "--entrypoint", "bash",
+         running_hub.settings.image.reference, "-c",
+         CONNECT.format(address=host_addresses(running_hub)[1], port=host_service)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert control.stdout.strip() == "reached", control.stdout + control.stderr
+    for address in host_addresses(running_hub):
+        _, output = run_in(running_hub, learner, CONNECT.format(address=address, port=host_service))
+        assert "reached" not in output and "timed out" in output, (address, output)
+    rules = subprocess.run(["iptables", "-S", "INPUT"], capture_output=True, text=True).stdout
+    assert HOST_COMMENT in rules
+    # The hub, reached over the same bridge, still serves the learner.
+    owner = running_hub.login(learner)
+    assert running_hub.api_get(owner, learner, "/api/contents").status_code == 200
     assert httpx.get(f"{running_hub.url}/hub/api", timeout=10).status_code == 200
