@@ -72,3 +72,34 @@ def prewarm(
     from dlworkshop.settings import load_settings
 
     local_hub.prewarm(load_settings(config), console, timeout)
+
+
+@app.command()
+def share(
+    paths: list[Path] = typer.Argument(
+        ..., help="Files and folders to hand out (copied under their own names)."
+    ),
+    config: Path | None = ConfigOption,
+    inventory: Path | None = typer.Option(
+        None,
+        "--inventory",
+        "-i",
+        help="A deployed hub's Ansible inventory (default: the hub on this machine).",
+    ),
+) -> None:
+    """Copy material into the running hub's shared folder: every learner sees it at once,
+    read-only, at ~/work/shared."""
+    from dlworkshop.settings import load_settings
+
+    settings = load_settings(config)
+    if inventory is None:
+        from dlworkshop import local_hub
+
+        local_hub.share(settings, paths, console)
+        return
+    from dlworkshop.extras import require_extra
+
+    require_extra("deploy", "share --inventory")
+    from dlworkshop.deploy.share import share_remote
+
+    share_remote(settings, inventory, paths, console)

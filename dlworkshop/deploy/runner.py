@@ -183,6 +183,7 @@ def run_playbook(
     console: Console,
     check: bool = False,
     limit: str | None = None,
+    playbook: str = PLAYBOOK,
 ) -> DeployResult:
     import ansible_runner
 
@@ -195,7 +196,7 @@ def run_playbook(
         runner = ansible_runner.run(
             private_data_dir=str(private),
             project_dir=str(project),
-            playbook=PLAYBOOK,
+            playbook=playbook,
             inventory=str(inventory.resolve()),
             extravars=extravars,
             limit=limit,
