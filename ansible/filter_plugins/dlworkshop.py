@@ -1,6 +1,6 @@
 """Filters for the workshop playbook: thin shims over dlworkshop's own functions (the playbook runs
-on the control node, where dlworkshop is installed), so the host's GPUs are parsed, and the hub's
-settings completed, by the same code `dlworkshop up` uses."""
+on the control node, where dlworkshop is installed), so the host's GPUs are parsed, the hub's
+settings completed, and the free work-folder slots offered, by the same code `dlworkshop up` uses."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from dlworkshop.gpus import GpuDevice, parse_nvidia_smi
 from dlworkshop.hub_runtime import with_gpu_inventory
+from dlworkshop.work_volumes import free_slot_volume, slots_to_register
 
 
 def gpu_inventory(query: str) -> list[dict[str, Any]]:
@@ -21,9 +22,16 @@ def settings_with_gpus(settings: dict[str, Any], gpus: list[dict[str, Any]]) -> 
     return with_gpu_inventory(settings, [GpuDevice(**gpu) for gpu in gpus])
 
 
+def free_slot_volumes(volumes: list[dict[str, Any]], hub: str, slots: list[str]) -> list[dict[str, Any]]:
+    """The volumes offering each slot that has none yet (neither free nor claimed), from
+    docker_host_info's verbose volume list (work_volumes.slots_to_register)."""
+    return [free_slot_volume(hub, slot) for slot in slots_to_register(volumes, hub, slots)]
+
+
 class FilterModule:
     def filters(self) -> dict[str, object]:
         return {
             "dlworkshop_gpu_inventory": gpu_inventory,
             "dlworkshop_settings_with_gpus": settings_with_gpus,
+            "dlworkshop_free_slot_volumes": free_slot_volumes,
         }

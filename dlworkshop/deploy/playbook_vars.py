@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dlworkshop import contract
+from dlworkshop import contract, work_volumes
 from dlworkshop.deploy.archive import archive_image_id
 from dlworkshop.errors import ConfigError
+from dlworkshop.firewall import learner_rules
 from dlworkshop.gpus import QUERY_ARGS
 from dlworkshop.hub_runtime import hub_container_spec, hub_settings
 from dlworkshop.settings import Settings, missing_files
@@ -41,6 +42,8 @@ def check_deployable(settings: Settings) -> None:
         )
     elif not tls.domain:
         problems.append("hub.tls.domain: a deploy needs the name learners open (the certificate's name)")
+    if tls.port != 443:
+        problems.append("hub.tls.port: a deploy serves TLS on 443 (its nginx); remove the key")
     if settings.hub.bind not in ("127.0.0.1", "localhost"):
         problems.append(
             f"hub.bind: {settings.hub.bind} would expose the hub's plain HTTP beside the TLS proxy; "
@@ -128,6 +131,28 @@ def playbook_vars(settings: Settings) -> dict[str, Any]:
         "workshop_hub_url": hub.url,
         **tls_proxy_vars(settings),
         "workshop_firewall_bridge": contract.bridge_name(hub.network),
+        # The same rules `dlworkshop up` installs (dlworkshop/firewall.py).
+        "workshop_firewall_rules": [
+            rule.as_vars() for rule in learner_rules(contract.bridge_name(hub.network))
+        ],
+        **work_volume_vars(settings),
+    }
+
+
+def work_volume_vars(settings: Settings) -> dict[str, Any]:
+    """The size-limited work folders (dlworkshop/work_volumes.py): the same script and slots as `up`."""
+    hub = settings.hub.container_name
+    disk = settings.resources.disk
+    return {
+        "workshop_hub_work_quota": disk is not None,
+        "workshop_hub_work_script": str(work_volumes.SCRIPT),
+        "workshop_hub_work_images": str(contract.work_images_dir(hub, contract.HOST_STATE)),
+        "workshop_hub_work_devices": str(contract.HOST_WORK_DEVICES / hub),
+        "workshop_hub_work_size": disk or 0,
+        "workshop_hub_work_owner": contract.learner.UID,
+        "workshop_hub_work_slots": work_volumes.slot_names(settings) if disk is not None else [],
+        # Docker would create a missing bind source as an empty folder: the role checks them.
+        "workshop_hub_extra_mount_sources": [m.source for m in settings.resources.extra_mounts],
     }
 
 
