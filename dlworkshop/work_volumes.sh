@@ -52,15 +52,25 @@ attach() {
     done
 }
 
+# Whether the loop device $1 is mounted (a learner's container uses it).
+in_use() {
+    grep -q " $(cat "/sys/block/${1#/dev/}/dev") " /proc/self/mountinfo
+}
+
 detach() {
     images=$1 devices=$2
     for image in "$images"/*.img; do
         [ -e "$image" ] || continue
-        rm -f "$devices/$(basename "$image" .img)"
-        # A device still mounted is detached when its last user unmounts it (autoclear).
-        for loop in $(losetup --list --noheadings --output NAME --associated "$image"); do
-            losetup --detach "$loop" || true
-        done
+        slot=$(basename "$image" .img)
+        loop=$(losetup --list --noheadings --output NAME --associated "$image" | head -n 1)
+        if [ -n "$loop" ] && in_use "$loop"; then
+            # Detaching it now would free its number when the container stops, while the link
+            # still names it: a later image could take the number. It stays, link and all.
+            echo "kept $slot: in use" >&2
+            continue
+        fi
+        rm -f "$devices/$slot"
+        [ -z "$loop" ] || losetup --detach "$loop"
     done
     rmdir "$devices" 2>/dev/null || true
 }

@@ -174,6 +174,8 @@ def verify_vars(settings: Settings) -> dict[str, Any]:
         else None,
         "secrets_dir": str(contract.HUB_DATA),
         "accounts_in_container": str(contract.HUB_ACCOUNTS) if settings.auth.mode == "accounts" else None,
+        "work_quota": settings.resources.disk is not None,
+        "work_slots": work_volumes.slot_count(settings) if settings.resources.disk is not None else 0,
     }
 
 

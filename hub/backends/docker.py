@@ -237,6 +237,18 @@ class WorkshopDockerSpawner(WorkshopSpawner, DockerSpawner):
             self.extra_host_config = {**self.extra_host_config, "device_requests": allocation.device_requests}
         try:
             return await super().start_engine()
+        except docker.errors.APIError as exc:
+            self._release_gpu()
+            if str(contract.HOST_WORK_DEVICES) in str(exc):
+                # The links to the slots' loop devices are under /dev: gone after a reboot until
+                # the host attaches the images again.
+                self.log.error("dlworkshop: %s's work folder is not attached: %s", self.user.name, exc)
+                raise web.HTTPError(
+                    503,
+                    "The workshop machine restarted and the work folders are not ready yet. Please "
+                    "tell a helper: `dlworkshop up` (or the deploy's boot unit) attaches them again.",
+                ) from None
+            raise
         except BaseException:
             self._release_gpu()
             raise

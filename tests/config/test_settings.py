@@ -114,3 +114,46 @@ def test_the_end_helpers_and_the_export_notice_are_read() -> None:
     assert settings.workshop.end is not None and settings.workshop.end.hour == 17
     assert settings.workshop.export_notice == "Zips: see the page"
     assert settings.auth.helpers == ["ana", "ben"]
+def test_the_work_folder_quota_defaults_to_5g_and_can_be_off() -> None:
+    assert load_settings(None, default_access_code="x").resources.disk == parse_bytes("5G")
+    assert parse_settings(MINIMAL + "resources: {disk: null}\n").resources.disk is None
+    assert (
+        "resources.disk: 1M is too small for a work folder; give at least 64M"
+        in problems_of(MINIMAL + "resources: {disk: 1M}\n")[0]
+    )
+
+
+def test_scratch_space_is_a_quarter_of_memory_and_smaller_than_it() -> None:
+    assert parse_settings(MINIMAL + "resources: {memory: 1G}\n").resources.tmp_size == parse_bytes("256M")
+    assert parse_settings(MINIMAL + "resources: {memory: 8G}\n").resources.tmp_size == parse_bytes("512M")
+    assert "must be smaller than memory" in problems_of(MINIMAL + "resources: {memory: 1G, tmp: 1G}\n")[0]
+
+
+def test_extra_mounts_and_environment_are_checked() -> None:
+    settings = parse_settings(
+        MINIMAL
+        + "resources:\n"
+        + "  extra_mounts: [{source: /srv/datasets/, target: /data/site}]\n"
+        + "  extra_env: {HF_HUB_OFFLINE: '1'}\n"
+    )
+    assert settings.resources.extra_mounts[0].source == "/srv/datasets"
+    assert settings.mounts_shared_folder  # on by default on Docker
+    for text, message in [
+        ("extra_mounts: [{source: data, target: /data}]", "data is not an absolute path"),
+        ("extra_mounts: [{source: /d, target: /home/jovyan/work}]", "would hide the learner's own files"),
+        (
+            "extra_mounts: [{source: /d, target: /home/jovyan/work/shared}]",
+            "is the instructor's shared folder",
+        ),
+        ("extra_env: {CPU_LIMIT: '8'}", "CPU_LIMIT is set by the hub for each learner"),
+        ("extra_env: {'not a name': x}", "'not a name' is not an environment variable name"),
+    ]:
+        problems = problems_of(MINIMAL + "resources: {" + text + "}\n")
+        assert len(problems) == 1 and message in problems[0], problems
+
+
+def test_the_url_names_the_tls_port_unless_it_is_443() -> None:
+    tls = "hub: {bind: 0.0.0.0, tls: {mode: self-signed, domain: ws.example.org%s}}\n"
+    assert parse_settings(MINIMAL + tls % "").hub.url == "https://ws.example.org"
+    assert parse_settings(MINIMAL + tls % ", port: 8443").hub.url == "https://ws.example.org:8443"
+    assert parse_settings(MINIMAL).hub.url == "http://localhost:8000"

@@ -302,3 +302,122 @@ def test_image_ids_read_from_docker_and_oci_archives(tmp_path: Path) -> None:
     (tmp_path / "junk.tar").write_text("not a tar")
     with pytest.raises(ConfigError, match="is not a `docker save` archive"):
         archive_images(tmp_path / "junk.tar")
+
+
+def test_up_and_the_deploy_install_the_same_firewall_rules(settings: Settings) -> None:
+    """The role's rules are dlworkshop.firewall's, and ansible.builtin.iptables builds each into the
+    very rule `dlworkshop up` inserts (so either one finds the other's with `iptables -C`)."""
+    from ansible.modules.iptables import construct_rule
+
+    from dlworkshop.firewall import learner_rules
+
+    extra = playbook_vars(settings)
+    bridge = contract.bridge_name(settings.hub.network)
+    rules = learner_rules(bridge)
+    assert extra["workshop_firewall_rules"] == [rule.as_vars() for rule in rules]
+    assert {rule.chain for rule in rules} == {"DOCKER-USER", "INPUT"}
+    module_defaults = {
+        name: None
+        for name in [
+            "protocol",
+            "source",
+            "destination",
+            "tcp_flags",
+            "jump",
+            "gateway",
+            "log_prefix",
+            "log_level",
+            "to_destination",
+            "destination_ports",
+            "to_source",
+            "goto",
+            "in_interface",
+            "out_interface",
+            "fragment",
+            "set_counters",
+            "source_port",
+            "destination_port",
+            "to_ports",
+            "set_dscp_mark",
+            "set_dscp_mark_class",
+            "syn",
+            "ctstate",
+            "src_range",
+            "dst_range",
+            "match_set",
+            "match_set_flags",
+            "limit",
+            "limit_burst",
+            "uid_owner",
+            "gid_owner",
+            "reject_with",
+            "icmp_type",
+            "comment",
+        ]
+    }
+    for rule in extra["workshop_firewall_rules"]:
+        params = {
+            **module_defaults,
+            "match": [],
+            "ip_version": "ipv4",
+            **{
+                key: rule[key] or None
+                for key in ("in_interface", "destination", "ctstate", "jump", "comment")
+            },
+        }
+        params["ctstate"] = params["ctstate"] or []
+        module_rule = construct_rule(params)
+        ours = rule["argv"][1:]  # less the chain
+
+        def matches(args: list[str]) -> list[str]:
+            return [args[i + 1] for i, arg in enumerate(args) if arg == "-m"]
+
+        def option(args: list[str], name: str) -> str | None:
+            return args[args.index(name) + 1] if name in args else None
+
+        assert matches(module_rule) == matches(ours)
+        for name in ("-i", "-d", "-j", "--ctstate", "--comment"):
+            assert option(module_rule, name) == option(ours, name)
+
+
+def test_the_deploy_prepares_the_same_work_folder_slots_as_up(settings: Settings) -> None:
+    from dlworkshop import work_volumes
+
+    extra = playbook_vars(settings)
+    hub = settings.hub.container_name
+    assert extra["workshop_hub_work_quota"] is True
+    assert extra["workshop_hub_work_slots"] == work_volumes.slot_names(settings)
+    assert extra["workshop_hub_work_images"] == str(contract.work_images_dir(hub, contract.HOST_STATE))
+    assert extra["workshop_hub_work_devices"] == str(contract.HOST_WORK_DEVICES / hub)
+    assert Path(extra["workshop_hub_work_script"]).read_text() == work_volumes.SCRIPT.read_text()
+    assert extra["workshop_hub_work_size"] == settings.resources.disk
+
+
+def test_the_playbooks_filter_offers_only_slots_without_a_volume() -> None:
+    spec = importlib.util.spec_from_file_location(
+        "dlworkshop_filters", REPO / "ansible" / "filter_plugins" / "dlworkshop.py"
+    )
+    assert spec and spec.loader
+    filters_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(filters_module)
+    offer = filters_module.FilterModule().filters()["dlworkshop_free_slot_volumes"]
+    claimed = {
+        "Name": "h-work-ada",
+        "Labels": {contract.LABEL_HUB: "h", contract.LABEL_WORK_SLOT: "slot-001"},
+    }
+    offered = offer([claimed], "h", ["slot-001", "slot-002"])
+    assert [volume["name"] for volume in offered] == [contract.free_slot_volume_name("h", "slot-002")]
+    assert offered[0]["driver_opts"]["device"] == str(contract.work_slot_device("h", "slot-002"))
+
+
+def test_a_deploy_serves_tls_on_443_only() -> None:
+    with pytest.raises(ConfigError) as caught:
+        check_deployable(
+            parse_settings(
+                "auth: {mode: shared-code, access_code: x}\n"
+                "hub: {tls: {mode: self-signed, domain: ws.example.org, port: 8443}}\n"
+            )
+        )
+    assert any(
+        problem.startswith("hub.tls.port: a deploy serves TLS on 443") for problem in caught.value.problems
+    )

@@ -91,3 +91,30 @@ def test_the_status_bar_shows_the_work_folder_against_its_quota(
     metrics = filler.server.request("GET", "api/metrics/v1").json()
     assert 0.85 * QUOTA < metrics["disk_total"] <= QUOTA
     assert 0 < metrics["disk_used"] < metrics["disk_total"]
+
+
+def test_after_a_reboot_a_start_says_the_work_folders_are_not_attached_until_up_attaches_them(
+    running_hub: RunningHub,
+) -> None:
+    """As after a host reboot: the links to the slots' loop devices are gone (/dev is empty after
+    a reboot; the images stay). A start says so plainly instead of mounting anything else;
+    attaching them again (what `up` and the deploy's boot unit do) lets it through."""
+    import shutil
+
+    import docker as docker_sdk
+
+    from dlworkshop import work_volumes
+    from dlworkshop.hubclient import HubError
+
+    hub = running_hub.settings.hub.container_name
+    shutil.rmtree(str(contract.HOST_WORK_DEVICES / hub))
+    try:
+        learner = running_hub.login("reboot-ada")
+        with pytest.raises(HubError, match="the work folders are not ready yet"):
+            learner.spawn("reboot-ada", timeout=120)
+    finally:
+        client = docker_sdk.from_env()
+        work_volumes.prepare(client, running_hub.settings)
+        client.close()
+    learner.spawn("reboot-ada", timeout=180)
+    assert running_hub.api_get(learner, "reboot-ada", "/api/contents").status_code == 200

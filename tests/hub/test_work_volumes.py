@@ -155,6 +155,17 @@ def test_the_script_makes_attaches_links_and_purges_images(tmp_path: Path) -> No
         # Nothing to do the second time: it says nothing (the deploy's idempotence reads that).
         again = run_script("prepare", str(images), devices, str(64 * 2**20), "1000", "slot-001", "slot-002")
         assert again.returncode == 0 and again.stdout == ""
+        # A slot a learner's container has mounted is never detached (its number would be freed
+        # while the link still names it).
+        mounted = tmp_path / "mounted"
+        mounted.mkdir()
+        subprocess.run(["mount", str(link), str(mounted)], check=True)
+        try:
+            kept = run_script("detach", str(images), devices)
+            assert "kept slot-001: in use" in kept.stderr and link.exists()
+            assert not (Path(devices) / "slot-002").exists()
+        finally:
+            subprocess.run(["umount", str(mounted)], check=True)
         # As after a reboot: links gone, images detached; `attach` brings both back.
         assert run_script("detach", str(images), devices).returncode == 0
         assert not link.exists()

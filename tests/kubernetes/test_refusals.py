@@ -38,6 +38,22 @@ REFUSED = [
         id="docker-only-gpu-devices",
     ),
     pytest.param(
+        KUBERNETES + "resources: {disk: 2G}\n",
+        "w.yaml:4: resources.disk: only the Docker backend reads it: a learner's work folder is a PVC: "
+        "its size, kubernetes.storage_size, is the quota",
+        id="docker-only-disk-quota",
+    ),
+    pytest.param(
+        KUBERNETES + "resources:\n  extra_mounts: [{source: /srv/data, target: /data}]\n",
+        "w.yaml:5: resources.extra_mounts: only the Docker backend reads it: a host folder exists on one node",
+        id="docker-only-extra-mounts",
+    ),
+    pytest.param(
+        KUBERNETES + "resources: {shared_folder: true}\n",
+        "w.yaml:4: resources.shared_folder: a shared folder on a cluster needs a ReadWriteMany volume",
+        id="shared-folder",
+    ),
+    pytest.param(
         KUBERNETES + "  tls: {mode: self-signed, domain: workshop.example.org}\n",
         "w.yaml:4: hub.tls.mode: Z2JH has no self-signed mode",
         id="self-signed-tls",
@@ -137,3 +153,13 @@ def test_the_command_prints_the_problem_in_one_line_without_a_traceback(tmp_path
     assert result.stdout == ""
     assert f"{config}:4: hub.port: only the Docker backend reads it" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_extra_env_reaches_every_learners_pod() -> None:
+    from dlworkshop.kubernetes.mapping import learner_profile
+    from dlworkshop.settings import parse_settings
+
+    settings = parse_settings(KUBERNETES + "resources: {extra_env: {HF_HUB_OFFLINE: '1'}}\n")
+    assert learner_profile(settings)["kubespawner_override"]["environment"] == {"HF_HUB_OFFLINE": "1"}
+    # Left at its default, the shared folder is off on Kubernetes rather than refused.
+    assert not settings.mounts_shared_folder

@@ -104,6 +104,33 @@ def test_learners_are_kept_off_the_metadata_address(host: Any, expected: dict[st
     ), f"no DROP rule for {contract.METADATA_ADDRESS} from {expected['hub_bridge']} in DOCKER-USER: {rules}"
 
 
+def test_learners_are_kept_off_the_hosts_own_services(host: Any, expected: dict[str, Any]) -> None:
+    rules = host.iptables.rules("filter", "INPUT")
+    assert any(
+        f"-i {expected['hub_bridge']}" in rule and "--ctstate NEW" in rule and "-j DROP" in rule
+        for rule in rules
+    ), f"no DROP rule for new connections from {expected['hub_bridge']} in INPUT: {rules}"
+    unit = host.service("dlworkshop-firewall")
+    assert unit.is_enabled, "the firewall rules are not put back at boot"
+
+
+def test_work_folders_have_a_size_limit(host: Any, expected: dict[str, Any]) -> None:
+    if not expected["work_quota"]:
+        pytest.skip("resources.disk is null: learners' work folders have no size limit")
+    assert host.service("dlworkshop-work-volumes").is_enabled, "work folders are not attached at boot"
+    listed = host.run(
+        "docker volume ls -q --filter "
+        + shlex.quote(f"label={contract.LABEL_HUB}={expected['hub_container']}")
+        + " --filter "
+        + shlex.quote(f"label={contract.LABEL_WORK_SLOT}")
+    )
+    slots = listed.stdout.split()
+    assert len(slots) == expected["work_slots"], f"{len(slots)} work-folder slots, not {expected['work_slots']}"
+    for volume in slots:
+        device = docker_inspect(host, "volume", volume)["Options"]["device"]
+        assert host.file(device).linked_to.startswith("/dev/loop"), f"{device} is not an attached image"
+
+
 def test_learner_network_uses_the_firewalled_bridge(host: Any, expected: dict[str, Any]) -> None:
     network = docker_inspect(host, "network", expected["hub_network"])
     assert network["Options"].get("com.docker.network.bridge.name") == expected["hub_bridge"]

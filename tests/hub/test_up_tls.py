@@ -1,0 +1,117 @@
+"""`dlworkshop up` beyond localhost: TLS from the hub's own proxy, or a refusal before anything is
+built or started. Passwords and the access code never cross the network in clear."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dlworkshop import contract
+from dlworkshop.errors import ConfigError
+from dlworkshop.hubclient import HubClient
+from dlworkshop.settings import parse_settings
+from dlworkshop.tls import local_tls_files, self_signed
+from tests.fixtures.hub import (
+    ACCESS_CODE,
+    HUB_TEST_TAG,
+    LEARNER_NAME,
+    LEARNER_TAG,
+    TEST_PORT,
+    TEST_PREFIX,
+    dlworkshop,
+)
+
+MINIMAL = "auth: {mode: shared-code, access_code: x}\n"
+
+
+def test_up_on_a_public_address_without_tls_is_refused_with_the_fix() -> None:
+    with pytest.raises(ConfigError) as caught:
+        local_tls_files(parse_settings(MINIMAL + "hub: {bind: 0.0.0.0}\n"))
+    assert "in clear" in caught.value.message and "hub.tls.mode: self-signed" in (caught.value.fix or "")
+    assert local_tls_files(parse_settings(MINIMAL)) is None  # localhost: plain HTTP is fine
+
+
+@pytest.mark.parametrize(
+    ("tls", "message"),
+    [
+        ("{mode: self-signed}", "hub.tls.domain is missing"),
+        ("{mode: letsencrypt, domain: ws.example.org, email: a@example.org}", "needs `dlworkshop deploy`"),
+        (
+            "{mode: files, domain: ws.example.org, certificate: /nowhere/c.pem, key: /nowhere/k.pem}",
+            "does not exist",
+        ),
+    ],
+)
+def test_tls_settings_up_cannot_serve_are_refused(tls: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        local_tls_files(parse_settings(MINIMAL + f"hub: {{bind: 0.0.0.0, tls: {tls}}}\n"))
+
+
+def names_in(cert: Path) -> list[str]:
+    from cryptography import x509
+
+    loaded = x509.load_pem_x509_certificate(cert.read_bytes())
+    names = loaded.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return [str(name.value) for name in names]
+
+
+def test_the_self_signed_certificate_names_the_domain_and_is_kept(tmp_path: Path) -> None:
+    cert, key = self_signed("192.0.2.10", tmp_path)
+    assert (key.stat().st_mode & 0o777) == 0o600
+    assert names_in(cert) == ["192.0.2.10"]
+    first = cert.read_bytes()
+    assert self_signed("192.0.2.10", tmp_path) == (cert, key) and cert.read_bytes() == first
+    other, _ = self_signed("ws.example.org", tmp_path)  # another name: a new certificate
+    assert names_in(other) == ["ws.example.org"]
+
+
+def test_the_command_refuses_in_one_line_and_starts_nothing(tmp_path: Path) -> None:
+    config = tmp_path / "workshop.yaml"
+    config.write_text(MINIMAL + "hub: {bind: 0.0.0.0, container_name: dlw-never-started}\n")
+    result = dlworkshop("up", "-c", str(config))
+    assert result.returncode == 2 and "in clear" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.docker
+@pytest.mark.hub
+def test_up_on_every_address_serves_tls_and_no_clear_text(
+    learner_image: str, hub_image: str, tmp_path: Path
+) -> None:
+    port = TEST_PORT + 2
+    name = f"{TEST_PREFIX}-hub-tls"
+    config = tmp_path / "workshop.yaml"
+    config.write_text(
+        f"""\
+learners: {{count: 1}}
+auth: {{mode: shared-code, access_code: {ACCESS_CODE}}}
+image: {{name: {LEARNER_NAME}, tag: {LEARNER_TAG}}}
+resources: {{cpu: 0.25, memory: 1G, disk: null, shared_folder: false}}
+hub:
+  image: {HUB_TEST_TAG}
+  bind: 0.0.0.0
+  container_name: {name}
+  network: {TEST_PREFIX}-tls
+  data_volume: {TEST_PREFIX}-tls-data
+  tls: {{mode: self-signed, domain: localhost, port: {port}}}
+"""
+    )
+    dlworkshop("down", "-c", str(config), "--purge")
+    try:
+        started = dlworkshop("up", "-c", str(config))
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert f"https://localhost:{port}" in started.stdout
+        cert = contract.state_dir() / name / "tls" / "fullchain.pem"
+        # A learner's browser, trusting the self-signed certificate: the login form over TLS.
+        with HubClient(
+            f"https://localhost:{port}", verify=ssl.create_default_context(cafile=str(cert))
+        ) as learner:
+            learner.login("tls-ada", ACCESS_CODE)
+            assert learner.whoami()["name"] == "tls-ada"
+        # The same port speaks no plain HTTP: nothing is sent in clear.
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://localhost:{port}/hub/login", timeout=10).raise_for_status()
+    finally:
+        dlworkshop("down", "-c", str(config), "--purge")
