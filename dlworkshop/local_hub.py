@@ -216,7 +216,7 @@ def up(settings: Settings, console: Console, rebuild: bool = False, wait: float 
             rollback.add(lambda: remove_rules(bridge, added))
         if settings.resources.disk is not None:
             if not work_volumes.images_exist(hub.container_name):
-                rollback.add(lambda: remove_work_folders(client, settings))
+                rollback.add(lambda: remove_free_slots(client, settings))
             with console.status("preparing the learners' size-limited work folders"):
                 offered = work_volumes.prepare(client, settings)
             if offered:
@@ -304,6 +304,19 @@ def refuse_to_purge_unexported_work(settings: Settings, console: Console) -> Non
             fix="export it with `dlworkshop export --dest DIR` (no hub needed), then `dlworkshop down "
             "--purge` again; or delete it anyway with `dlworkshop down --purge --force`",
         )
+
+
+def remove_free_slots(client: DockerClient, settings: Settings) -> None:
+    """Undo a first preparation: the free slots' volumes and the images (no learner has one yet)."""
+    hub = settings.hub.container_name
+    for volume in client.volumes.list(
+        filters={"label": [f"{contract.LABEL_HUB}={hub}", contract.LABEL_WORK_SLOT]}
+    ):
+        if contract.LABEL_USER not in (volume.attrs.get("Labels") or {}):
+            volume.remove(force=True)
+    work_volumes.purge(hub)
+
+
 def remove_work_folders(client: DockerClient, settings: Settings) -> list[str]:
     """This hub's learners' work volumes, its free slots and their images: the learners' work gone."""
     import docker

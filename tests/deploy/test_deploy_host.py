@@ -20,6 +20,7 @@ import httpx
 import pytest
 from rich.console import Console
 
+from dlworkshop import contract
 from dlworkshop.deploy.deploy import deploy
 from dlworkshop.settings import load_settings
 from tests.conftest import docker_cli
@@ -156,6 +157,22 @@ def test_verify_passes(deployed: DeployHost) -> None:
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
     assert " failed" not in result.stdout
     assert "every check passed" in result.stdout
+
+
+def test_material_shared_on_the_deployed_hub_reaches_its_shared_folder(
+    deployed: DeployHost, tmp_path: Path
+) -> None:
+    handout = tmp_path / "handout.txt"
+    handout.write_text("episode 3 solutions\n")
+    result = deployed.dlworkshop(
+        "share", "-i", str(deployed.inventory), "-c", str(deployed.config), str(handout)
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "learners see ~/work/shared/handout.txt" in result.stdout
+    volume = contract.shared_volume_name(load_settings(deployed.config).hub.container_name)
+    folder = deployed.run(f"docker volume inspect -f '{{{{.Mountpoint}}}}' {volume}").strip()
+    assert deployed.run(f"stat -c '%U %a' {folder}/handout.txt").strip() == "root 644"
+    assert deployed.run(f"cat {folder}/handout.txt") == "episode 3 solutions\n"
 
 
 def test_second_deploy_changes_nothing(deployed: DeployHost) -> None:

@@ -39,8 +39,8 @@ def test_runs_as_uid_1000_with_no_capabilities_and_no_privilege_escalation(
     assert host["CapDrop"] == ["ALL"]
     assert "no-new-privileges" in host["SecurityOpt"]
     assert host["PidsLimit"] == 256
-    assert host["Memory"] == 1024**3
-    assert host["CpuQuota"] / host["CpuPeriod"] == 0.25
+    assert host["Memory"] == 2 * 1024**3
+    assert host["CpuQuota"] / host["CpuPeriod"] == 1
     code, output = run_in(running_hub, learner, "id -u; grep CapEff /proc/self/status")
     assert code == 0 and output.split()[0] == "1000"
     assert output.split()[-1] == "0000000000000000"
@@ -55,8 +55,8 @@ def test_runs_no_docker_health_check(running_hub: RunningHub, learner: str) -> N
 
 def test_has_its_quotas_in_the_environment(running_hub: RunningHub, learner: str) -> None:
     env = dict(item.split("=", 1) for item in running_hub.container(learner).attrs["Config"]["Env"])
-    assert env["CPU_LIMIT"] == "0.25"
-    assert env["MEM_LIMIT"] == str(1024**3)
+    assert env["CPU_LIMIT"] == "1.0"
+    assert env["MEM_LIMIT"] == str(2 * 1024**3)
     assert env["DLWORKSHOP_GPU_MEMORY_MB"] == "2000"
     assert env["NVIDIA_VISIBLE_DEVICES"].startswith("fake-gpu-")
 

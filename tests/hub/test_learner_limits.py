@@ -76,7 +76,7 @@ def test_a_learner_who_fills_the_quota_gets_no_space_left_and_nobody_else_notice
 
 def test_tmp_is_bounded_and_the_rest_of_the_container_is_read_only(filler: LearnerKernel) -> None:
     said = filler.run("print(fill('/tmp/big.bin')); os.remove('/tmp/big.bin')")
-    # A quarter of the learner's 1G memory, counted against it.
+    # resources.tmp of the test hub, counted against the learner's memory.
     assert said.startswith("ENOSPC No space left on device after 25"), said
     said = filler.run(
         "try:\n    open('/opt/venv/mine.txt', 'w')\nexcept OSError as error:\n    print(errno.errorcode[error.errno])"

@@ -4,15 +4,17 @@ built or started. Passwords and the access code never cross the network in clear
 from __future__ import annotations
 
 import ssl
+import subprocess
 from pathlib import Path
 
+import docker
 import httpx
 import pytest
 
-from dlworkshop import contract
+from dlworkshop import contract, work_volumes
 from dlworkshop.errors import ConfigError
 from dlworkshop.hubclient import HubClient
-from dlworkshop.settings import parse_settings
+from dlworkshop.settings import load_settings, parse_settings
 from dlworkshop.tls import local_tls_files, self_signed
 from tests.fixtures.hub import (
     ACCESS_CODE,
@@ -77,18 +79,19 @@ def test_the_command_refuses_in_one_line_and_starts_nothing(tmp_path: Path) -> N
 
 @pytest.mark.docker
 @pytest.mark.hub
-def test_up_on_every_address_serves_tls_and_no_clear_text(
+def test_up_on_every_address_serves_tls_and_no_clear_text_and_down_purge_removes_the_work_folders(
     learner_image: str, hub_image: str, tmp_path: Path
 ) -> None:
     port = TEST_PORT + 2
     name = f"{TEST_PREFIX}-hub-tls"
+    client = docker.from_env()
     config = tmp_path / "workshop.yaml"
     config.write_text(
         f"""\
 learners: {{count: 1}}
 auth: {{mode: shared-code, access_code: {ACCESS_CODE}}}
 image: {{name: {LEARNER_NAME}, tag: {LEARNER_TAG}}}
-resources: {{cpu: 0.25, memory: 1G, disk: null, shared_folder: false}}
+resources: {{cpu: 0.25, memory: 1G, disk: 64M}}
 hub:
   image: {HUB_TEST_TAG}
   bind: 0.0.0.0
@@ -113,5 +116,18 @@ hub:
         # The same port speaks no plain HTTP: nothing is sent in clear.
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"http://localhost:{port}/hub/login", timeout=10).raise_for_status()
+        settings = load_settings(config)
+        slots = client.volumes.list(
+            filters={"label": [f"{contract.LABEL_HUB}={name}", contract.LABEL_WORK_SLOT]}
+        )
+        assert len(slots) == work_volumes.slot_count(settings)
+        assert len(list(contract.work_images_dir(name).glob("*.img"))) == len(slots)
     finally:
-        dlworkshop("down", "-c", str(config), "--purge")
+        purged = dlworkshop("down", "-c", str(config), "--purge")
+    assert purged.returncode == 0, purged.stderr
+    assert not client.volumes.list(filters={"label": f"{contract.LABEL_HUB}={name}"})
+    assert not contract.work_images_dir(name).exists()
+    assert (
+        str(contract.work_images_dir(name))
+        not in subprocess.run(["losetup", "--list"], capture_output=True, text=True).stdout
+    )

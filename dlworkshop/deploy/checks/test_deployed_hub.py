@@ -125,7 +125,9 @@ def test_work_folders_have_a_size_limit(host: Any, expected: dict[str, Any]) -> 
         + shlex.quote(f"label={contract.LABEL_WORK_SLOT}")
     )
     slots = listed.stdout.split()
-    assert len(slots) == expected["work_slots"], f"{len(slots)} work-folder slots, not {expected['work_slots']}"
+    assert len(slots) == expected["work_slots"], (
+        f"{len(slots)} work-folder slots, not {expected['work_slots']}"
+    )
     for volume in slots:
         device = docker_inspect(host, "volume", volume)["Options"]["device"]
         assert host.file(device).linked_to.startswith("/dev/loop"), f"{device} is not an attached image"
