@@ -31,7 +31,11 @@ from hub.backends.base import Backend
 from hub.spawning import START_STATE_KEY, WorkshopSpawner
 from tests.hub.fake_backend import InProcessBackend, InProcessSpawner
 
-SETTINGS = "auth: {mode: shared-code, access_code: x}\nresources: {cpu: 0.5, memory: 512M}\n"
+# No work-folder quota or shared folder: their volumes are prepared by `up`, which this test skips.
+SETTINGS = (
+    "auth: {mode: shared-code, access_code: x}\n"
+    "resources: {cpu: 0.5, memory: 512M, disk: null, shared_folder: false}\n"
+)
 # A learner "server" for the Docker engine: answers every request (JupyterHub's arguments that
 # DockerSpawner appends land in sys.argv and are ignored). Runs in the offline base image.
 SERVE = (
