@@ -16,15 +16,8 @@ from dlworkshop.errors import ConfigError
 from dlworkshop.hubclient import HubClient
 from dlworkshop.settings import load_settings, parse_settings
 from dlworkshop.tls import local_tls_files, self_signed
-from tests.fixtures.hub import (
-    ACCESS_CODE,
-    HUB_TEST_TAG,
-    LEARNER_NAME,
-    LEARNER_TAG,
-    TEST_PORT,
-    TEST_PREFIX,
-    dlworkshop,
-)
+from tests.fixtures.hub import ACCESS_CODE, TEST_PORT, dlworkshop
+from tests.fixtures.images import HUB_TEST_TAG, LEARNER_TEST_TAG, TEST_PREFIX, image_setting
 
 MINIMAL = "auth: {mode: shared-code, access_code: x}\n"
 
@@ -90,7 +83,7 @@ def test_up_on_every_address_serves_tls_and_no_clear_text_and_down_purge_removes
         f"""\
 learners: {{count: 1}}
 auth: {{mode: shared-code, access_code: {ACCESS_CODE}}}
-image: {{name: {LEARNER_NAME}, tag: {LEARNER_TAG}}}
+image: {image_setting(LEARNER_TEST_TAG)}
 resources: {{cpu: 0.25, memory: 1G, disk: 64M}}
 hub:
   image: {HUB_TEST_TAG}
