@@ -28,16 +28,6 @@ DOCKER_ONLY: dict[tuple[str, ...], str] = {
     ("image", "archive"): "a cluster pulls the learner image from a registry",
     ("resources", "pids"): "a pod's process limit is the kubelet's podPidsLimit, set per node",
     ("resources", "disk_free_min"): "a learner's disk is a PVC of kubernetes.storage_size",
-    (
-        "resources",
-        "disk",
-    ): "a learner's work folder is a PVC: its size, kubernetes.storage_size, is the quota",
-    ("resources", "tmp"): "a pod's scratch space is the node's ephemeral storage (no read-only root here)",
-    (
-        "resources",
-        "extra_mounts",
-    ): "a host folder exists on one node only; add a shared volume to singleuser.storage.extraVolumes "
-    "and extraVolumeMounts in your own values",
     ("hub", "tls", "port"): "the chart's proxy-public Service serves TLS on 443",
     ("resources", "gpu", "devices"): "the NVIDIA device plugin picks the GPUs",
     (
@@ -81,6 +71,32 @@ def unsupported_settings(settings: Settings) -> list[Problem]:
             (
                 ("image", "source"),
                 "a cluster pulls images from a registry: push the image there and use pull (or build)",
+            )
+        )
+    resources = settings.resources
+    # What would give learners a Docker-only limit or mount; `disk: null` or no mounts asks for none.
+    if resources.disk is not None and explicitly_set(settings, ("resources", "disk")):
+        problems.append(
+            (
+                ("resources", "disk"),
+                "only the Docker backend reads it: a learner's work folder is a PVC: its size, "
+                "kubernetes.storage_size, is the quota; remove it for hub.backend kubernetes",
+            )
+        )
+    if resources.tmp is not None:
+        problems.append(
+            (
+                ("resources", "tmp"),
+                "only the Docker backend reads it: a pod's scratch space is the node's ephemeral "
+                "storage (no read-only root here); remove it for hub.backend kubernetes",
+            )
+        )
+    if resources.extra_mounts:
+        problems.append(
+            (
+                ("resources", "extra_mounts"),
+                "only the Docker backend reads it: a host folder exists on one node only; add a shared "
+                "volume to singleuser.storage.extraVolumes and extraVolumeMounts in your own values",
             )
         )
     if settings.resources.shared_folder:

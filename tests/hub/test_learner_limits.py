@@ -4,10 +4,14 @@ and the quota in JupyterLab's status bar."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import httpx
 import pytest
 
 from dlworkshop import contract
+from dlworkshop.hubclient import HubError
 from tests.fixtures.hub import RunningHub
 from tests.hub.learner_kernels import LearnerKernel, learner_kernel
 
@@ -29,10 +33,11 @@ def fill(path):
 
 
 @pytest.fixture(scope="module")
-def filler(running_hub: RunningHub) -> LearnerKernel:
+def filler(running_hub: RunningHub) -> Iterator[LearnerKernel]:
     kernel = learner_kernel(running_hub, "quota-ada")
     kernel.run(FILL)
-    return kernel
+    yield kernel
+    kernel.stop()
 
 
 def test_the_work_folder_is_a_file_system_of_the_quotas_size(
@@ -72,6 +77,8 @@ def test_a_learner_who_fills_the_quota_gets_no_space_left_and_nobody_else_notice
         assert filler.run("os.remove('big.bin'); print('freed')").strip() == "freed"
     finally:
         filler.run("os.path.exists('big.bin') and os.remove('big.bin')")
+        with contextlib.suppress(HubError):
+            running_hub.login("quota-bo").stop("quota-bo")
 
 
 def test_tmp_is_bounded_and_the_rest_of_the_container_is_read_only(filler: LearnerKernel) -> None:
@@ -104,7 +111,6 @@ def test_after_a_reboot_a_start_says_the_work_folders_are_not_attached_until_up_
     import docker as docker_sdk
 
     from dlworkshop import work_volumes
-    from dlworkshop.hubclient import HubError
 
     hub = running_hub.settings.hub.container_name
     shutil.rmtree(str(contract.HOST_WORK_DEVICES / hub))
@@ -118,3 +124,4 @@ def test_after_a_reboot_a_start_says_the_work_folders_are_not_attached_until_up_
         client.close()
     learner.spawn("reboot-ada", timeout=180)
     assert running_hub.api_get(learner, "reboot-ada", "/api/contents").status_code == 200
+    learner.stop("reboot-ada")

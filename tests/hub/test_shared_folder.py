@@ -55,6 +55,7 @@ def test_shared_material_reaches_a_running_kernel_at_once_and_learners_cannot_ch
         json={"type": "notebook", "format": "json", "content": NOTEBOOK},
     )
     assert saved.status_code == 403 and "Permission denied" in saved.text
+    kernel.stop()
 
 
 def test_sharing_again_replaces_a_file_learners_see(running_hub: RunningHub, tmp_path: Path) -> None:
@@ -64,6 +65,7 @@ def test_sharing_again_replaces_a_file_learners_see(running_hub: RunningHub, tmp
         handout.write_text(version)
         assert dlworkshop("share", "-c", str(running_hub.config_path), str(handout)).returncode == 0
         assert kernel.run("print(open('shared/handout.txt').read())").strip() == version
+    kernel.stop()
 
 
 def test_sharing_with_no_hub_running_is_one_clear_error(running_hub: RunningHub, tmp_path: Path) -> None:

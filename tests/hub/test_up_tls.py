@@ -104,7 +104,7 @@ hub:
         with HubClient(
             f"https://localhost:{port}", verify=ssl.create_default_context(cafile=str(cert))
         ) as learner:
-            learner.login("tls-ada", ACCESS_CODE)
+            learner.login("tls-ada", ACCESS_CODE, "secret-of-tls-ada")
             assert learner.whoami()["name"] == "tls-ada"
         # The same port speaks no plain HTTP: nothing is sent in clear.
         with pytest.raises(httpx.HTTPError):

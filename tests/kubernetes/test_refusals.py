@@ -161,5 +161,7 @@ def test_extra_env_reaches_every_learners_pod() -> None:
 
     settings = parse_settings(KUBERNETES + "resources: {extra_env: {HF_HUB_OFFLINE: '1'}}\n")
     assert learner_profile(settings)["kubespawner_override"]["environment"] == {"HF_HUB_OFFLINE": "1"}
-    # Left at its default, the shared folder is off on Kubernetes rather than refused.
+    # Left at its default, the shared folder is off on Kubernetes rather than refused; asking for
+    # no Docker quota and no shared folder is no problem either.
     assert not settings.mounts_shared_folder
+    parse_settings(KUBERNETES + "resources: {disk: null, shared_folder: false, extra_mounts: []}\n")
