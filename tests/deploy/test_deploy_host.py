@@ -24,7 +24,7 @@ from dlworkshop import contract
 from dlworkshop.deploy.deploy import deploy
 from dlworkshop.settings import load_settings
 from tests.conftest import docker_cli
-from tests.fixtures.ansible import ACCESS_CODE, DeployHost
+from tests.fixtures.ansible import ACCESS_CODE, PREFIX, DeployHost
 
 pytestmark = [pytest.mark.ansible, pytest.mark.docker, pytest.mark.slow]
 
@@ -356,7 +356,7 @@ def test_an_image_rebuilt_under_the_same_tag_reaches_the_host(
     deployed: DeployHost, hub_image: str, tmp_path: Path
 ) -> None:
     """An upgrade: same tag, new image. The deploy compares image IDs, not tags, and re-creates the hub."""
-    tag = "dlworkshop-deploytest/hub:upgrade"
+    tag = f"{PREFIX}/hub:upgrade"
     archive = tmp_path / "hub-upgrade.tar"
     config = tmp_path / "workshop.yaml"
     original = load_settings(deployed.config)
