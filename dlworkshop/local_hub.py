@@ -144,16 +144,6 @@ def write_settings_file(settings: Settings) -> Path:
     return target
 
 
-def check_extra_mounts(settings: Settings) -> None:
-    """Docker would create a missing bind source as an empty root-owned folder: refuse instead."""
-    missing = [m.source for m in settings.resources.extra_mounts if not Path(m.source).is_dir()]
-    if missing:
-        raise ConfigError(
-            f"resources.extra_mounts: {', '.join(missing)} is not a folder on this machine",
-            fix="create it, or correct the source path",
-        )
-
-
 def warn_if_quotas_outgrow_the_disk(settings: Settings, console: Console) -> None:
     """Work-folder images are sparse: they take space as learners fill them."""
     disk = settings.resources.disk
@@ -181,7 +171,6 @@ def up(settings: Settings, console: Console, rebuild: bool = False, wait: float 
     hub = settings.hub
     # What the settings alone decide is refused before anything is built or started.
     tls_files = local_tls_files(settings)
-    check_extra_mounts(settings)
     client = docker_client()
     existing = None
     with contextlib.suppress(docker.errors.NotFound):

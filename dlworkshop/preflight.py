@@ -1,20 +1,23 @@
 """What blocks a hub's start on a machine, decided once: `dlworkshop check` reports it and
 `dlworkshop up` refuses on it, so the two always agree.
 
-A start is blocked by quotas that do not fit (memory, GPU places: dlworkshop.capacity), a file the
-settings name that is not there, and the hub's port taken by something else. Overcommitted CPUs are
-a warning (quotas shared by time), as is a room larger than the host carries at once, and a Docker
-engine that would stop every learner's container when it restarts (live-restore off).
+A start is blocked by quotas that do not fit (memory, GPU places: dlworkshop.capacity), a file or
+folder the settings name that is not there, the hub's port taken by something else, and plain HTTP
+beyond localhost (dlworkshop.tls). Overcommitted CPUs are a warning (quotas shared by time), as is a
+room larger than the host carries at once, and a Docker engine that would stop every learner's
+container when it restarts (live-restore off).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from dlworkshop import contract
 from dlworkshop.capacity import CapacityReport, HostFacts, check_capacity
 from dlworkshop.errors import ConfigError
 from dlworkshop.settings import Settings, missing_files
+from dlworkshop.tls import CLEAR_TEXT_FIX, clear_text_problem
 
 
 @dataclass(frozen=True)
@@ -47,8 +50,17 @@ def check_start(
     (None: not known)."""
     capacity = check_capacity(settings, host)
     problems = list(capacity.problems)
+    clear_text = clear_text_problem(settings)
+    if clear_text:
+        problems.append(f"{clear_text}; {CLEAR_TEXT_FIX}")
     if this_machine:
         problems += missing_files(settings, ("auth.accounts_file",))
+        # Docker would create a missing bind source as an empty root-owned folder.
+        problems += [
+            f"resources.extra_mounts: {mount.source} is not a folder on this machine"
+            for mount in settings.resources.extra_mounts
+            if not Path(mount.source).is_dir()
+        ]
     if this_machine and port_taken:
         hub = settings.hub
         problems.append(

@@ -24,17 +24,30 @@ CERT_NAME = contract.HUB_TLS_CERT.name
 KEY_NAME = contract.HUB_TLS_KEY.name
 
 
+CLEAR_TEXT_FIX = (
+    "set hub.tls.mode: self-signed (or files, with certificate and key) and hub.tls.domain, "
+    "or keep hub.bind: 127.0.0.1 behind a TLS proxy on this machine (and set hub.public_url)"
+)
+
+
+def clear_text_problem(settings: Settings) -> str | None:
+    """Plain HTTP beyond this machine's loopback: what `check` reports and `up` refuses."""
+    hub = settings.hub
+    if hub.tls.mode == "none" and not hub.local_only:
+        return (
+            f"hub.bind: {hub.bind} would send learners' passwords and the access code over the "
+            "network in clear"
+        )
+    return None
+
+
 def check_local_tls(settings: Settings) -> None:
     """`up` serves TLS where the hub is reachable from other machines, or refuses, saying how."""
-    hub, tls = settings.hub, settings.hub.tls
+    tls = settings.hub.tls
+    problem = clear_text_problem(settings)
+    if problem:
+        raise ConfigError(problem, fix=CLEAR_TEXT_FIX)
     if tls.mode == "none":
-        if not hub.local_only:
-            raise ConfigError(
-                f"hub.bind {hub.bind} would send learners' passwords and the access code over the "
-                "network in clear",
-                fix="set hub.tls.mode: self-signed (or files, with certificate and key) and hub.tls.domain, "
-                "or keep hub.bind: 127.0.0.1 behind a TLS proxy on this machine (and set hub.public_url)",
-            )
         return
     if tls.mode == "letsencrypt":
         raise ConfigError(

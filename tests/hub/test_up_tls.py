@@ -124,3 +124,24 @@ hub:
         str(contract.work_images_dir(name))
         not in subprocess.run(["losetup", "--list"], capture_output=True, text=True).stdout
     )
+
+
+def test_check_reports_what_up_refuses(tmp_path: Path) -> None:
+    """`check` and `up` agree (dlworkshop.preflight): plain HTTP beyond localhost, and an extra
+    mount whose folder this machine lacks, block a start."""
+    config = tmp_path / "workshop.yaml"
+    config.write_text(
+        MINIMAL
+        + "learners: {count: 1}\nresources:\n  memory: 1G\n"
+        + "  extra_mounts: [{source: /nowhere/datasets, target: /srv/datasets}]\n"
+        + "hub: {bind: 0.0.0.0}\n"
+    )
+    result = dlworkshop("check", "-c", str(config))
+    assert result.returncode != 0
+    assert (
+        "hub.bind: 0.0.0.0 would send learners' passwords and the access code over the network in clear"
+        in (result.stdout + result.stderr)
+    )
+    assert "resources.extra_mounts: /nowhere/datasets is not a folder on this machine" in (
+        result.stdout + result.stderr
+    )
