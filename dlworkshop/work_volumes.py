@@ -44,14 +44,15 @@ def names_known_in_advance(settings: Settings) -> bool:
 
 def slot_count(settings: Settings) -> int:
     """Every name that may start a server: the learners, the shared-code seats (hub.seats), the
-    admins and the smoke-test learner; where learners type their names (shared-code, github), a
-    quarter more for second names and typos."""
+    admins, the helpers and the smoke-test learner; where learners type their names (shared-code,
+    github), a quarter more for second names and typos."""
     learners = settings.learners
     seats = 0
     if settings.auth.mode == "shared-code" and not learners.names:
         seats = learners.concurrent if settings.prewarm.seats == "auto" else settings.prewarm.seats
     spare = 0 if names_known_in_advance(settings) else max(2, learners.total // 4)
-    return learners.total + seats + len(settings.auth.admins) + 1 + spare
+    staff = len(set(settings.auth.admins) | set(settings.auth.helpers))
+    return learners.total + seats + staff + 1 + spare
 
 
 def slot_names(settings: Settings) -> list[str]:

@@ -114,6 +114,8 @@ def test_the_end_helpers_and_the_export_notice_are_read() -> None:
     assert settings.workshop.end is not None and settings.workshop.end.hour == 17
     assert settings.workshop.export_notice == "Zips: see the page"
     assert settings.auth.helpers == ["ana", "ben"]
+
+
 def test_the_work_folder_quota_defaults_to_5g_and_can_be_off() -> None:
     assert load_settings(None, default_access_code="x").resources.disk == parse_bytes("5G")
     assert parse_settings(MINIMAL + "resources: {disk: null}\n").resources.disk is None
