@@ -51,6 +51,40 @@ def unsupported_settings(settings: Settings) -> list[Problem]:
                 "deploys: use build (or pull)",
             )
         )
+    resources = settings.resources
+    # What would give learners a Docker-only limit or mount; `disk: null` or no mounts asks for none.
+    if resources.disk is not None and explicitly_set(settings, ("resources", "disk")):
+        problems.append(
+            (
+                ("resources", "disk"),
+                "only the Docker backend reads it: learners' files live in their homes on the "
+                "cluster's storage, under the site's quotas; remove it for hub.backend slurm",
+            )
+        )
+    if resources.tmp is not None:
+        problems.append(
+            (
+                ("resources", "tmp"),
+                "only the Docker backend reads it: a job's /tmp is the compute node's; remove it for "
+                "hub.backend slurm",
+            )
+        )
+    if resources.extra_mounts:
+        problems.append(
+            (
+                ("resources", "extra_mounts"),
+                "only the Docker backend reads it: jobs see the cluster's shared file systems as they "
+                "are; point learners at the folder instead (resources.extra_env can name it)",
+            )
+        )
+    if resources.shared_folder:
+        problems.append(
+            (
+                ("resources", "shared_folder"),
+                "a shared folder on a cluster is a folder on its shared storage that this project does "
+                "not set up yet; remove it (or set it to false) for hub.backend slurm",
+            )
+        )
     for name, (what, allowed) in ONLY_FOR.items():
         current = gpu.policy if what == "policy" else slurm.environment
         if current not in allowed and explicitly_set(settings, ("slurm", name)):

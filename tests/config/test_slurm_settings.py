@@ -103,6 +103,24 @@ def test_what_slurm_cannot_take_is_refused_at_its_key_and_line() -> None:
     assert "slurm.mig_profile: policy mig on Slurm needs the MIG GRES type" in text
 
 
+def test_docker_only_quotas_and_mounts_are_refused_only_where_asked_for() -> None:
+    found = problems(
+        BASE
+        + "resources:\n  disk: 2G\n  tmp: 64M\n  shared_folder: true\n"
+        + "  extra_mounts: [{source: /srv/data, target: /data}]\n"
+    )
+    text = "\n".join(found)
+    assert "workshop.yaml:4: resources.disk: only the Docker backend reads it: learners' files live" in text
+    assert "workshop.yaml:5: resources.tmp: only the Docker backend reads it: a job's /tmp" in text
+    assert "workshop.yaml:6: resources.shared_folder: a shared folder on a cluster" in text
+    assert "workshop.yaml:7: resources.extra_mounts: only the Docker backend reads it" in text
+    # Left at their defaults (the 5G quota, the shared folder on where Docker mounts it), or asked
+    # off, they are no problem; the environment variables reach the jobs.
+    assert not settings().mounts_shared_folder
+    off = settings("resources: {disk: null, shared_folder: false, extra_mounts: [], extra_env: {A: b}}\n")
+    assert off.resources.extra_env == {"A": "b"}
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -98,6 +98,19 @@ def test_the_batch_script_asks_for_the_quota_and_runs_the_environments_start_hoo
     assert learner.get_env()["JUPYTERHUB_ROOT_DIR"] == "/home/dlw-01/work"
 
 
+def test_resources_extra_env_is_in_the_jobs_environment(slurm: Slurm) -> None:
+    settings = parse_settings(
+        SETTINGS.replace("resources: {", "resources: {extra_env: {HF_HUB_OFFLINE: '1'}, ")
+    )
+    engine = Engine(SlurmBackend(settings), failing=lambda c: None)
+    c: Config = engine.config()
+    c.WorkshopSlurmSpawner.home_template = "/home/{account}"
+    learner = engine.spawner(c, "ada")
+    assert learner.get_env()["HF_HUB_OFFLINE"] == "1"
+    # sbatch --export names it, so the job (and srun --export=ALL) carries it to the server.
+    assert "HF_HUB_OFFLINE" in learner.get_req_subvars()["keepvars"].split(",")
+
+
 def test_squeue_errors_keep_the_server_and_only_a_gone_job_ends_it(slurm: Slurm) -> None:
     learner = spawner()
     learner.job_id = "4242"
