@@ -245,8 +245,9 @@ def test_status_shows_the_queued_the_busy_and_the_stopped_learner(
             assert busy["state"] == "running" and busy["kernels"]["busy"] >= 1
             # Docker's stats where the engine reads its cgroups, else the server's own account.
             assert busy["measured_by"] in ("engine", "server")
-            assert 0.05 < busy["cpu"]["used"] <= 0.25 * 1.5 and busy["cpu"]["limit"] == 0.25
-            assert busy["memory"]["limit"] == 2**30 and busy["memory"]["used"] >= 300 * 2**20
+            quota = running_hub.settings.resources
+            assert 0.05 < busy["cpu"]["used"] <= quota.cpu * 1.5 and busy["cpu"]["limit"] == quota.cpu
+            assert busy["memory"]["limit"] == quota.memory and busy["memory"]["used"] >= 300 * 2**20
             assert busy["gpu"]["memory_mb"] == 2000 and busy["gpu"]["devices"][0].startswith("fake-gpu-")
             assert busy["last_activity"] and busy["since"]
             # The engine's disk usage is asked at most every 30 s.
