@@ -43,16 +43,16 @@ def names_known_in_advance(settings: Settings) -> bool:
 
 
 def slot_count(settings: Settings) -> int:
-    """Every name that may start a server: the learners, the shared-code seats (hub.seats), the
-    admins, the helpers and the smoke-test learner; where learners type their names (shared-code,
-    github), a quarter more for second names and typos."""
+    """Every name that may start a server: the learners, the shared-code seats (hub/seats.py) and
+    hot spares (hub/spares.py), the admins, the helpers and the smoke-test learner; where learners
+    type their names (shared-code, github), a quarter more for second names and typos. A learner
+    who takes a seat or a spare works on its volume; the spares left unclaimed at any time are at
+    most prewarm.spares, so that many more slots cover every spare the day names."""
     learners = settings.learners
-    seats = 0
-    if settings.auth.mode == "shared-code" and not learners.names:
-        seats = learners.concurrent if settings.prewarm.seats == "auto" else settings.prewarm.seats
-    spare = 0 if names_known_in_advance(settings) else max(2, learners.total // 4)
+    seats = settings.prewarm_seats + settings.prewarm.spares
+    typos = 0 if names_known_in_advance(settings) else max(2, learners.total // 4)
     staff = len(set(settings.auth.admins) | set(settings.auth.helpers))
-    return learners.total + seats + staff + 1 + spare
+    return learners.total + seats + staff + 1 + typos
 
 
 def slot_names(settings: Settings) -> list[str]:

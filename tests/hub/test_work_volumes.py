@@ -107,6 +107,13 @@ def test_no_free_slot_is_a_refusal_not_an_unlimited_volume() -> None:
         ("learners: {count: 20}\nauth: {mode: shared-code, access_code: x, admins: [i]}\n", 47),
         ("learners: {names: [a, b, c]}\n", 3 + 1),
         ("learners: {count: 8, expected_concurrent: 4}\nprewarm: {seats: 0}\n", 8 + 1 + 2),
+        # 8 learners, 4 seats and 2 hot spares, an admin and a helper, the smoke test, 2 for typos.
+        (
+            "workshop: {start: '2026-12-01T09:00:00+01:00', end: '2026-12-01T17:00:00+01:00'}\n"
+            "learners: {count: 8, expected_concurrent: 4}\nprewarm: {spares: 2}\n"
+            "auth: {mode: shared-code, access_code: x, admins: [i], helpers: [h]}\n",
+            8 + 4 + 2 + 2 + 1 + 2,
+        ),
     ],
 )
 def test_every_name_that_can_start_a_server_has_a_slot(text: str, slots: int) -> None:
