@@ -29,7 +29,7 @@ import sys
 import threading
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -163,24 +163,31 @@ def totals(learners: list[dict[str, Any]], capacity: int, starting: int, free_se
 
 
 def server_usage(metrics: Any) -> LearnerUsage | None:
-    """What a learner's server says it uses (jupyter-resource-usage's /api/metrics/v1)."""
+    """What a learner's server says it uses (jupyter-resource-usage's /api/metrics/v1). Its disk
+    figure is the use of the file system holding ~/work (the learner image asks for it)."""
     if not isinstance(metrics, dict) or "rss" not in metrics:
         return None
     limits = metrics.get("limits") or {}
     cpu = metrics.get("cpu_percent")
+    disk = metrics.get("disk_used")
     return LearnerUsage(
         cpu_used=cpu / 100 if isinstance(cpu, int | float) else None,
         cpu_limit=(limits.get("cpu") or {}).get("cpu") or None,
         memory_used=int(metrics["rss"]),
         memory_limit=(limits.get("memory") or {}).get("rss") or None,
+        work_bytes=int(disk) if isinstance(disk, int | float) else None,
     )
 
 
 def merged(
     engine: LearnerUsage | None, server: LearnerUsage | None
 ) -> tuple[LearnerUsage | None, str | None]:
-    """The engine's figures where it has them, else the server's own; and which measured."""
+    """The engine's figures where it has them, else the server's own; and which measured CPU and
+    memory. The work folder's size is the engine's, else the server's (asked only where ~/work is
+    a file system of its own: Room.work_folder_from_server)."""
     if engine is not None and engine.cpu_used is not None:
+        if engine.work_bytes is None and server is not None and server.work_bytes is not None:
+            return replace(engine, work_bytes=server.work_bytes), "engine"
         return engine, "engine"
     if server is None:
         return engine, None
@@ -194,7 +201,7 @@ def merged(
             memory_limit=engine.memory_limit or server.memory_limit,
             gpu_devices=engine.gpu_devices,
             gpu_memory_mb=engine.gpu_memory_mb,
-            work_bytes=engine.work_bytes,
+            work_bytes=engine.work_bytes if engine.work_bytes is not None else server.work_bytes,
         ),
         "server",
     )
@@ -354,18 +361,28 @@ class Room:
         except ValueError:
             return None
 
+    @property
+    def work_folder_from_server(self) -> bool:
+        """Whether a server's own disk figure is its work folder's size: on Docker with
+        resources.disk, ~/work is a file system of that size, and the engine's volume sizes leave
+        out volumes with mount options (a device's). Elsewhere ~/work may be on a shared one."""
+        return self.settings.hub.backend == "docker" and self.settings.resources.disk is not None
+
     async def ask_server(
-        self, user: Any, spawner: Any, measure: bool
+        self, user: Any, spawner: Any, measure: bool, disk: bool = False
     ) -> tuple[dict[str, int] | None, LearnerUsage | None]:
         """A running server's kernels and, with `measure`, what it says it uses
         (jupyter-resource-usage: its processes' memory, and their CPU between two answers
-        SAMPLE_SECONDS apart: the first answer primes it)."""
+        SAMPLE_SECONDS apart: the first answer primes it); with `disk` alone, one answer (its
+        work folder's use)."""
         async with self._asking:
-            if not measure:
+            if not measure and not disk:
                 return kernel_counts(await self._ask(user, spawner, "kernels")), None
-            kernels, _ = await asyncio.gather(
+            kernels, first = await asyncio.gather(
                 self._ask(user, spawner, "kernels"), self._ask(user, spawner, "metrics/v1")
             )
+            if not measure:
+                return kernel_counts(kernels), server_usage(first)
             await asyncio.sleep(SAMPLE_SECONDS)
             return kernel_counts(kernels), server_usage(await self._ask(user, spawner, "metrics/v1"))
 
@@ -439,11 +456,17 @@ class Room:
             if spawner is not None:
                 ready.append((user, spawner))
         # The engine first (learners and host sampled together); then each running server is asked
-        # for its kernels, and for its own account of what it uses where the engine measured nothing.
+        # for its kernels, and for its own account of what it uses where the engine measured nothing
+        # (or, for the work folder, where the server's figure is the folder's: see above).
         usage, host = await self.engine_figures(problems)
         by_engine = {name for name, figures in usage.items() if figures.cpu_used is not None}
+        sized = {name for name, figures in usage.items() if figures.work_bytes is not None}
+        disk = self.work_folder_from_server
         answers = await asyncio.gather(
-            *(self.ask_server(user, spawner, user.name not in by_engine) for user, spawner in ready)
+            *(
+                self.ask_server(user, spawner, user.name not in by_engine, disk and user.name not in sized)
+                for user, spawner in ready
+            )
         )
         servers = {user.name: answer for (user, _), answer in zip(ready, answers, strict=True)}
         for entry in people:

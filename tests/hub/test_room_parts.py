@@ -270,3 +270,19 @@ def test_the_servers_own_account_fills_in_where_the_engine_measured_nothing() ->
     measuring = LearnerUsage(cpu_used=0.2, cpu_limit=0.25, memory_used=1, memory_limit=2)
     assert merged(measuring, said) == (measuring, "engine")
     assert merged(None, None) == (None, None)
+
+
+def test_a_work_folder_on_a_device_is_sized_by_the_server_where_the_engine_cannot() -> None:
+    """Docker's volume sizes leave out volumes with mount options: a quota's work folder is one."""
+    said = server_usage({"rss": 1, "cpu_percent": 0.0, "disk_used": 7 * 2**20, "disk_total": 2**28})
+    assert said is not None and said.work_bytes == 7 * 2**20
+    measuring = LearnerUsage(cpu_used=0.2, cpu_limit=0.25, memory_used=1, memory_limit=2)
+    figures, measured = merged(measuring, said)
+    assert measured == "engine" and figures == LearnerUsage(0.2, 0.25, 1, 2, work_bytes=7 * 2**20)
+    sized = LearnerUsage(cpu_used=0.2, work_bytes=5)
+    assert merged(sized, said) == (sized, "engine")  # the engine's own size first
+    engine_blind = LearnerUsage(cpu_limit=0.25)
+    assert merged(engine_blind, said)[0].work_bytes == 7 * 2**20  # type: ignore[union-attr]
+    files = (Path("stops.json"), Path("closed.json"), Path("seats.json"))
+    assert Room(parse_settings(BASE), *files).work_folder_from_server
+    assert not Room(parse_settings(BASE + "resources: {disk: null}\n"), *files).work_folder_from_server
