@@ -125,9 +125,14 @@ async def run_cells(
     session = uuid.uuid4().hex
     results = []
     url = server.websocket_url(kernel_id)
-    tls = server.verify if isinstance(server.verify, ssl.SSLContext) and url.startswith("wss") else None
+    # websockets wants a context for wss:// (the hub's own CA where one was given) and none for ws://.
+    tls: dict[str, ssl.SSLContext] = {}
+    if url.startswith("wss"):
+        tls["ssl"] = (
+            server.verify if isinstance(server.verify, ssl.SSLContext) else ssl.create_default_context()
+        )
     async with websockets.connect(
-        url, additional_headers=server._headers(), max_size=None, open_timeout=60, ssl=tls
+        url, additional_headers=server._headers(), max_size=None, open_timeout=60, **tls
     ) as socket:
         for code in cells:
             request = _message(code, session)
