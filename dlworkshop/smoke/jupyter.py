@@ -126,13 +126,11 @@ async def run_cells(
     results = []
     url = server.websocket_url(kernel_id)
     # websockets wants a context for wss:// (the hub's own CA where one was given) and none for ws://.
-    tls: dict[str, ssl.SSLContext] = {}
+    tls: ssl.SSLContext | None = None
     if url.startswith("wss"):
-        tls["ssl"] = (
-            server.verify if isinstance(server.verify, ssl.SSLContext) else ssl.create_default_context()
-        )
+        tls = server.verify if isinstance(server.verify, ssl.SSLContext) else ssl.create_default_context()
     async with websockets.connect(
-        url, additional_headers=server._headers(), max_size=None, open_timeout=60, **tls
+        url, additional_headers=server._headers(), max_size=None, open_timeout=60, ssl=tls
     ) as socket:
         for code in cells:
             request = _message(code, session)
