@@ -272,8 +272,9 @@ class WorkshopSpawner(LoggingConfigurable):
         self.user.db.commit()
 
     async def poll(self) -> int | str | None:
-        status = await super().poll()  # type: ignore[misc]
+        # Taken before the engine's poll: batchspawner's clears the state of a job it never submitted.
         requested, self.interrupted_start = self.interrupted_start, None
+        status = await super().poll()  # type: ignore[misc]
         if requested is None:
             return status
         # The first poll of a hub that restarted while this start was in flight: JupyterHub's

@@ -342,7 +342,9 @@ class SlurmBackend(Backend):
         c.WorkshopSlurmSpawner.accounts_file = str(Path(contract.hub_data()) / contract.CLUSTER_ACCOUNTS_FILE)
         c.WorkshopSlurmSpawner.gpu_memory_cap_mb = gpu_memory_cap_mb(settings) or 0
         # Into the job with the hub's own variables (sbatch --export of every name get_env gives).
-        c.WorkshopSlurmSpawner.environment = dict(settings.resources.extra_env)
+        # Set only when asked for: an empty dict here would hide a site's own Spawner.environment.
+        if settings.resources.extra_env:
+            c.WorkshopSlurmSpawner.environment = dict(settings.resources.extra_env)
 
     def learner_servers(self) -> list[LearnerServer]:
         """This hub's learner jobs, from squeue (run as the hub's own user: squeue lists every
