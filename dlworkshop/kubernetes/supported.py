@@ -1,43 +1,47 @@
 """What of workshop.yaml the Zero to JupyterHub chart cannot express. Refused when the settings load
-(hub.backend: kubernetes), each at the key it names, so nothing is silently dropped: `check`,
-`render z2jh` and the hub inside the cluster all stop on the same message.
-
-A key that only the Docker backend reads is refused when workshop.yaml sets it; its default is
-harmless (it describes nothing the admin asked for).
+(hub.backend: kubernetes), each at the key it names (dlworkshop/engine_support.py), so nothing is
+silently dropped: `check`, `render z2jh` and the hub inside the cluster all stop on the same message.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from pydantic import BaseModel
+from dlworkshop.engine_support import DockerOnly, Problem, docker_only_problems, explicitly_set
 
+if TYPE_CHECKING:
     from dlworkshop.settings import Settings
 
-Problem = tuple[tuple[str, ...], str]
-
 # Keys only the Docker backend reads, and what stands for them on Kubernetes.
-DOCKER_ONLY: dict[tuple[str, ...], str] = {
-    ("hub", "bind"): "the chart's proxy-public Service is where learners connect",
-    ("hub", "port"): "the chart's proxy-public Service listens on 80 (443 with proxy.https)",
-    ("hub", "network"): "pods share the cluster network; singleuser.networkPolicy limits it",
-    ("hub", "data_volume"): "the chart keeps the hub's state on its own PVC (hub.db.pvc)",
-    ("hub", "container_name"): "the chart names the hub's pod after the Helm release",
-    ("hub", "image_archive"): "a cluster pulls the hub image from a registry",
-    ("image", "archive"): "a cluster pulls the learner image from a registry",
-    ("resources", "pids"): "a pod's process limit is the kubelet's podPidsLimit, set per node",
-    ("resources", "disk_free_min"): "a learner's disk is a PVC of kubernetes.storage_size",
-    ("hub", "tls", "port"): "the chart's proxy-public Service serves TLS on 443",
-    ("resources", "gpu", "devices"): "the NVIDIA device plugin picks the GPUs",
-    (
-        "resources",
-        "gpu",
-        "mig_devices",
-    ): "the NVIDIA device plugin picks the MIG slices (kubernetes.mig_profile)",
-    ("resources", "gpu", "docker_device_requests"): "the NVIDIA device plugin hands GPUs to pods",
-    ("prewarm", "spares"): "the chart's scheduling.userPlaceholder keeps room for late arrivals",
-}
+DOCKER_ONLY = DockerOnly(
+    backend="kubernetes",
+    keys={
+        ("hub", "bind"): "the chart's proxy-public Service is where learners connect",
+        ("hub", "port"): "the chart's proxy-public Service listens on 80 (443 with proxy.https)",
+        ("hub", "network"): "pods share the cluster network; singleuser.networkPolicy limits it",
+        ("hub", "data_volume"): "the chart keeps the hub's state on its own PVC (hub.db.pvc)",
+        ("hub", "container_name"): "the chart names the hub's pod after the Helm release",
+        ("hub", "image_archive"): "a cluster pulls the hub image from a registry",
+        ("image", "archive"): "a cluster pulls the learner image from a registry",
+        ("resources", "pids"): "a pod's process limit is the kubelet's podPidsLimit, set per node",
+        ("resources", "disk_free_min"): "a learner's disk is a PVC of kubernetes.storage_size",
+        ("hub", "tls", "port"): "the chart's proxy-public Service serves TLS on 443",
+        ("resources", "gpu", "devices"): "the NVIDIA device plugin picks the GPUs",
+        (
+            "resources",
+            "gpu",
+            "mig_devices",
+        ): "the NVIDIA device plugin picks the MIG slices (kubernetes.mig_profile)",
+        ("resources", "gpu", "docker_device_requests"): "the NVIDIA device plugin hands GPUs to pods",
+        ("prewarm", "spares"): "the chart's scheduling.userPlaceholder keeps room for late arrivals",
+    },
+    disk="a learner's work folder is a PVC: its size, kubernetes.storage_size, is the quota",
+    tmp="a pod's scratch space is the node's ephemeral storage (no read-only root here)",
+    extra_mounts="a host folder exists on one node only; add a shared volume to "
+    "singleuser.storage.extraVolumes and extraVolumeMounts in your own values",
+    shared_folder="needs a ReadWriteMany volume",
+    image_archive="a cluster pulls images from a registry: push the image there and use pull (or build)",
+)
 
 # kubernetes.* keys that only one GPU policy reads.
 POLICY_ONLY: dict[str, tuple[str, ...]] = {
@@ -51,62 +55,8 @@ POLICY_ONLY: dict[str, tuple[str, ...]] = {
 }
 
 
-def explicitly_set(model: BaseModel, path: tuple[str, ...]) -> bool:
-    """Whether workshop.yaml itself wrote the key at `path` (not a default)."""
-    for name in path[:-1]:
-        if name not in model.model_fields_set:
-            return False
-        model = getattr(model, name)
-    return path[-1] in model.model_fields_set
-
-
 def unsupported_settings(settings: Settings) -> list[Problem]:
-    problems: list[Problem] = [
-        (path, f"only the Docker backend reads it: {instead}; remove it for hub.backend kubernetes")
-        for path, instead in DOCKER_ONLY.items()
-        if explicitly_set(settings, path)
-    ]
-    if settings.image.source == "archive":
-        problems.append(
-            (
-                ("image", "source"),
-                "a cluster pulls images from a registry: push the image there and use pull (or build)",
-            )
-        )
-    resources = settings.resources
-    # What would give learners a Docker-only limit or mount; `disk: null` or no mounts asks for none.
-    if resources.disk is not None and explicitly_set(settings, ("resources", "disk")):
-        problems.append(
-            (
-                ("resources", "disk"),
-                "only the Docker backend reads it: a learner's work folder is a PVC: its size, "
-                "kubernetes.storage_size, is the quota; remove it for hub.backend kubernetes",
-            )
-        )
-    if resources.tmp is not None:
-        problems.append(
-            (
-                ("resources", "tmp"),
-                "only the Docker backend reads it: a pod's scratch space is the node's ephemeral "
-                "storage (no read-only root here); remove it for hub.backend kubernetes",
-            )
-        )
-    if resources.extra_mounts:
-        problems.append(
-            (
-                ("resources", "extra_mounts"),
-                "only the Docker backend reads it: a host folder exists on one node only; add a shared "
-                "volume to singleuser.storage.extraVolumes and extraVolumeMounts in your own values",
-            )
-        )
-    if settings.resources.shared_folder:
-        problems.append(
-            (
-                ("resources", "shared_folder"),
-                "a shared folder on a cluster needs a ReadWriteMany volume, which this project does "
-                "not set up yet; remove it (or set it to false) for hub.backend kubernetes",
-            )
-        )
+    problems = docker_only_problems(settings, DOCKER_ONLY)
     if settings.hub.tls.mode == "self-signed":
         problems.append(
             (

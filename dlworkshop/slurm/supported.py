@@ -1,5 +1,5 @@
 """What of workshop.yaml a Slurm cluster cannot take. Refused when the settings load (hub.backend:
-slurm), each at the key it names, as dlworkshop/kubernetes/supported.py does for Z2JH: `check`,
+slurm), each at the key it names, as dlworkshop/kubernetes/supported.py does for Z2JH (dlworkshop/engine_support.py): `check`,
 `deploy` and the hub on the login node all stop on the same message.
 """
 
@@ -7,25 +7,35 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dlworkshop.kubernetes.supported import Problem, explicitly_set
+from dlworkshop.engine_support import DockerOnly, Problem, docker_only_problems, explicitly_set
 
 if TYPE_CHECKING:
     from dlworkshop.settings import Settings
 
 # Keys only the Docker backend reads, and what stands for them on a Slurm cluster.
-DOCKER_ONLY: dict[tuple[str, ...], str] = {
-    ("hub", "image_archive"): "the hub runs from a venv on the login node, not from an image",
-    ("hub", "network"): "learners' jobs run on the cluster's own network",
-    ("hub", "data_volume"): "the hub keeps its state in a folder on the login node",
-    ("hub", "container_name"): "the hub is a systemd service on the login node",
-    ("image", "archive"): "the learner environment is copied out of an image on this machine",
-    ("resources", "pids"): "Slurm has no per-job process limit; the site's limits apply",
-    ("resources", "disk_free_min"): "learners' files live in their homes on the cluster's storage",
-    ("resources", "gpu", "devices"): "Slurm picks the GPUs (GRES)",
-    ("resources", "gpu", "mig_devices"): "Slurm picks the MIG slices (slurm.mig_profile)",
-    ("resources", "gpu", "docker_device_requests"): "Slurm hands GPUs to jobs (GRES and cgroups)",
-    ("prewarm", "spares"): "every seat is a cluster account made at deploy time; raise prewarm.seats",
-}
+DOCKER_ONLY = DockerOnly(
+    backend="slurm",
+    keys={
+        ("hub", "image_archive"): "the hub runs from a venv on the login node, not from an image",
+        ("hub", "network"): "learners' jobs run on the cluster's own network",
+        ("hub", "data_volume"): "the hub keeps its state in a folder on the login node",
+        ("hub", "container_name"): "the hub is a systemd service on the login node",
+        ("image", "archive"): "the learner environment is copied out of an image on this machine",
+        ("resources", "pids"): "Slurm has no per-job process limit; the site's limits apply",
+        ("resources", "disk_free_min"): "learners' files live in their homes on the cluster's storage",
+        ("resources", "gpu", "devices"): "Slurm picks the GPUs (GRES)",
+        ("resources", "gpu", "mig_devices"): "Slurm picks the MIG slices (slurm.mig_profile)",
+        ("resources", "gpu", "docker_device_requests"): "Slurm hands GPUs to jobs (GRES and cgroups)",
+        ("prewarm", "spares"): "every seat is a cluster account made at deploy time; raise prewarm.seats",
+    },
+    disk="learners' files live in their homes on the cluster's storage, under the site's quotas",
+    tmp="a job's /tmp is the compute node's",
+    extra_mounts="jobs see the cluster's shared file systems as they are; point learners at the folder "
+    "instead (resources.extra_env can name it)",
+    shared_folder="is a folder on its shared storage",
+    image_archive="the learner environment is copied out of the image with Docker on the machine that "
+    "deploys: use build (or pull)",
+)
 
 # slurm.* keys that only one GPU policy or one environment reads.
 ONLY_FOR: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -38,53 +48,7 @@ ONLY_FOR: dict[str, tuple[str, tuple[str, ...]]] = {
 
 def unsupported_settings(settings: Settings) -> list[Problem]:
     slurm, gpu = settings.slurm, settings.resources.gpu
-    problems: list[Problem] = [
-        (path, f"only the Docker backend reads it: {instead}; remove it for hub.backend slurm")
-        for path, instead in DOCKER_ONLY.items()
-        if explicitly_set(settings, path)
-    ]
-    if settings.image.source == "archive":
-        problems.append(
-            (
-                ("image", "source"),
-                "the learner environment is copied out of the image with Docker on the machine that "
-                "deploys: use build (or pull)",
-            )
-        )
-    resources = settings.resources
-    # What would give learners a Docker-only limit or mount; `disk: null` or no mounts asks for none.
-    if resources.disk is not None and explicitly_set(settings, ("resources", "disk")):
-        problems.append(
-            (
-                ("resources", "disk"),
-                "only the Docker backend reads it: learners' files live in their homes on the "
-                "cluster's storage, under the site's quotas; remove it for hub.backend slurm",
-            )
-        )
-    if resources.tmp is not None:
-        problems.append(
-            (
-                ("resources", "tmp"),
-                "only the Docker backend reads it: a job's /tmp is the compute node's; remove it for "
-                "hub.backend slurm",
-            )
-        )
-    if resources.extra_mounts:
-        problems.append(
-            (
-                ("resources", "extra_mounts"),
-                "only the Docker backend reads it: jobs see the cluster's shared file systems as they "
-                "are; point learners at the folder instead (resources.extra_env can name it)",
-            )
-        )
-    if resources.shared_folder:
-        problems.append(
-            (
-                ("resources", "shared_folder"),
-                "a shared folder on a cluster is a folder on its shared storage that this project does "
-                "not set up yet; remove it (or set it to false) for hub.backend slurm",
-            )
-        )
+    problems = docker_only_problems(settings, DOCKER_ONLY)
     for name, (what, allowed) in ONLY_FOR.items():
         current = gpu.policy if what == "policy" else slurm.environment
         if current not in allowed and explicitly_set(settings, ("slurm", name)):
