@@ -27,7 +27,7 @@ from rich.console import Console
 
 from dlworkshop import contract, work_volumes
 from dlworkshop.capacity import HostFacts
-from dlworkshop.errors import ConfigError, WorkshopError
+from dlworkshop.errors import WorkshopError
 from dlworkshop.firewall import install_rules, remove_rules
 from dlworkshop.gpus import detect_gpus
 from dlworkshop.hub_runtime import hub_container_spec, hub_settings, hub_settings_yaml, require_docker_hub
@@ -35,6 +35,7 @@ from dlworkshop.image.docker import docker_client
 from dlworkshop.image.ensure import ensure_images
 from dlworkshop.preflight import check_start
 from dlworkshop.settings import Settings, format_bytes
+from dlworkshop.shared_folder import announce_shared, check_shareable
 from dlworkshop.tls import local_tls_files
 
 if TYPE_CHECKING:
@@ -382,18 +383,8 @@ def shared_material(paths: list[Path]) -> bytes:
 def share(settings: Settings, paths: list[Path], console: Console) -> list[str]:
     """Copy files and folders into the running hub's shared folder, which every learner sees at
     once, read-only, at ~/work/shared (a file of the same name is replaced). Returns the names."""
-    if not settings.mounts_shared_folder:
-        raise ConfigError(
-            "resources.shared_folder is off for this hub",
-            fix="set resources.shared_folder: true and run `dlworkshop up` again",
-        )
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        raise WorkshopError(f"{', '.join(missing)}: no such file or folder", fix="check the paths")
+    check_shareable(settings, paths, bring_up="dlworkshop up")
     _, hub = running_hub(settings)
     if not hub.put_archive(str(contract.HUB_SHARED), shared_material(paths)):
         raise WorkshopError("the hub refused the files", fix="check `docker logs` of the hub")
-    names = [p.name for p in paths]
-    for name in names:
-        console.print(f"shared {name}: learners see ~/work/shared/{name}", highlight=False)
-    return names
+    return announce_shared(paths, console)

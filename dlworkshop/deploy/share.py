@@ -10,8 +10,9 @@ from rich.console import Console
 from dlworkshop import contract
 from dlworkshop.deploy.inventory import load_inventory
 from dlworkshop.deploy.runner import run_playbook, summary_table
-from dlworkshop.errors import CheckFailed, ConfigError, WorkshopError
+from dlworkshop.errors import CheckFailed
 from dlworkshop.settings import Settings
+from dlworkshop.shared_folder import announce_shared, check_shareable
 
 PLAYBOOK = "share.yml"
 
@@ -19,14 +20,7 @@ PLAYBOOK = "share.yml"
 def share_remote(
     settings: Settings, inventory: Path, paths: list[Path], console: Console, limit: str | None = None
 ) -> list[str]:
-    if not settings.mounts_shared_folder:
-        raise ConfigError(
-            "resources.shared_folder is off for this hub",
-            fix="set resources.shared_folder: true and run `dlworkshop deploy` again",
-        )
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        raise WorkshopError(f"{', '.join(missing)}: no such file or folder", fix="check the paths")
+    check_shareable(settings, paths, bring_up="dlworkshop deploy")
     load_inventory(inventory, limit)
     # A folder named without a trailing slash is copied as itself, under its own name.
     sources = [str(p.resolve()).rstrip("/") for p in paths]
@@ -39,7 +33,4 @@ def share_remote(
     if not result.succeeded:
         first = result.failures[0] if result.failures else result.status
         raise CheckFailed(f"sharing failed on {first}", fix="fix the cause and run `dlworkshop share` again")
-    names = [p.name for p in paths]
-    for name in names:
-        console.print(f"shared {name}: learners see ~/work/shared/{name}", highlight=False)
-    return names
+    return announce_shared(paths, console)
