@@ -5,7 +5,9 @@ and the quota in JupyterLab's status bar."""
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -30,6 +32,20 @@ def fill(path):
     except OSError as error:
         return f"{errno.errorcode[error.errno]} {error.strerror} after {os.path.getsize(path) // 2**20} MiB"
 """
+
+
+def slot_image(hub: RunningHub, name: str) -> Path:
+    """The image file on this host that holds the learner's work folder."""
+    import docker
+
+    volume = docker.from_env().volumes.get(contract.work_volume_name(hub.settings.hub.container_name, name))
+    slot = volume.attrs["Labels"][contract.LABEL_WORK_SLOT]
+    return contract.work_images_dir(hub.settings.hub.container_name) / f"{slot}.img"
+
+
+def allocated(path: Path) -> int:
+    """Bytes of this host's disk the (sparse) file takes."""
+    return path.stat().st_blocks * 512
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +89,14 @@ def test_a_learner_who_fills_the_quota_gets_no_space_left_and_nobody_else_notice
         assert put.status_code in (200, 201), put.text
         assert running_hub.api_get(neighbour, "quota-bo", "/api/contents/mine.ipynb").status_code == 200
         assert httpx.get(f"{running_hub.url}/hub/api", timeout=10).status_code == 200
-        # And the learner who filled it frees it again.
+        # And the learner who filled it frees it again, on the host's disk too.
+        image = slot_image(running_hub, "quota-ada")
+        assert allocated(image) > 0.8 * QUOTA
         assert filler.run("os.remove('big.bin'); print('freed')").strip() == "freed"
+        deadline = time.monotonic() + 60  # ext4 discards at its next journal commit
+        while allocated(image) > QUOTA / 4 and time.monotonic() < deadline:
+            time.sleep(1)
+        assert allocated(image) <= QUOTA / 4, f"{image} still holds {allocated(image)} bytes"
     finally:
         filler.run("os.path.exists('big.bin') and os.remove('big.bin')")
         with contextlib.suppress(HubError):
