@@ -12,18 +12,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
-import docker
 import pytest
 
 from dlworkshop.hubclient import HubClient, HubError
 from tests.fixtures.hub import RunningHub, dlworkshop
 
 pytestmark = [pytest.mark.docker, pytest.mark.hub]
-
-
-def hub_log(running_hub: RunningHub) -> str:
-    container = docker.from_env().containers.get(running_hub.settings.hub.container_name)
-    return container.logs().decode(errors="replace")
 
 
 def refusal(running_hub: RunningHub, name: str, secret: str, code: str | None = None) -> str:
@@ -57,7 +51,7 @@ def test_a_name_hammered_with_wrong_secrets_is_delayed_and_logged_but_opens_with
     for _ in range(allowance + 2):
         refusal(running_hub, "claim-target", "wrong-guess")
     logged = re.findall(
-        r"under the name 'claim-target' from \S+ .* answering after (\d+) s", hub_log(running_hub)
+        r"under the name 'claim-target' from \S+ .* answering after (\d+) s", running_hub.log()
     )
     # Past the name's allowance (or from the first, if the run's one address passed its ceiling),
     # each failure is answered later than the one before.

@@ -52,10 +52,6 @@ def hub_container(hub: RunningHub) -> Any:
     return docker.from_env().containers.get(hub.settings.hub.container_name)
 
 
-def hub_log(hub: RunningHub) -> str:
-    return hub_container(hub).logs().decode(errors="replace")
-
-
 def admin_client(hub: RunningHub) -> HubClient:
     """With the hub's own prewarm service token (on the hub volume): lists and stops any server."""
     token = hub_container(hub).exec_run(["cat", f"{contract.HUB_DATA}/{contract.PREWARM_TOKEN_FILE}"])
@@ -170,7 +166,7 @@ def wait_until_back(hub: RunningHub, restarts_before: int, timeout: float = 300)
                 if httpx.get(f"{hub.url}/hub/health", timeout=2).status_code == 200:
                     return
         time.sleep(0.2)
-    raise AssertionError(f"the hub was not back within {timeout} s:\n{hub_log(hub)[-3000:]}")
+    raise AssertionError(f"the hub was not back within {timeout} s:\n{hub.log()[-3000:]}")
 
 
 def log_in_in_the_browser(page: Any, hub: RunningHub, name: str) -> None:
@@ -532,14 +528,14 @@ def test_the_hub_killed_in_the_middle_of_a_rush_strands_nobody(
         files[IN_A_BROWSER] = browser_file.get("content", "").strip()
     finally:
         page.screenshot(path=str(tmp_path / "rush-web.png"), full_page=True)
-        (tmp_path / "hub.log").write_text(hub_log(hub))
+        (tmp_path / "hub.log").write_text(hub.log())
         page.close()
         for name in everyone:
             with contextlib.suppress(Exception):
                 admin.stop(name, wait=None)
         admin.close()
 
-    log = hub_log(hub)
+    log = hub.log()
     failed = {run.name: run.error for run in runs if not run.ok}
     assert not failed, f"learners of the load test did not run code: {failed}\n{log[-4000:]}"
     assert len(runs) == len(RUSH)

@@ -69,11 +69,6 @@ def until(condition: Callable[[], Any], what: str, timeout: float = 180) -> Any:
         time.sleep(1)
 
 
-def hub_log(hub: RunningHub) -> str:
-    container = docker.from_env().containers.get(hub.settings.hub.container_name)
-    return container.logs().decode(errors="replace")
-
-
 def staff(hub: RunningHub, name: str) -> HubClient:
     """An admin or helper: their name is claimed with `dlworkshop accounts claim` (the form
     refuses staff names), then they log in through the form."""
@@ -323,7 +318,7 @@ def test_a_helper_reads_the_room_and_opens_a_learners_jupyterlab_which_is_logged
         assert helper.server_api("room-helped", "GET", "/api/contents").json()["type"] == "directory"
         logged = until(
             lambda: re.search(
-                r"dlworkshop: helper helper opened the server of room-helped .*", hub_log(running_hub)
+                r"dlworkshop: helper helper opened the server of room-helped .*", running_hub.log()
             ),
             "the hub logs the helper's access",
             timeout=30,

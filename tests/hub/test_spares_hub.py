@@ -14,8 +14,7 @@ import pytest
 
 from dlworkshop import contract
 from dlworkshop.hubclient import HubClient
-from dlworkshop.settings import load_settings
-from tests.fixtures.hub import ACCESS_CODE, TEST_PORT, RunningHub, dlworkshop, hub_config_with
+from tests.fixtures.hub import TEST_PORT, RunningHub, hub_config_with, hub_up
 from tests.fixtures.images import TEST_PREFIX
 
 pytestmark = [pytest.mark.docker, pytest.mark.hub, pytest.mark.slow]
@@ -48,17 +47,8 @@ def spares_hub(
             }
         )
     )
-    dlworkshop("down", "-c", str(config), "--purge", "--force")
-    started = dlworkshop("up", "-c", str(config))
-    assert started.returncode == 0, started.stdout + started.stderr
-    try:
-        yield RunningHub(f"http://127.0.0.1:{TEST_PORT + 2}", ACCESS_CODE, load_settings(config), config)
-    finally:
-        dlworkshop("down", "-c", str(config), "--purge", "--force")
-
-
-def hub_logs() -> str:
-    return docker.from_env().containers.get(NAME).logs().decode(errors="replace")
+    with hub_up(config) as hub:
+        yield hub
 
 
 def service_client(hub: RunningHub) -> HubClient:
@@ -69,14 +59,14 @@ def service_client(hub: RunningHub) -> HubClient:
     return HubClient(hub.url, found.output.decode().strip())
 
 
-def wait_until_ready(api: HubClient, name: str, timeout: float = 300) -> None:
+def wait_until_ready(hub: RunningHub, api: HubClient, name: str, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while True:
         server = api.server(name)
         if server and server.get("ready"):
             return
         assert time.monotonic() < deadline, (
-            f"spare {name} not ready after {timeout:.0f} s:\n{hub_logs()[-3000:]}"
+            f"spare {name} not ready after {timeout:.0f} s:\n{hub.log()[-3000:]}"
         )
         time.sleep(1)
 
@@ -85,8 +75,8 @@ def test_a_first_time_learner_lands_on_a_running_spare_and_the_spare_is_refilled
     spares_hub: RunningHub,
 ) -> None:
     with service_client(spares_hub) as api:
-        wait_until_ready(api, "seat-01")
-        assert "spares: starting seat-01" in hub_logs()
+        wait_until_ready(spares_hub, api, "seat-01")
+        assert "spares: starting seat-01" in spares_hub.log()
         # A spare starts through the spawner like anyone's server: it holds its GPU share.
         assert spares_hub.container("seat-01").labels.get(contract.LABEL_GPU_DEVICES), (
             "the spare holds no GPU"
@@ -97,8 +87,8 @@ def test_a_first_time_learner_lands_on_a_running_spare_and_the_spare_is_refilled
         assert me["name"] == "seat-01" and me["servers"][""]["ready"], f"ada's server was not running: {me}"
 
         # The pool notices the spare is taken and starts the next one.
-        wait_until_ready(api, "seat-02")
-        assert "spares: starting seat-02" in hub_logs()
+        wait_until_ready(spares_hub, api, "seat-02")
+        assert "spares: starting seat-02" in spares_hub.log()
         with spares_hub.login("bo") as bo:
             me = bo.whoami()
             assert me["name"] == "seat-02" and me["servers"][""]["ready"], (
@@ -109,6 +99,6 @@ def test_a_first_time_learner_lands_on_a_running_spare_and_the_spare_is_refilled
             assert identity["display_name"] == "bo", identity
 
         # A returning learner finds her own server and volume, not the next spare.
-        wait_until_ready(api, "seat-03")
+        wait_until_ready(spares_hub, api, "seat-03")
         with spares_hub.login("ada") as back:
             assert back.whoami()["name"] == "seat-01"

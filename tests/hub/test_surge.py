@@ -11,12 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import docker
 import pytest
 
 from dlworkshop.hubclient import HubClient, HubError
-from dlworkshop.settings import load_settings
-from tests.fixtures.hub import ACCESS_CODE, TEST_PORT, RunningHub, dlworkshop
+from tests.fixtures.hub import ACCESS_CODE, TEST_PORT, RunningHub, dlworkshop, hub_up
 from tests.fixtures.images import HUB_TEST_TAG, LEARNER_TEST_TAG, TEST_PREFIX, image_setting
 
 pytestmark = [pytest.mark.docker, pytest.mark.hub, pytest.mark.slow]
@@ -52,17 +50,8 @@ def surge_hub(
     config = tmp_path_factory.mktemp("surge") / "workshop.yaml"
     start = datetime.now().astimezone() + timedelta(minutes=1, seconds=PREWARM_DELAY)
     config.write_text(surge_config(start))
-    dlworkshop("down", "-c", str(config), "--purge", "--force")
-    started = dlworkshop("up", "-c", str(config))
-    assert started.returncode == 0, started.stdout + started.stderr
-    try:
-        yield RunningHub(f"http://127.0.0.1:{PORT}", ACCESS_CODE, load_settings(config), config)
-    finally:
-        dlworkshop("down", "-c", str(config), "--purge", "--force")
-
-
-def hub_logs() -> str:
-    return docker.from_env().containers.get(NAME).logs().decode(errors="replace")
+    with hub_up(config) as hub:
+        yield hub
 
 
 def arrive(hub: RunningHub, name: str) -> list[dict]:  # type: ignore[type-arg]
@@ -88,8 +77,8 @@ def test_with_one_start_at_a_time_three_learners_are_queued_and_all_admitted(sur
     }
     assert 1 in places, f"nobody was shown a place in the queue: {streams}"
     # The queue is built at the first start, with the capacity of workshop.yaml.
-    assert "admitting 1 learner server starts at once" in hub_logs()
-    assert "admitted after" in hub_logs()
+    assert "admitting 1 learner server starts at once" in surge_hub.log()
+    assert "admitted after" in surge_hub.log()
     for name in names:
         with surge_hub.login(name) as client:
             assert client.get(f"/user/{name}/api").status_code == 200
@@ -97,10 +86,14 @@ def test_with_one_start_at_a_time_three_learners_are_queued_and_all_admitted(sur
 
 def test_the_hub_prewarms_seats_and_a_first_login_gets_a_ready_one(surge_hub: RunningHub) -> None:
     deadline = time.monotonic() + PREWARM_DELAY + 240
-    while "Pre-warmed servers" not in hub_logs():
-        assert time.monotonic() < deadline, "the hub's prewarm service did not run:\n" + hub_logs()[-3000:]
+    while "Pre-warmed servers" not in surge_hub.log():
+        assert time.monotonic() < deadline, (
+            "the hub's prewarm service did not run:\n" + surge_hub.log()[-3000:]
+        )
         time.sleep(2)
-    assert re.search(r"seat-01\s+.\s+ready", hub_logs()) and re.search(r"seat-02\s+.\s+ready", hub_logs())
+    assert re.search(r"seat-01\s+.\s+ready", surge_hub.log()) and re.search(
+        r"seat-02\s+.\s+ready", surge_hub.log()
+    )
 
     again = dlworkshop("prewarm", "-c", str(surge_hub.config_path))
     assert again.returncode == 0, again.stdout + again.stderr
