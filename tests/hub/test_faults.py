@@ -252,6 +252,13 @@ class Learner:
         with contextlib.suppress(Exception):
             self.run(code, timeout)
 
+    def start_again(self, timeout: float = 300) -> None:
+        """The learner's Start (JupyterLab's Restart, or the hub's home page): the spawn page until
+        ready, then a new kernel in the new server."""
+        self.browser.get(f"/hub/spawn/{self.name}")
+        assert self.browser.follow_progress(self.name, timeout=timeout)[-1].get("ready")
+        self.kernel = ""
+
     def timed(self, code: str) -> float:
         began = time.monotonic()
         self.run(code)
@@ -308,9 +315,7 @@ def test_a_learner_whose_container_is_killed_starts_again_with_their_files(
         assert time.monotonic() - killed < 300, "the hub did not notice the killed container"
         time.sleep(0.5)
     noticed = time.monotonic() - killed
-    ada.browser.get(f"/hub/spawn/{ada.name}")  # JupyterLab's Restart button
-    assert ada.browser.follow_progress(ada.name, timeout=300)[-1].get("ready")
-    ada.kernel = ""
+    ada.start_again()  # JupyterLab's Restart button
     assert ada.run("print(6 * 7)").strip() == "42"
     back = time.monotonic() - killed
     intact = ada.read("before-the-crash.txt") == "saved before the crash"
@@ -421,9 +426,7 @@ def test_a_learners_fork_bomb_stops_at_their_process_limit(
     during = [neighbour.timed("print(sum(range(10**6)))") for _ in range(3)]
     # The learner (or a helper) restarts the server from the hub's home page: stop, start.
     bomber.browser.stop(bomber.name, wait=300)
-    bomber.browser.get(f"/hub/spawn/{bomber.name}")
-    assert bomber.browser.follow_progress(bomber.name, timeout=300)[-1].get("ready")
-    bomber.kernel = ""
+    bomber.start_again()
     assert bomber.run("print(6 * 7)").strip() == "42"
     back = time.monotonic() - full
     intact = [
@@ -696,9 +699,7 @@ def test_without_live_restore_an_engine_restart_stops_the_learners_servers_and_k
         # The learner's JupyterLab finds its server gone (the hub answers 424) and offers a restart.
         until(lambda: status_of(ada) == 424, "the hub says ada's server is not running")
         noticed = time.monotonic() - restarted
-        ada.browser.get(f"/hub/spawn/{ada.name}")
-        assert ada.browser.follow_progress(ada.name, timeout=600)[-1].get("ready")
-        ada.kernel = ""
+        ada.start_again(timeout=600)
         kept = ada.run("print('kept' in globals())").strip()
         back = time.monotonic() - restarted
     finally:
