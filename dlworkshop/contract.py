@@ -29,6 +29,12 @@ HUB_HOME = PurePosixPath("/srv/jupyterhub")
 HUB_DATA = HUB_HOME / "data"
 HUB_SETTINGS = HUB_HOME / CONFIG_NAME
 HUB_ACCOUNTS = HUB_HOME / "accounts.csv"
+# What lives and dies with the hub process (its proxy's pid file): emptied whenever the hub starts,
+# a tmpfs in the hub container, systemd's RuntimeDirectory on a login node. A pid file that outlived
+# a crash names whatever process took that number in the restarted hub, and JupyterHub, unable to
+# stop it, exits after it has already taken over the starts the crash interrupted.
+HUB_RUNTIME_NAME = "dlworkshop-hub"
+HUB_RUNTIME = PurePosixPath("/run") / HUB_RUNTIME_NAME
 # The hub's code in the hub image, outside HUB_HOME, which Z2JH's chart mounts the hub's volume
 # over (hub/Dockerfile: the image's Python finds the `hub` package there from any folder).
 HUB_CODE = PurePosixPath("/usr/local/share/dlworkshop")

@@ -114,4 +114,5 @@ def hub_container_spec(
         "environment": {contract.CONFIG_ENV: str(contract.HUB_SETTINGS)},
         "labels": {contract.LABEL_HUB: hub.container_name},
         "restart_policy": {"Name": "unless-stopped"},
+        "tmpfs": {str(contract.HUB_RUNTIME): "size=16m,mode=0755"},
     }

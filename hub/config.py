@@ -37,8 +37,8 @@ def apply_hub_state(c: Any, state: HubState) -> None:
     c.JupyterHub.db_url = state.database_url
     c.JupyterHub.cookie_secret_file = str(state.cookie_secret_file)
     c.ConfigurableHTTPProxy.auth_token = state.proxy_token
-    # The proxy lives and dies with the hub: its pid file must not outlive it on the volume.
-    c.ConfigurableHTTPProxy.pid_file = "/tmp/jupyterhub-proxy.pid"
+    # The proxy lives and dies with the hub: its pid file must not outlive it (contract.HUB_RUNTIME).
+    c.ConfigurableHTTPProxy.pid_file = str(contract.HUB_RUNTIME / "jupyterhub-proxy.pid")
 
 
 def apply_hub(c: Any, settings: Settings) -> None:

@@ -28,6 +28,7 @@ def contract_vars() -> dict[str, Any]:
         "nvidia_smi_query_args": list(QUERY_ARGS),
         "config_env": contract.CONFIG_ENV,
         "hub_home_env": contract.HUB_HOME_ENV,
+        "hub_runtime_name": contract.HUB_RUNTIME_NAME,
         "cluster_hub_prefix": str(contract.CLUSTER_HUB_PREFIX),
     }
 
@@ -74,6 +75,7 @@ def docker_container_params(spec: dict[str, Any]) -> dict[str, Any]:
         "env": spec["environment"],
         "labels": spec["labels"],
         "restart_policy": spec["restart_policy"]["Name"],
+        "tmpfs": [f"{path}:{options}" for path, options in spec["tmpfs"].items()],
     }
 
 

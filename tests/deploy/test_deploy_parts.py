@@ -127,6 +127,8 @@ def test_hub_container_is_the_one_dlworkshop_up_runs(settings: Settings) -> None
     assert params["restart_policy"] == "unless-stopped"
     assert f"{contract.DOCKER_SOCKET}:{contract.DOCKER_SOCKET}:rw" in params["volumes"]
     assert params["networks"] == [{"name": "dlworkshop"}]
+    # Emptied at every start of the container, a restart after a crash included (the proxy's pid file).
+    assert params["tmpfs"] == [f"{contract.HUB_RUNTIME}:size=16m,mode=0755"]
 
 
 def test_bridge_name_fits_an_interface_name() -> None:

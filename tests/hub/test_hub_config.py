@@ -50,6 +50,8 @@ def test_configure_only_sets_and_matches_the_contract(state: HubState) -> None:
     assert c.JupyterHub.db_url == f"sqlite:///{state.data / contract.DATABASE_FILE}"
     assert c.JupyterHub.cookie_secret_file == str(state.data / contract.COOKIE_SECRET_FILE)
     assert c.ConfigurableHTTPProxy.auth_token == "proxy-token"
+    # The proxy's pid file is emptied with the hub's runtime folder at every start of the hub.
+    assert Path(c.ConfigurableHTTPProxy.pid_file).parent == Path(contract.HUB_RUNTIME)
     assert c.JupyterHub.bind_url == f"http://0.0.0.0:{contract.HUB_PORT}"
     assert c.JupyterHub.hub_port == contract.HUB_API_PORT
     assert c.JupyterHub.hub_connect_ip == settings.hub.container_name
