@@ -69,3 +69,17 @@ def docker_client() -> Iterator[object]:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that re-create the shared hub run after every test that uses it (order kept otherwise)."""
     items.sort(key=lambda item: item.get_closest_marker("recreates_shared_hub") is not None)
+
+
+# What a whole run takes of the disk under Docker's data root at its peak (images, the Slurm test
+# cluster, the deploy test host and the archives it is deployed from), measured on a fresh machine.
+FULL_RUN_DISK_GB = 25
+
+
+def pytest_report_header() -> str:
+    """Free disk where the images go, beside what a full run needs: a run that fills the disk fails
+    in many places at once (the hub refuses starts below resources.disk_free_min), so say it first."""
+    root = Path("/var/lib/docker")
+    free = shutil.disk_usage(root if root.exists() else "/").free / 2**30
+    line = f"disk: {free:.0f} GB free under {root}; a full run needs about {FULL_RUN_DISK_GB} GB"
+    return line + (" (NOT ENOUGH: expect failures from a full disk)" if free < FULL_RUN_DISK_GB else "")
