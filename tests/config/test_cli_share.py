@@ -4,10 +4,11 @@ machine and a deployed one (only the command that applies workshop.yaml differs)
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.fixtures.hub import dlworkshop
 
 CONFIG = "auth: {{mode: shared-code, access_code: x}}\nresources: {{shared_folder: {shared}}}\n"
 
@@ -15,12 +16,7 @@ CONFIG = "auth: {{mode: shared-code, access_code: x}}\nresources: {{shared_folde
 def share(tmp_path: Path, shared: str, *args: str) -> subprocess.CompletedProcess[str]:
     config = tmp_path / "workshop.yaml"
     config.write_text(CONFIG.format(shared=shared))
-    return subprocess.run(
-        [sys.executable, "-m", "dlworkshop", "share", "-c", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return dlworkshop("share", "-c", str(config), *args)
 
 
 @pytest.mark.parametrize(
