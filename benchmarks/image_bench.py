@@ -292,6 +292,11 @@ def _threads(pools: list[int | None] | None) -> str:
     return "?" if not pools or None in pools else f"{pools[0]}/{pools[1]}"
 
 
+def _range(values: list[float]) -> str:
+    low, high = f"{min(values, default=0):.1f}", f"{max(values, default=0):.1f}"
+    return low if low == high else f"{low} to {high}"
+
+
 def _versions(versions: dict[str, str]) -> str:
     return ", ".join(f"{name} {version}" for name, version in versions.items()) or "none found"
 
@@ -329,8 +334,7 @@ def readme_table(results: dict[str, Any]) -> str:
         f"against an image built the upstream lesson's way (unpinned `pip install {results['naive_packages']}` "
         f"on the same base, `{results['images']['base']['reference']}`; it resolved {_versions(tensorflow[NAIVE])}, "
         f"ours holds {_versions(tensorflow[OURS])}); cold start {results['repeat']} times each, the images "
-        f"taking turns; 1-minute load average before a measurement "
-        f"{min(loads, default=0):.1f} to {max(loads, default=0):.1f}."
+        f"taking turns; 1-minute load average before a measurement {_range(loads)}."
         + (f" {results['notes']}" if results.get("notes") else ""),
         "",
         f"| measure | {LABELS[OURS]} | {LABELS[NAIVE]} |",

@@ -107,6 +107,7 @@ def test_the_readme_table_comes_from_the_results_file() -> None:
     )
     assert "cold start 3 times each, the images taking turns" in table
     assert "load average before a measurement 0.5 to 1.8." in table
+    assert bench._range([0.88, 0.92]) == "0.9"  # not "0.9 to 0.9"
     assert "| measure | dlworkshop image | upstream way |" in table
     assert "| image size | 2.65 GB (with every dataset) | 3.00 GB (no data) |" in table
     assert (
