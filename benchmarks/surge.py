@@ -24,8 +24,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
-import platform
 import re
 import statistics
 import sys
@@ -44,6 +42,7 @@ from dlworkshop import instructor, loadtest, local_hub
 from dlworkshop.settings import Settings, parse_settings
 
 sys.path.insert(0, str(Path(__file__).parent))
+from machine import describe, load_average, machine  # what every results file records
 from start_profile import cpu_seconds  # the sibling benchmark's cgroup reader
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,24 +85,6 @@ SCENARIOS = [
     ("30-cold", "30 learners, cold", 30, False, 1),
     ("30-prewarmed", "30 learners, pre-warmed seats (all running)", 30, True, 1),
 ]
-
-
-def machine() -> dict[str, Any]:
-    client = docker.from_env()
-    info = client.info()
-    return {
-        "cores": os.cpu_count(),
-        "memory_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
-        "os": info.get("OperatingSystem"),
-        "kernel": platform.release(),
-        "docker": info.get("ServerVersion"),
-        "cgroup": info.get("CgroupVersion"),
-        "python": platform.python_version(),
-    }
-
-
-def load_average() -> list[float]:
-    return [round(value, 2) for value in os.getloadavg()]
 
 
 class PlainHub:
@@ -388,8 +369,7 @@ def readme_table(results: dict[str, Any], sweeps: list[dict[str, Any]] | None = 
     started = datetime.strptime(results["started"], "%Y%m%dT%H%M%SZ").strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         f"Measured {started} by `benchmarks/surge.py` (results file `benchmarks/results/surge-{results['started']}.json`) "
-        f"on {machine_info['cores']} cores, {machine_info['memory_bytes'] / 1024**3:.0f} GiB, {machine_info['os']}, "
-        f"Docker {machine_info['docker']} (cgroup v{machine_info['cgroup']}); each scenario {results['repeat']} times, "
+        f"on {describe(machine_info)}; each scenario {results['repeat']} times, "
         f"the hubs taking turns, learners arriving within {results['ramp_s']:g} s, each learner "
         f"{results.get('learner_quota', '')}; 1-minute load average before a "
         f"scenario {min(loads, default=0):.1f} to {max(loads, default=0):.1f}."
