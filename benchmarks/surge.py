@@ -54,7 +54,8 @@ CODE = "benchmark-code"
 OURS_HUB, PLAIN_HUB = "dlworkshop up", "plain DockerSpawner"
 OURS = """
 workshop: {{name: surge benchmark}}
-learners: {{count: 30}}
+# Every name a repeat logs in has a work folder (the one-learner tries, the 10, the 30 cold); 30 at once.
+learners: {{count: {names}, expected_concurrent: 30}}
 auth: {{mode: shared-code, access_code: {code}}}
 image: {{name: {name}, tag: {tag}}}
 resources: {{cpu: 1, memory: 640M}}
@@ -85,6 +86,9 @@ SCENARIOS = [
     ("30-cold", "30 learners, cold", 30, False, 1),
     ("30-prewarmed", "30 learners, pre-warmed seats (all running)", 30, True, 1),
 ]
+# Distinct names one repeat logs in to our hub (each with its own work folder); the pre-warmed
+# learners take the seats' folders.
+NAMES_PER_REPEAT = sum(size * tries for _, _, size, prewarmed, tries in SCENARIOS if not prewarmed)
 
 
 class PlainHub:
@@ -137,6 +141,7 @@ class OurHub:
         return parse_settings(
             OURS.format(
                 code=CODE,
+                names=NAMES_PER_REPEAT,
                 name=name,
                 tag=tag,
                 hub_image=self.args.hub_image,
