@@ -35,7 +35,7 @@ from dlworkshop.image.build import run_build
 from dlworkshop.image.docker import require_engine
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import describe, load_average, machine  # what every results file records
+from machine import describe, load_average, machine, replace_readme_block  # what every results file records
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"
@@ -368,13 +368,7 @@ def readme_table(results: dict[str, Any]) -> str:
 
 def write_readme(results_file: Path) -> None:
     results = json.loads(results_file.read_text())
-    text = README.read_text()
-    start, end = MARKERS
-    if start not in text or end not in text:
-        raise SystemExit(f"README.md has no image table markers ({start} ... {end})")
-    before, rest = text.split(start, 1)
-    _, after = rest.split(end, 1)
-    README.write_text(f"{before}{start}\n{readme_table(results)}\n{end}{after}")
+    replace_readme_block(README, MARKERS, readme_table(results))
     print(f"README.md's image table from {results_file}")
 
 

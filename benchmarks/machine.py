@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -35,3 +36,14 @@ def describe(machine_info: dict[str, Any]) -> str:
         f"{machine_info['cores']} cores, {machine_info['memory_bytes'] / 1024**3:.0f} GiB, {machine_info['os']}, "
         f"Docker {machine_info['docker']} (cgroup v{machine_info['cgroup']})"
     )
+
+
+def replace_readme_block(readme: Path, markers: tuple[str, str], block: str) -> None:
+    """Put `block` between the README's two marker comments (a generated table), keeping the rest."""
+    text = readme.read_text()
+    start, end = markers
+    if start not in text or end not in text:
+        raise SystemExit(f"{readme.name} has no markers {start} ... {end}")
+    before, rest = text.split(start, 1)
+    _, after = rest.split(end, 1)
+    readme.write_text(f"{before}{start}\n{block}\n{end}{after}")

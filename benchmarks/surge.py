@@ -42,7 +42,7 @@ from dlworkshop import instructor, loadtest, local_hub
 from dlworkshop.settings import Settings, parse_settings
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import describe, load_average, machine  # what every results file records
+from machine import describe, load_average, machine, replace_readme_block  # what every results file records
 from start_profile import cpu_seconds  # the sibling benchmark's cgroup reader
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -479,13 +479,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
 def write_readme(results_file: Path, sweep_files: list[Path]) -> None:
     results = json.loads(results_file.read_text())
     sweeps = [json.loads(path.read_text()) for path in sweep_files]
-    text = README.read_text()
-    start, end = MARKERS
-    if start not in text or end not in text:
-        raise SystemExit(f"README.md has no surge markers ({start} ... {end})")
-    before, rest = text.split(start, 1)
-    _, after = rest.split(end, 1)
-    README.write_text(f"{before}{start}\n{readme_table(results, sweeps)}\n{end}{after}")
+    replace_readme_block(README, MARKERS, readme_table(results, sweeps))
     plot(results, PLOT)
     print(f"README.md's surge table and {PLOT.relative_to(ROOT)} from {results_file}")
 

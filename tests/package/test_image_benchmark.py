@@ -4,22 +4,15 @@ machine, its load and the TensorFlow each image held."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.package.benchmark_scripts import load_benchmark
 
 
 def bench_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("image_benchmark", REPO / "benchmarks" / "image_bench.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("image_bench.py", "image_benchmark")
 
 
 def results() -> dict[str, Any]:

@@ -3,21 +3,13 @@ README table written from a results file, both hubs side by side, with the date 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.package.benchmark_scripts import load_benchmark
 
 
 def surge_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("surge_benchmark", REPO / "benchmarks" / "surge.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("surge.py", "surge_benchmark")
 
 
 def run(hub: str, scenario: str, repeat: int, p95: float | None, ran: int = 10) -> dict:  # type: ignore[type-arg]
