@@ -8,7 +8,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from tests.package.benchmark_scripts import load_benchmark
+from tests.package.benchmark_scripts import MACHINE, load_benchmark
 
 
 def bench_module() -> ModuleType:
@@ -53,13 +53,7 @@ def results() -> dict[str, Any]:
         )
     return {
         "started": "20261129T193000Z",
-        "machine": {
-            "cores": 2,
-            "memory_bytes": 24 * 1024**3,
-            "os": "Debian",
-            "docker": "20.10",
-            "cgroup": "1",
-        },
+        "machine": MACHINE,
         "images": {"base": {"reference": "dlworkshop/base:bookworm"}},
         "naive_packages": bench.NAIVE_PACKAGES,
         "tensorflow": {

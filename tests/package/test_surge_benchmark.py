@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from tests.package.benchmark_scripts import load_benchmark
+from tests.package.benchmark_scripts import MACHINE, load_benchmark
 
 
 def surge_module() -> ModuleType:
@@ -33,13 +33,7 @@ def results() -> dict:  # type: ignore[type-arg]
     runs += [run(surge.OURS_HUB, "30-cold", 0, 40.0) | {"sweep": "4"}]
     return {
         "started": "20261129T150000Z",
-        "machine": {
-            "cores": 2,
-            "memory_bytes": 24 * 1024**3,
-            "os": "Debian",
-            "docker": "20.10",
-            "cgroup": "1",
-        },
+        "machine": MACHINE,
         "ramp_s": 10.0,
         "learner_quota": "1 CPU",
         "repeat": 3,
