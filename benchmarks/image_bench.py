@@ -89,29 +89,22 @@ def image_facts(client: str, image: str) -> dict[str, Any]:
     }
 
 
-def package_versions(client: str, image: str, name: str) -> dict[str, str]:
-    """TensorFlow's and Keras's versions in an image (`pip show`, the start hook bypassed)."""
+def run_offline(client: str, image: str, name: str, *command: str, limits: tuple[str, ...] = ()) -> str:
+    """A one-off container of `image` with no network (`docker run` options in `limits`): its output."""
     out = subprocess.run(
-        [
-            client,
-            "run",
-            "--rm",
-            "--name",
-            name,
-            "--network",
-            "none",
-            "--entrypoint",
-            "python",
-            image,
-            "-m",
-            "pip",
-            "show",
-            *TENSORFLOW_PACKAGES,
-        ],
+        [client, "run", "--rm", "--name", name, "--network", "none", *limits, image, *command],
         capture_output=True,
         text=True,
-    ).stdout
-    return parse_pip_show(out)
+    )
+    return out.stdout + out.stderr
+
+
+def package_versions(client: str, image: str, name: str) -> dict[str, str]:
+    """TensorFlow's and Keras's versions in an image (`pip show`, the start hook bypassed)."""
+    shown = run_offline(
+        client, image, name, "-m", "pip", "show", *TENSORFLOW_PACKAGES, limits=("--entrypoint", "python")
+    )
+    return parse_pip_show(shown)
 
 
 def parse_pip_show(out: str) -> dict[str, str]:
@@ -169,29 +162,12 @@ def cold_start(client: str, image: str, name: str) -> dict[str, Any]:
 def thread_pools(client: str, image: str, cpus: str, name: str) -> dict[str, Any]:
     """TensorFlow's intra- and inter-op pool sizes in a container limited to `cpus` (0: its default,
     one thread per host core)."""
-    out = subprocess.run(
-        [
-            client,
-            "run",
-            "--rm",
-            "--name",
-            name,
-            "--network",
-            "none",
-            "--cpus",
-            cpus,
-            image,
-            "python",
-            "-c",
-            THREADS,
-        ],
-        capture_output=True,
-        text=True,
-    )
-    words = out.stdout.split()
-    if len(words) >= 2 and all(word.isdigit() for word in words[-2:]):
-        return {"intra": int(words[-2]), "inter": int(words[-1])}
-    return {"intra": None, "inter": None, "error": (out.stdout + out.stderr)[-2000:]}
+    out = run_offline(client, image, name, "python", "-c", THREADS, limits=("--cpus", cpus))
+    numbers = re.findall(r"^(\d+) (\d+)$", out, re.MULTILINE)
+    if numbers:
+        intra, inter = numbers[-1]
+        return {"intra": int(intra), "inter": int(inter)}
+    return {"intra": None, "inter": None, "error": out[-2000:]}
 
 
 def summarise(results: dict[str, Any]) -> dict[str, Any]:
