@@ -21,24 +21,18 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from dlworkshop.cgroup_cpu import container_cpu_seconds
 from dlworkshop.smoke.jupyter import JupyterServer, run_code
 
 TOKEN = "start-profile"
 
 
 def cpu_seconds(container) -> float:  # type: ignore[no-untyped-def]
-    """Total CPU of the container so far, from cgroup v1 (cpuacct) or v2 (cpu.stat)."""
-    for path in (
-        Path(f"/sys/fs/cgroup/cpuacct/docker/{container.id}/cpuacct.usage"),
-        Path(f"/sys/fs/cgroup/cpu,cpuacct/docker/{container.id}/cpuacct.usage"),
-    ):
-        if path.exists():
-            return int(path.read_text()) / 1e9
-    stat = Path(f"/sys/fs/cgroup/system.slice/docker-{container.id}.scope/cpu.stat")
-    for line in stat.read_text().splitlines():
-        if line.startswith("usage_usec"):
-            return int(line.split()[1]) / 1e6
-    raise RuntimeError("no cgroup CPU accounting found")
+    """Total CPU of the container so far, from the host's cgroup files (v1 or v2)."""
+    seconds = container_cpu_seconds(container.id)
+    if seconds is None:
+        raise RuntimeError(f"no cgroup CPU accounting found for {container.name} under /sys/fs/cgroup")
+    return seconds
 
 
 def profile_once(

@@ -35,6 +35,10 @@ HUB_ACCOUNTS = HUB_HOME / "accounts.csv"
 # stop it, exits after it has already taken over the starts the crash interrupted.
 HUB_RUNTIME_NAME = "dlworkshop-hub"
 HUB_RUNTIME = PurePosixPath("/run") / HUB_RUNTIME_NAME
+# The host's cgroup files, read-only: what each learner's start cost in CPU, for the admission of
+# `hub.start_capacity: auto` (dlworkshop/cgroup_cpu.py: Docker's stats say 0 on some hosts).
+HOST_CGROUP = "/sys/fs/cgroup"
+HUB_HOST_CGROUP = PurePosixPath("/host/sys/fs/cgroup")
 # The hub's code in the hub image, outside HUB_HOME, which Z2JH's chart mounts the hub's volume
 # over (hub/Dockerfile: the image's Python finds the `hub` package there from any folder).
 HUB_CODE = PurePosixPath("/usr/local/share/dlworkshop")

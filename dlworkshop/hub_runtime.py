@@ -104,6 +104,7 @@ def hub_container_spec(
         volumes[tls_files[1]] = {"bind": str(contract.HUB_TLS_KEY), "mode": "ro"}
     # workshop.start without a UTC offset means the host's local time, in the hub as on the host.
     volumes[contract.LOCALTIME] = {"bind": contract.LOCALTIME, "mode": "ro"}
+    volumes[contract.HOST_CGROUP] = {"bind": str(contract.HUB_HOST_CGROUP), "mode": "ro"}
     published = hub.tls.port if tls_files is not None else hub.port
     return {
         "image": hub.image,

@@ -34,7 +34,7 @@ from traitlets.config import LoggingConfigurable
 from dlworkshop.capacity import available_memory
 from dlworkshop.contract import HUB_API_URL_LOCAL, QUEUED_START_TIMEOUT
 from dlworkshop.hubclient import HubError, HubSession, hub_url_of
-from hub.admission import AdmissionQueue, HostAdmission, HostCpu
+from hub.admission import AdmissionQueue, HostAdmission, HostCpu, StartCosts
 
 __all__ = ["QUEUED_START_TIMEOUT", "START_STATE_KEY", "WorkshopSpawner"]
 
@@ -103,6 +103,8 @@ class WorkshopSpawner(LoggingConfigurable):
     _background: ClassVar[set[asyncio.Task[None]]] = set()
     # Where the capacity is auto: the host's measurements that decide it.
     _host_admission: ClassVar[HostAdmission | None] = None
+    # What starts cost on this host, measured whatever the capacity (the log says it).
+    _start_costs: ClassVar[StartCosts] = StartCosts()
 
     @property
     def admission(self) -> AdmissionQueue:
@@ -112,7 +114,9 @@ class WorkshopSpawner(LoggingConfigurable):
                 capacity = self.start_capacity
             else:
                 cores = float(os.cpu_count() or 1)
-                cls._host_admission = HostAdmission(cores, available_memory, HostCpu(cores=cores))
+                cls._host_admission = HostAdmission(
+                    cores, available_memory, HostCpu(cores=cores), costs=cls._start_costs
+                )
                 capacity = cls._host_admission.capacity()
             cls._admission = AdmissionQueue(capacity)
             self.log.info("dlworkshop: admitting %d learner server starts at once, the rest queue", capacity)
@@ -178,15 +182,20 @@ class WorkshopSpawner(LoggingConfigurable):
             self.phase = ""
 
     async def _record_cost(self, wall_seconds: float) -> None:
-        host = WorkshopSpawner._host_admission
-        if host is None:
-            return
+        costs = WorkshopSpawner._start_costs
         try:
             cpu = await self.server_cpu_seconds()
         except Exception:  # a measurement, never a reason to fail a start
             self.log.debug("no CPU figure for %s's start", self._log_name, exc_info=True)
             return
-        host.costs.record(wall_seconds, cpu)
+        first = not costs.measured
+        costs.record(wall_seconds, cpu)
+        if first and costs.measured:
+            self.log.info(
+                "dlworkshop: a learner server start measured here: %.2f CPU-s, %.1f s waiting",
+                costs.cpu_seconds,
+                costs.wait_seconds,
+            )
 
     async def _bounded(self, starting: Any) -> Any:
         """Await the start within admitted_start_timeout, less the time the engine's own queue held it."""

@@ -26,6 +26,7 @@ from tornado import web
 from traitlets import Bool, Dict, Integer, Unicode
 
 from dlworkshop import contract
+from dlworkshop.cgroup_cpu import container_cpu_seconds
 from dlworkshop.settings import GPU, Settings
 from hub.backends.base import Backend, HostUsage, LearnerServer, LearnerUsage, ServerState
 from hub.backends.gpu_allocator import Allocation, GpuAllocator, GpuPoolExhausted
@@ -254,7 +255,11 @@ class WorkshopDockerSpawner(WorkshopSpawner, DockerSpawner):
             raise
 
     async def server_cpu_seconds(self) -> float | None:
-        """The container's CPU so far, as the engine counts it (every process in it)."""
+        """The container's CPU so far (every process in it): the kernel's count in the host's
+        cgroup files where the hub container has them, else as the engine's stats say."""
+        seconds = container_cpu_seconds(self.container_id, Path(contract.HUB_HOST_CGROUP))
+        if seconds:
+            return seconds
         stats = await self.docker("stats", self.container_id, stream=False, one_shot=True)
         total = ((stats or {}).get("cpu_stats") or {}).get("cpu_usage", {}).get("total_usage")
         return total / 1e9 if total else None

@@ -129,6 +129,8 @@ def test_hub_container_is_the_one_dlworkshop_up_runs(settings: Settings) -> None
     assert params["networks"] == [{"name": "dlworkshop"}]
     # Emptied at every start of the container, a restart after a crash included (the proxy's pid file).
     assert params["tmpfs"] == [f"{contract.HUB_RUNTIME}:size=16m,mode=0755"]
+    # The kernel's count of each learner's start CPU, read-only (auto admission).
+    assert f"{contract.HOST_CGROUP}:{contract.HUB_HOST_CGROUP}:ro" in params["volumes"]
 
 
 def test_bridge_name_fits_an_interface_name() -> None:

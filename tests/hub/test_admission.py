@@ -198,6 +198,7 @@ def test_auto_capacity_comes_from_the_host_at_the_first_start(monkeypatch: pytes
 
     monkeypatch.setattr(WorkshopSpawner, "_admission", None)
     monkeypatch.setattr(WorkshopSpawner, "_host_admission", None)
+    monkeypatch.setattr(WorkshopSpawner, "_start_costs", StartCosts())
     monkeypatch.setattr(spawning.os, "cpu_count", lambda: 2)
     monkeypatch.setattr(spawning, "available_memory", lambda: 20 * GiB)
     monkeypatch.setattr(admission.os, "getloadavg", lambda: (0.0, 0.0, 0.0))  # an idle host
@@ -296,6 +297,7 @@ def test_each_start_records_what_the_engine_measured(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(WorkshopSpawner, "_admission", None)
     monkeypatch.setattr(WorkshopSpawner, "_host_admission", None)
+    monkeypatch.setattr(WorkshopSpawner, "_start_costs", StartCosts())
     monkeypatch.setattr(admission.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     c = Config()
     DockerBackend(parse_settings(BASE)).configure(c)
@@ -309,3 +311,26 @@ def test_each_start_records_what_the_engine_measured(monkeypatch: pytest.MonkeyP
     asyncio.run(spawner._record_cost(2.0))
     costs = WorkshopSpawner._host_admission.costs  # type: ignore[union-attr]
     assert (costs.cpu_seconds, costs.wait_seconds) == (0.7, pytest.approx(1.3))
+
+
+def test_a_fixed_capacity_hub_still_measures_and_says_what_a_start_costs(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(WorkshopSpawner, "_admission", None)
+    monkeypatch.setattr(WorkshopSpawner, "_host_admission", None)
+    monkeypatch.setattr(WorkshopSpawner, "_start_costs", StartCosts())
+    c = Config()
+    DockerBackend(parse_settings(BASE)).configure(c)
+    c.WorkshopSpawner.start_capacity = 2
+    spawner = WorkshopDockerSpawner(config=c, user=SimpleNamespace(name="ada", id=1, url="/user/ada/"))
+
+    async def measured() -> float:
+        return 1.25
+
+    monkeypatch.setattr(spawner, "server_cpu_seconds", measured)
+    assert spawner.admission.capacity == 2
+    with caplog.at_level("INFO"):
+        asyncio.run(spawner._record_cost(2.0))
+        asyncio.run(spawner._record_cost(3.0))
+    said = [r.getMessage() for r in caplog.records if "start measured here" in r.getMessage()]
+    assert said == ["dlworkshop: a learner server start measured here: 1.25 CPU-s, 0.8 s waiting"]

@@ -79,6 +79,10 @@ def test_with_one_start_at_a_time_three_learners_are_queued_and_all_admitted(sur
     # The queue is built at the first start, with the capacity of workshop.yaml.
     assert "admitting 1 learner server starts at once" in surge_hub.log()
     assert "admitted after" in surge_hub.log()
+    # What a start cost, from the kernel's count for the learner's container (the host's cgroup
+    # files, mounted into the hub): a Python server's imports take a good part of a CPU second.
+    measured = re.search(r"a learner server start measured here: ([\d.]+) CPU-s", surge_hub.log())
+    assert measured and float(measured.group(1)) > 0.2, surge_hub.log()[-2000:]
     for name in names:
         with surge_hub.login(name) as client:
             assert client.get(f"/user/{name}/api").status_code == 200
