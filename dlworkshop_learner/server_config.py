@@ -34,9 +34,15 @@ def apply(c: Config, environ: Mapping[str, str] = os.environ) -> None:
             "launcher_entry": {"title": "TensorBoard"},
         }
     }
-    # The image ships no language servers, so jupyter-lsp would only scan for them at every start.
+    # The image ships no language servers, so jupyter-lsp would only scan for them at every start;
+    # notebook-shim only carries the classic notebook server's settings over (no classic notebook
+    # here): a tenth of a CPU second of every start (benchmarks/start_profile.py).
     # JupyterLab shows the name a learner typed at login, also on a pre-warmed seat's server.
-    c.ServerApp.jpserver_extensions = {"jupyter_lsp": False, "dlworkshop_learner.identity": True}
+    c.ServerApp.jpserver_extensions = {
+        "jupyter_lsp": False,
+        "notebook_shim": False,
+        "dlworkshop_learner.identity": True,
+    }
     # JupyterLab's status bar shows the work folder's use against its size (the learner's quota,
     # where the hub gives one), beside memory and CPU (jupyter-resource-usage).
     c.ResourceUseDisplay.track_disk_usage = True

@@ -142,15 +142,16 @@ from jupyter_server.serverapp import ServerApp
 app = ServerApp()
 app.load_config_file()
 slow = sorted(m for m in ("rfc3987_syntax", "lark") if m in sys.modules)
-print("SLOW", slow, "LSP", app.jpserver_extensions.get("jupyter_lsp"))
+print("SLOW", slow, "OFF", [app.jpserver_extensions.get(e) for e in ("jupyter_lsp", "notebook_shim")])
 """
 
 
 def test_a_server_start_skips_what_a_workshop_does_not_need(learner_image: str) -> None:
-    """No Lark grammar compiled at import (jsonschema's optional IRI check), no language-server scan."""
+    """No Lark grammar compiled at import (jsonschema's optional IRI check), no language-server scan,
+    no classic-notebook settings shim."""
     result = docker_run(learner_image, "--network", "none", command=["python", "-c", START_PROBE])
     assert result.returncode == 0, result.stderr
-    assert "SLOW [] LSP False" in result.stdout, result.stdout + result.stderr
+    assert "SLOW [] OFF [False, False]" in result.stdout, result.stdout + result.stderr
 
 
 # Stands in for the hub's API, which jupyterhub-singleuser asks for its version when it starts.
