@@ -24,10 +24,12 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import re
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -193,13 +195,70 @@ class OurHub:
         }
 
 
+class HostCpuTrace:
+    """The whole host's busy CPU seconds (/proc/stat), sampled every `interval` s in a thread: what a
+    surge cost all in (the hub, Docker, the servers and kernels, this benchmark's own clients)."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        self.interval = interval
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def busy_seconds() -> float:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # less idle, iowait
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.monotonic(), self.busy_seconds()))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> HostCpuTrace:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def busy_between(self, start: float, end: float) -> float:
+        """Busy CPU seconds from `start` to `end` (time.monotonic()), from the nearest samples."""
+
+        def at(moment: float) -> float:
+            return min(self.samples, key=lambda sample: abs(sample[0] - moment))[1]
+
+        return at(end) - at(start)
+
+
+def arrival_order_p95(learners: int, ramp: float, cpu_seconds: float, cores: int) -> float:
+    """The p95 login to first cell of `learners` arriving evenly over `ramp` s, each costing
+    `cpu_seconds` all in, admitted in arrival order with every core busy from the first arrival:
+    what the machine allows at that cost, however the starts are scheduled in that order."""
+    done, waits = 0.0, []
+    for index in range(learners):
+        arrived = ramp * index / max(learners - 1, 1)
+        done = max(done, arrived) + cpu_seconds / cores
+        waits.append(done - arrived)
+    return loadtest.percentile(waits, 95)
+
+
 def measure(url: str, learners: int, ramp: float, prefix: str, tries: int) -> dict[str, Any]:
     """`tries` surges one after the other (a single learner is measured several times)."""
     runs = []
-    for attempt in range(tries):
-        # Our hub's names are claimed with a secret; the plain hub's DummyAuthenticator ignores it.
-        logins = loadtest.credentials(learners, f"{prefix}{attempt}-", CODE, None, instructor.secret_for)
-        runs += asyncio.run(loadtest.surge(url, logins, ramp, loadtest.DEFAULT_CODE, timeout=600))
+    busy = 0.0
+    with HostCpuTrace() as trace:
+        for attempt in range(tries):
+            # Our hub's names are claimed with a secret; the plain hub's DummyAuthenticator ignores it.
+            logins = loadtest.credentials(learners, f"{prefix}{attempt}-", CODE, None, instructor.secret_for)
+            began = time.monotonic()
+            surge = asyncio.run(loadtest.surge(url, logins, ramp, loadtest.DEFAULT_CODE, timeout=600))
+            # Until the last first cell's output (the servers are stopped after: not counted).
+            arrivals = [ramp * i / max(learners - 1, 1) for i in range(learners)]
+            last = max((at + r.ready for at, r in zip(arrivals, surge, strict=True) if r.ready), default=0.0)
+            busy += trace.busy_between(began, began + last)
+            runs += surge
     ready = [r.ready for r in runs if r.ready is not None]
     return {
         "ran_code": len(ready),
@@ -207,6 +266,8 @@ def measure(url: str, learners: int, ramp: float, prefix: str, tries: int) -> di
         "p50": round(loadtest.percentile(ready, 50), 2) if ready else None,
         "p95": round(loadtest.percentile(ready, 95), 2) if ready else None,
         "seconds": [round(value, 2) for value in ready],
+        # The host's CPU from the first arrival to the last first cell, per learner.
+        "host_cpu_per_learner": round(busy / max(len(runs), 1), 2),
         # Where the time went: p50/p95/max of each step (login, start, kernel, first cell).
         "steps": {
             step: {k: round(v, 2) for k, v in row.items()} for step, row in loadtest.summary(runs).items()
@@ -222,17 +283,21 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         if run.get("sweep") is not None:
             continue
         row = summary.setdefault(run["scenario"], {}).setdefault(
-            run["hub"], {"p95s": [], "p50s": [], "ran_code": 0, "learners": 0}
+            run["hub"], {"p95s": [], "p50s": [], "cpu_per_learner": [], "ran_code": 0, "learners": 0}
         )
         if run["p95"] is not None:
             row["p95s"].append(run["p95"])
             row["p50s"].append(run["p50"])
+        if run.get("host_cpu_per_learner") is not None:
+            row["cpu_per_learner"].append(run["host_cpu_per_learner"])
         row["ran_code"] += run["ran_code"]
         row["learners"] += run["learners"]
     for hubs in summary.values():
         for row in hubs.values():
             row["median_p95"] = round(statistics.median(row["p95s"]), 2) if row["p95s"] else None
             row["median_p50"] = round(statistics.median(row["p50s"]), 2) if row["p50s"] else None
+            cpu = row["cpu_per_learner"]
+            row["median_cpu_per_learner"] = round(statistics.median(cpu), 2) if cpu else None
     return summary
 
 
@@ -407,6 +472,7 @@ def readme_table(results: dict[str, Any], sweeps: list[dict[str, Any]] | None = 
             "",
             "Our hub's admission (`hub.start_capacity: auto`), from its log: " + "; ".join(admitted) + ".",
         ]
+    lines += cost_lines(results)
     for idle in results.get("idle", [])[:1]:
         lines += [
             "",
@@ -415,6 +481,28 @@ def readme_table(results: dict[str, Any], sweeps: list[dict[str, Any]] | None = 
     for source in [results, *(sweeps or [])]:
         lines += sweep_table(source, source is not results)
     return "\n".join(lines)
+
+
+def cost_lines(results: dict[str, Any]) -> list[str]:
+    """What a learner of the cold room cost all in, per hub, and the p95 that cost allows."""
+    hubs = results["summary"].get("30-cold", {})
+    costs = {hub: row.get("median_cpu_per_learner") for hub, row in hubs.items()}
+    if not any(costs.values()):
+        return []
+    cores = results["machine"]["cores"]
+    said = [
+        f"{cost:.2f} CPU-s on the {hub} hub (in arrival order with every core busy throughout, "
+        f"that cost allows a p95 no lower than "
+        f"{arrival_order_p95(30, results['ramp_s'], cost, cores):.1f} s)"
+        for hub, cost in costs.items()
+        if cost
+    ]
+    return [
+        "",
+        "All in, a learner of the cold room of 30 cost (the host's CPU from the first arrival to the "
+        "last first cell, divided by 30, median of runs; the hub, Docker, server, kernel and this "
+        "benchmark's clients): " + "; ".join(said) + ".",
+    ]
 
 
 def sweep_table(results: dict[str, Any], say_where: bool) -> list[str]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from types import ModuleType
 
+import pytest
+
 from tests.package.benchmark_scripts import MACHINE, load_benchmark
 
 
@@ -68,3 +70,29 @@ def test_the_readme_table_comes_from_the_results_file() -> None:
     assert "| 30 learners, cold | 0/30 | - | - | - |  |  |" in table
     assert "0.012 of a core together" in table
     assert "| p95 login to first cell | 40.0 s |" in table
+
+
+def test_the_cold_room_cost_and_the_p95_it_allows_are_said() -> None:
+    surge = surge_module()
+    data = results()
+    data["runs"] += [
+        run(surge.OURS_HUB, "30-cold", r, 20.0) | {"learners": 30, "host_cpu_per_learner": cpu}
+        for r, cpu in enumerate([2.0, 2.2, 1.9])
+    ]
+    data["runs"] += [run(surge.PLAIN_HUB, "30-cold", 0, 25.0) | {"learners": 30, "host_cpu_per_learner": 2.1}]
+    data["summary"] = surge.summarise(data["runs"])
+    assert data["summary"]["30-cold"][surge.OURS_HUB]["median_cpu_per_learner"] == 2.0
+    table = surge.readme_table(data)
+    # 30 arriving over 10 s, 1 s of 2 cores each: learner i (from 0) waits 1 + 0.655 i seconds; the
+    # p95 lies between the 28th and 29th waits (18.7, 19.3 s).
+    assert "2.00 CPU-s on the dlworkshop up hub" in table and "no lower than 19.1 s" in table
+    assert "2.10 CPU-s on the plain DockerSpawner hub" in table
+
+
+def test_the_arrival_order_bound_follows_the_cost() -> None:
+    surge = surge_module()
+    # The machine keeps up (a start every 0.5 s, an arrival every 0.34 s): only the last wait long.
+    cheap = surge.arrival_order_p95(30, 10.0, 1.0, 2)
+    dear = surge.arrival_order_p95(30, 10.0, 2.0, 2)
+    assert cheap < dear
+    assert surge.arrival_order_p95(10, 10.0, 1.0, 2) == pytest.approx(0.5)  # 1.1 s apart: nobody waits
