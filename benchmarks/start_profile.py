@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import docker
@@ -23,6 +25,9 @@ from rich.table import Table
 
 from dlworkshop.cgroup_cpu import container_cpu_seconds
 from dlworkshop.smoke.jupyter import JupyterServer, run_code
+
+sys.path.insert(0, str(Path(__file__).parent))
+from machine import load_average, machine  # what every results file records
 
 TOKEN = "start-profile"
 
@@ -136,6 +141,7 @@ def main() -> None:
     images = args.image or ["dlworkshop/learner:test"]
     client = docker.from_env()
     console = Console()
+    started, load_before = datetime.now(UTC), load_average()
     profiles = []
     for image in images:
         with console.status(f"profiling {image}"):
@@ -157,7 +163,16 @@ def main() -> None:
             pieces.add_row(result["image"], piece, f"{seconds:.2f}")
     console.print(pieces)
     if args.json:
-        args.json.write_text(json.dumps(profiles, indent=2) + "\n")
+        results = {
+            "measured": started.strftime("%Y-%m-%d %H:%M UTC"),
+            "command": "python benchmarks/start_profile.py " + " ".join(sys.argv[1:]),
+            "machine": machine(),
+            "load_average_before": load_before,
+            "load_average_after": load_average(),
+            "images": {image: client.images.get(image).attrs["Config"]["Labels"] for image in images},
+            "profiles": profiles,
+        }
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -35,8 +35,9 @@ def apply(c: Config, environ: Mapping[str, str] = os.environ) -> None:
         }
     }
     # The image ships no language servers, so jupyter-lsp would only scan for them at every start;
-    # notebook-shim only carries the classic notebook server's settings over (no classic notebook
-    # here): a tenth of a CPU second of every start (benchmarks/start_profile.py).
+    # notebook-shim only carries the classic notebook server's settings over, and there is no
+    # classic notebook here (a few hundredths of a CPU second a start, within the noise of
+    # benchmarks/results/start-profile-20261129T2108Z.json).
     # JupyterLab shows the name a learner typed at login, also on a pre-warmed seat's server.
     c.ServerApp.jpserver_extensions = {
         "jupyter_lsp": False,
