@@ -17,9 +17,11 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import docker
 import httpx
+from docker.models.containers import Container
 from rich.console import Console
 from rich.table import Table
 
@@ -32,9 +34,9 @@ from machine import load_average, machine  # what every results file records
 TOKEN = "start-profile"
 
 
-def cpu_seconds(container) -> float:  # type: ignore[no-untyped-def]
+def cpu_seconds(container: Container) -> float:
     """Total CPU of the container so far, from the host's cgroup files (v1 or v2)."""
-    seconds = container_cpu_seconds(container.id)
+    seconds = container_cpu_seconds(container.id or "")
     if seconds is None:
         raise RuntimeError(f"no cgroup CPU accounting found for {container.name} under /sys/fs/cgroup")
     return seconds
@@ -45,7 +47,8 @@ def profile_once(
 ) -> dict[str, tuple[float, float]]:
     phases: dict[str, tuple[float, float]] = {}
     began = time.monotonic()
-    container = client.containers.run(
+    # (address, None): a free port on that address, which the SDK's stubs do not list.
+    container = client.containers.run(  # type: ignore[call-overload]
         image,
         [
             "jupyter",
@@ -112,7 +115,7 @@ def component_cpu(client: docker.DockerClient, image: str, command: str, cpus: f
     return float(output.decode().split()[-1])
 
 
-def profile(client: docker.DockerClient, image: str, cpus: float, repeat: int, idle: float) -> dict:  # type: ignore[type-arg]
+def profile(client: docker.DockerClient, image: str, cpus: float, repeat: int, idle: float) -> dict[str, Any]:
     """The medians of `repeat` starts, phase by phase, and of each piece's CPU, as plain data."""
     profile_once(client, image, cpus, {})  # page cache warm
     runs = [profile_once(client, image, cpus, {}, idle if i == 0 else 0) for i in range(repeat)]

@@ -124,7 +124,7 @@ class PlainHub:
 
     def stop(self) -> None:
         for container in self.client.containers.list(all=True, filters={"name": self.name}):
-            if container.name.startswith(self.name):
+            if (container.name or "").startswith(self.name):
                 container.remove(force=True)
         for network in self.client.networks.list(names=[self.name]):
             network.remove()

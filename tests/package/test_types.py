@@ -1,5 +1,5 @@
-"""mypy over the host package, the hub and the learner package (settings in pyproject.toml): every
-function is annotated, and each `# type: ignore[code]` left is one mypy still needs."""
+"""mypy over the host package, the hub, the learner package and the benchmarks (settings in
+pyproject.toml): every function is annotated, and each `# type: ignore[code]` left is one mypy still needs."""
 
 from __future__ import annotations
 
