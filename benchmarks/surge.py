@@ -545,6 +545,29 @@ def plot(results: dict[str, Any], path: Path) -> None:
         rows = [results["summary"].get(key, {}).get(hub) for key in keys]
         p95 = [row["median_p95"] or 0 if row else 0 for row in rows]
         bars = axis.bar([i + offset for i in range(len(keys))], p95, width, label=hub)
+        cold = results["summary"].get("30-cold", {}).get(hub) or {}
+        if "30-cold" in keys and cold.get("median_cpu_per_learner"):
+            # The least p95 that hub's measured cost a learner allows in arrival order.
+            bound = arrival_order_p95(
+                30, results["ramp_s"], cold["median_cpu_per_learner"], results["machine"]["cores"]
+            )
+            x = keys.index("30-cold") + offset
+            axis.hlines(
+                bound,
+                x - width / 2,
+                x + width / 2,
+                colors="black",
+                linestyles="dashed",
+                label="least p95 the measured CPU a learner allows" if hub == OURS_HUB else None,
+            )
+            axis.annotate(
+                f"{bound:.1f} s",
+                (x, bound),
+                ha="center",
+                va="top",
+                fontsize=7,
+                bbox={"facecolor": "white", "alpha": 0.8, "pad": 1, "edgecolor": "none"},
+            )
         for bar, row in zip(bars, rows, strict=True):
             if row:
                 axis.annotate(

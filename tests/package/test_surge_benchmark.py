@@ -3,6 +3,7 @@ README table written from a results file, both hubs side by side, with the date 
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -96,3 +97,12 @@ def test_the_arrival_order_bound_follows_the_cost() -> None:
     dear = surge.arrival_order_p95(30, 10.0, 2.0, 2)
     assert cheap < dear
     assert surge.arrival_order_p95(10, 10.0, 1.0, 2) == pytest.approx(0.5)  # 1.1 s apart: nobody waits
+
+
+def test_the_plot_marks_the_cold_rooms_cpu_bound(tmp_path: Path) -> None:
+    surge = surge_module()
+    data = results()
+    data["runs"] += [run(surge.OURS_HUB, "30-cold", 0, 20.0) | {"learners": 30, "host_cpu_per_learner": 1.9}]
+    data["summary"] = surge.summarise(data["runs"])
+    surge.plot(data, tmp_path / "surge.png")
+    assert (tmp_path / "surge.png").read_bytes().startswith(b"\x89PNG")
