@@ -41,6 +41,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dlworkshop import instructor, loadtest, local_hub
+from dlworkshop.capacity import cpu_times
 from dlworkshop.settings import Settings, parse_settings
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -205,14 +206,10 @@ class HostCpuTrace:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    @staticmethod
-    def busy_seconds() -> float:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-        return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # less idle, iowait
-
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.samples.append((time.monotonic(), self.busy_seconds()))
+            busy, _ = cpu_times() or (0, 0)
+            self.samples.append((time.monotonic(), busy / os.sysconf("SC_CLK_TCK")))
             self._stop.wait(self.interval)
 
     def __enter__(self) -> HostCpuTrace:
@@ -558,7 +555,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
                 x + width / 2,
                 colors="black",
                 linestyles="dashed",
-                label="least p95 the measured CPU a learner allows" if hub == OURS_HUB else None,
+                label="least p95 the measured CPU a learner allows" if hub == OURS_HUB else "_nolegend_",
             )
             axis.annotate(
                 f"{bound:.1f} s",

@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dlworkshop.capacity import START_CPU_SECONDS, START_WAIT_SECONDS, host_start_capacity
+from dlworkshop.capacity import START_CPU_SECONDS, START_WAIT_SECONDS, cpu_times, host_start_capacity
 
 
 @dataclass(order=True)
@@ -168,21 +168,11 @@ class HostCpu:
     def __init__(self, stat: Path = Path("/proc/stat"), cores: float | None = None) -> None:
         self.stat = stat
         self.cores = cores or float(os.cpu_count() or 1)
-        self._last = self._read()
-
-    def _read(self) -> tuple[int, int] | None:
-        """(busy, total) jiffies of all cores together."""
-        try:
-            fields = [int(value) for value in self.stat.read_text().split("\n", 1)[0].split()[1:]]
-        except (OSError, ValueError):
-            return None
-        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-        total = sum(fields[:8])  # guest time is counted in user time already
-        return total - idle, total
+        self._last = cpu_times(stat)
 
     def busy_cores(self) -> float | None:
         """Cores busy on average since the last call (None: nothing to tell yet)."""
-        now, last = self._read(), self._last
+        now, last = cpu_times(self.stat), self._last
         self._last = now
         if now is None or last is None or now[1] <= last[1]:
             return None

@@ -22,6 +22,7 @@ from typing import Any
 import docker
 
 from dlworkshop import contract
+from dlworkshop.capacity import cpu_times
 from hub.backends.base import HostUsage, LearnerServer, LearnerUsage
 
 # Seconds between the two samples a CPU figure is the average of (as `docker stats` waits for its second).
@@ -133,16 +134,6 @@ def learner_usage(
             work_bytes=sizes.get(contract.work_volume_name(hub_name, server.user)),
         )
     return usage
-
-
-def cpu_times(stat: Path = Path("/proc/stat")) -> tuple[int, int] | None:
-    """(busy, total) jiffies of all the host's cores together."""
-    try:
-        fields = [int(v) for v in stat.read_text().splitlines()[0].split()[1:]]
-    except (OSError, ValueError, IndexError):
-        return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return sum(fields) - idle, sum(fields)
 
 
 def memory_figures(meminfo: Path = Path("/proc/meminfo")) -> tuple[int, int]:
