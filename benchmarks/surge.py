@@ -234,8 +234,7 @@ def arrival_order_p95(learners: int, ramp: float, cpu_seconds: float, cores: int
     `cpu_seconds` all in, admitted in arrival order with every core busy from the first arrival:
     what the machine allows at that cost, however the starts are scheduled in that order."""
     done, waits = 0.0, []
-    for index in range(learners):
-        arrived = ramp * index / max(learners - 1, 1)
+    for arrived in loadtest.arrival_times(learners, ramp):
         done = max(done, arrived) + cpu_seconds / cores
         waits.append(done - arrived)
     return loadtest.percentile(waits, 95)
@@ -252,7 +251,7 @@ def measure(url: str, learners: int, ramp: float, prefix: str, tries: int) -> di
             began = time.monotonic()
             surge = asyncio.run(loadtest.surge(url, logins, ramp, loadtest.DEFAULT_CODE, timeout=600))
             # Until the last first cell's output (the servers are stopped after: not counted).
-            arrivals = [ramp * i / max(learners - 1, 1) for i in range(learners)]
+            arrivals = loadtest.arrival_times(learners, ramp)
             last = max((at + r.ready for at, r in zip(arrivals, surge, strict=True) if r.ready), default=0.0)
             busy += trace.busy_between(began, began + last)
             runs += surge
@@ -480,24 +479,34 @@ def readme_table(results: dict[str, Any], sweeps: list[dict[str, Any]] | None = 
     return "\n".join(lines)
 
 
+COLD_ROOM = next(size for key, _, size, *_ in SCENARIOS if key == "30-cold")
+
+
+def cold_room_bound(results: dict[str, Any], hub: str) -> tuple[float, float] | None:
+    """A hub's measured CPU a learner of the cold room (median of runs), and the least p95 that
+    cost allows in arrival order on the results' machine; None where the run did not measure it."""
+    cost = results["summary"].get("30-cold", {}).get(hub, {}).get("median_cpu_per_learner")
+    if not cost:
+        return None
+    return cost, arrival_order_p95(COLD_ROOM, results["ramp_s"], cost, results["machine"]["cores"])
+
+
 def cost_lines(results: dict[str, Any]) -> list[str]:
     """What a learner of the cold room cost all in, per hub, and the p95 that cost allows."""
-    hubs = results["summary"].get("30-cold", {})
-    costs = {hub: row.get("median_cpu_per_learner") for hub, row in hubs.items()}
-    if not any(costs.values()):
+    said = []
+    for hub in (OURS_HUB, PLAIN_HUB):
+        if measured := cold_room_bound(results, hub):
+            cost, bound = measured
+            said.append(
+                f"{cost:.2f} CPU-s on the {hub} hub (in arrival order with every core busy throughout, "
+                f"that cost allows a p95 no lower than {bound:.1f} s)"
+            )
+    if not said:
         return []
-    cores = results["machine"]["cores"]
-    said = [
-        f"{cost:.2f} CPU-s on the {hub} hub (in arrival order with every core busy throughout, "
-        f"that cost allows a p95 no lower than "
-        f"{arrival_order_p95(30, results['ramp_s'], cost, cores):.1f} s)"
-        for hub, cost in costs.items()
-        if cost
-    ]
     return [
         "",
-        "All in, a learner of the cold room of 30 cost (the host's CPU from the first arrival to the "
-        "last first cell, divided by 30, median of runs; the hub, Docker, server, kernel and this "
+        f"All in, a learner of the cold room of {COLD_ROOM} cost (the host's CPU from the first arrival "
+        f"to the last first cell, divided by {COLD_ROOM}, median of runs; the hub, Docker, server, kernel and this "
         "benchmark's clients): " + "; ".join(said) + ".",
     ]
 
@@ -542,12 +551,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
         rows = [results["summary"].get(key, {}).get(hub) for key in keys]
         p95 = [row["median_p95"] or 0 if row else 0 for row in rows]
         bars = axis.bar([i + offset for i in range(len(keys))], p95, width, label=hub)
-        cold = results["summary"].get("30-cold", {}).get(hub) or {}
-        if "30-cold" in keys and cold.get("median_cpu_per_learner"):
-            # The least p95 that hub's measured cost a learner allows in arrival order.
-            bound = arrival_order_p95(
-                30, results["ramp_s"], cold["median_cpu_per_learner"], results["machine"]["cores"]
-            )
+        measured = cold_room_bound(results, hub)
+        if "30-cold" in keys and measured:
+            bound = measured[1]
             x = keys.index("30-cold") + offset
             axis.hlines(
                 bound,

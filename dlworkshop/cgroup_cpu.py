@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-HOST_CGROUP = Path("/sys/fs/cgroup")
+from dlworkshop import contract
 
 
 def container_cgroups(container_id: str) -> list[tuple[str, str]]:
@@ -26,7 +26,7 @@ def container_cgroups(container_id: str) -> list[tuple[str, str]]:
     return [(path, "cpuacct.usage") for path in v1] + [(path, "cpu.stat") for path in v2]
 
 
-def container_cpu_seconds(container_id: str, root: Path = HOST_CGROUP) -> float | None:
+def container_cpu_seconds(container_id: str, root: Path = Path(contract.HOST_CGROUP)) -> float | None:
     """CPU seconds the container's processes have used so far (children included, the kernel's
     count); None where no cgroup of that container is found under `root`."""
     for relative, name in container_cgroups(container_id):

@@ -141,13 +141,17 @@ def credentials(
     return [Credentials(name, access_code or "", secret_of(name) if secret_of else None) for name in names]
 
 
+def arrival_times(count: int, ramp: float) -> list[float]:
+    """When each of `count` learners arrives, evenly over `ramp` seconds from the first."""
+    return [ramp * index / max(count - 1, 1) for index in range(count)]
+
+
 async def surge(
     url: str, logins: list[Credentials], ramp: float, code: str, timeout: float
 ) -> list[LearnerRun]:
     """Learners arriving over `ramp` seconds; every server they started is stopped once all of
     them are done (stopping one during the others' arrival would load the host as no room does)."""
-    count = len(logins)
-    arrivals = [ramp * index / max(count - 1, 1) for index in range(count)]
+    arrivals = arrival_times(len(logins), ramp)
     started: list[tuple[str, str]] = []
     url = url.rstrip("/")
     try:
