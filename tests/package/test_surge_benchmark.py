@@ -106,3 +106,13 @@ def test_the_plot_marks_the_cold_rooms_cpu_bound(tmp_path: Path) -> None:
     data["summary"] = surge.summarise(data["runs"])
     surge.plot(data, tmp_path / "surge.png")
     assert (tmp_path / "surge.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_host_cpu_of_a_window_comes_from_the_samples_nearest_its_ends() -> None:
+    surge = surge_module()
+    trace = surge.HostCpuTrace()
+    trace.samples = [(0.0, 100.0), (0.2, 100.3), (0.4, 100.7), (0.6, 101.0)]
+    assert trace.busy_between(0.19, 0.58) == pytest.approx(0.7)
+    with surge.HostCpuTrace(interval=0.01) as live:
+        sum(range(2_000_000))  # some CPU on this host
+    assert len(live.samples) >= 1 and live.samples[-1][1] >= live.samples[0][1] > 0
