@@ -24,10 +24,8 @@ pytest_plugins = [
 ]
 
 
-def shared_dir() -> Path:
-    """The project's shared/ folder: real copies of public datasets (see shared/data/SOURCES.md)."""
-    override = os.environ.get("DLWORKSHOP_SHARED")
-    return Path(override) if override else REPO.parent / "shared"
+# Real copies of public datasets, kept in the repository with their licences and sources.
+REAL_DATA = REPO / "tests" / "data" / "real"
 
 
 @pytest.fixture(scope="session")
@@ -36,11 +34,9 @@ def repo_root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    data = shared_dir() / "data"
-    if not (data / "penguins.csv").is_file():
-        pytest.fail(f"real test data missing in {data}; set DLWORKSHOP_SHARED to the shared/ folder")
-    return data
+def real_data() -> Path:
+    """The real penguins and weather files (tests/data/real/SOURCES.md)."""
+    return REAL_DATA
 
 
 def docker_cli() -> str:

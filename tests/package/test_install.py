@@ -76,7 +76,7 @@ def test_the_base_install_has_no_extra(base_venv: Path) -> None:
 
 @pytest.mark.slow
 def test_check_init_data_verify_and_up_work_with_the_base_install(
-    base_venv: Path, tmp_path: Path, shared_data: Path
+    base_venv: Path, tmp_path: Path, real_data: Path
 ) -> None:
     config = tmp_path / "workshop.yaml"
     config.write_text(SMALL_WORKSHOP)
@@ -90,7 +90,7 @@ def test_check_init_data_verify_and_up_work_with_the_base_install(
 
     data = tmp_path / "data"
     (data / "penguins").mkdir(parents=True)
-    shutil.copy2(shared_data / "penguins.csv", data / "penguins" / "penguins.csv")
+    shutil.copy2(real_data / "penguins.csv", data / "penguins" / "penguins.csv")
     verified = run(
         base_venv,
         "data",
