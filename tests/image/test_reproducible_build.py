@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -60,11 +61,22 @@ def test_two_builds_from_the_same_lock_install_identical_environments(
 
 
 def test_the_cuda_lock_resolves_with_the_pip_cuda_wheels(tmp_path: Path) -> None:
-    from dlworkshop.image.lock import lock
+    """Re-locked as `dlworkshop image lock` does it (the shipped pins preferred, the index as of the
+    lock's recorded moment): the same pins, TensorFlow with NVIDIA's CUDA wheels, hashed."""
+    from dlworkshop.image.lock import learner_lock_file, lock, resolved_at
 
-    resolved = lock("cuda", output=tmp_path / "cuda.lock").read_text()
+    shipped = learner_lock_file("cuda")
+    relocked = tmp_path / "cuda.lock"
+    shutil.copy2(shipped, relocked)
+    resolved = lock("cuda", output=relocked).read_text()
+    assert resolved_at(relocked) == resolved_at(shipped) is not None
+    assert pinned(resolved) == pinned(shipped.read_text()), "the CUDA lock is stale: run `dlworkshop image lock`"
     assert "\ntensorflow==2.21.0" in resolved
     assert "nvidia-cudnn-cu12==" in resolved and "--hash=sha256:" in resolved
+
+
+def pinned(lock_text: str) -> set[str]:
+    return set(re.findall(r"^([A-Za-z0-9][^\s]*==[^\s]+)", lock_text, flags=re.MULTILINE))
 
 
 @pytest.mark.skipif(not cuda_build_requested(), reason=CUDA_SKIP_REASON)
