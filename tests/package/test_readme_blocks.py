@@ -17,7 +17,14 @@ from tests.package.benchmark_scripts import load_benchmark
 REPO = Path(__file__).resolve().parents[2]
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 # The blocks the README must keep generated (a block whose markers were deleted fails here).
-EXPECTED = {"surge table", "image table", "start profile", "fault table", "slurm load test"}
+EXPECTED = {
+    "surge table",
+    "image table",
+    "start profile",
+    "fault table",
+    "slurm load test",
+    "upstream lesson table",
+}
 
 machine = load_benchmark("machine.py", "machine")
 
