@@ -6,7 +6,8 @@ by running the e2e module's load-test test (tests/slurm/test_slurm_hub.py); then
 benchmarks/slurm_loadtest.results.json: the date, the machine, its load before and after, and the
 load test's per-step p50/p95/max and how many learners ran code on which nodes.
 
-    python benchmarks/slurm_loadtest.py        # about 10 minutes on a 2-core machine
+    python benchmarks/slurm_loadtest.py
+    python benchmarks/slurm_loadtest.py --readme benchmarks/slurm_loadtest.results.json
 """
 
 from __future__ import annotations
@@ -19,8 +20,14 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+from machine import readme_command, relative, replace_readme_block  # the README's generated blocks
 
 REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
+BLOCK = "slurm load test"
 RESULTS = Path(__file__).with_name("slurm_loadtest.results.json")
 REPORT_ENV = "DLWORKSHOP_SLURM_LOADTEST_REPORT"
 
@@ -39,7 +46,43 @@ def machine() -> dict[str, object]:
     }
 
 
+def readme_table(results: dict[str, Any], path: str) -> str:
+    """The README's lines on the Slurm load test, from its results file."""
+    machine_info, steps = results["machine"], results["steps_seconds"]
+
+    def p50_p95(step: str) -> str:
+        return f"{steps[step]['p50']:.1f} s / {steps[step]['p95']:.1f} s"
+
+    return "\n".join(
+        [
+            f"Measured {results['date'][:16].replace('T', ' ')} UTC by `benchmarks/slurm_loadtest.py` "
+            f"(results file `{path}`) on {machine_info['cpus']} CPUs, {machine_info['memory_gib']:g} GiB, "
+            f"running the cluster ({results['cluster']}) and the control node; 1-minute load average "
+            f"{results['load_average_before'][0]:g} before, {results['load_average_after'][0]:g} after: "
+            f"`dlworkshop loadtest --learners {results['learners']} --ramp {results['ramp_seconds']:g}`, "
+            f"{results['settings']}.",
+            "",
+            "| learners | ran code | nodes | login to first cell p50 / p95 | of which the server's start "
+            "(Slurm job to JupyterLab answering) p50 / p95 |",
+            "|---|---|---|---|---|",
+            f"| {results['learners']} | {results['ran_code']}/{results['learners']} | "
+            f"{', '.join(results['nodes'])} | {p50_p95('login_to_first_cell')} | {p50_p95('spawn')} |",
+        ]
+    )
+
+
+def readme_block(files: list[Path]) -> str:
+    (results_file,) = files
+    return readme_table(json.loads(results_file.read_text()), relative(results_file, REPO))
+
+
 def main() -> int:
+    if sys.argv[1:2] == ["--readme"]:
+        files = [Path(name) for name in sys.argv[2:]]
+        replace_readme_block(
+            README, BLOCK, readme_command("benchmarks/slurm_loadtest.py", files, REPO), readme_block(files)
+        )
+        return 0
     with tempfile.TemporaryDirectory(prefix="dlw-slurm-loadtest-") as scratch:
         report = Path(scratch) / "load"
         load_before = os.getloadavg()

@@ -1,10 +1,12 @@
 """Benchmark: where a learner server's start goes, phase by phase, in wall and CPU seconds.
 
     python benchmarks/start_profile.py [--image dlworkshop/learner:test] [--cpus 1] [--repeat 3] [--json FILE]
+    python benchmarks/start_profile.py --readme benchmarks/results/start-profile-<date>.json ...
 
 Phases: container create+start, Jupyter server answering, kernel started, first cell's output, and
 the server idle for a minute after. CPU seconds are read from the container's cgroup, so they count
-every process in it. Prints a table (and writes it as JSON with --json); not a test.
+every process in it. Prints a table (and writes it as JSON with --json); not a test. --readme
+turns committed results files into the README's start profile block.
 `benchmarks/surge.py --profile` puts the same figures in its results file.
 """
 
@@ -29,7 +31,18 @@ from dlworkshop.cgroup_cpu import container_cpu_seconds
 from dlworkshop.smoke.jupyter import JupyterServer, run_code
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import load_average, machine  # what every results file records
+from machine import (  # what every results file records, and the README's generated blocks
+    describe,
+    load_average,
+    machine,
+    readme_command,
+    relative,
+    replace_readme_block,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+BLOCK = "start profile"
 
 TOKEN = "start-profile"
 
@@ -133,6 +146,58 @@ def profile(client: docker.DockerClient, image: str, cpus: float, repeat: int, i
     return {"image": image, "cpus": cpus, "repeat": repeat, "phases": phases, "pieces_cpu_s": pieces}
 
 
+def image_label(image: str, about: Any) -> str:
+    """An image as the README names it: what the results file says of it, or its revision label."""
+    if isinstance(about, str):
+        return f"`{image}`: {about}"
+    revision = (about or {}).get("org.opencontainers.image.revision", "")
+    return f"`{image}`" + (f" (revision {revision[:7]})" if revision else "")
+
+
+def readme_profile(results: dict[str, Any], path: str) -> list[str]:
+    """One results file as README lines: where and when, then phases and pieces per image."""
+    profiles = results["profiles"]
+    machine_info = results.get("machine")
+    load_before, load_after = results["load_average_before"], results["load_average_after"]
+    lines = [
+        f"Measured {results['measured']} by `benchmarks/start_profile.py` (results file `{path}`) on "
+        + (describe(machine_info) if machine_info else "a machine the file does not describe")
+        + f"; 1-minute load average {load_before[0]:g} before, {load_after[0]:g} after; "
+        + f"median of {profiles[0]['repeat']} starts at `--cpus {profiles[0]['cpus']:g}`.",
+        "",
+        "| CPU s (wall s), cumulative | "
+        + " | ".join(image_label(p["image"], results["images"].get(p["image"])) for p in profiles)
+        + " |",
+        "|---" * (len(profiles) + 1) + "|",
+    ]
+    for phase in profiles[0]["phases"]:
+        cells = []
+        for profile in profiles:
+            row = profile["phases"].get(phase)
+            cells.append(f"{row['cpu_s']:.2f} ({row['wall_s']:.2f})" if row else "-")
+        lines.append(f"| {phase} | " + " | ".join(cells) + " |")
+    for piece in profiles[0]["pieces_cpu_s"]:
+        cells = [f"{p['pieces_cpu_s'][piece]:.2f}" if piece in p["pieces_cpu_s"] else "-" for p in profiles]
+        lines.append(f"| alone in a fresh container: {piece} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def readme_block(files: list[Path]) -> str:
+    """The README's start profile block from committed results files, newest first as given."""
+    lines: list[str] = []
+    for path in files:
+        results = json.loads(path.read_text())
+        lines += ([""] if lines else []) + readme_profile(results, relative(path, ROOT))
+    return "\n".join(lines)
+
+
+def write_readme(files: list[Path]) -> None:
+    replace_readme_block(
+        README, BLOCK, readme_command("benchmarks/start_profile.py", files, ROOT), readme_block(files)
+    )
+    print(f"README.md's start profile from {', '.join(map(str, files))}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", action="append", help="image to profile (repeatable)")
@@ -140,7 +205,17 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--idle", type=float, default=60, help="Seconds of idle server measured (0: none).")
     parser.add_argument("--json", type=Path, help="Write the figures to this file too.")
+    parser.add_argument(
+        "--readme",
+        type=Path,
+        nargs="+",
+        metavar="RESULTS",
+        help="Write README.md's start profile from results files.",
+    )
     args = parser.parse_args()
+    if args.readme:
+        write_readme(args.readme)
+        return
     images = args.image or ["dlworkshop/learner:test"]
     client = docker.from_env()
     console = Console()

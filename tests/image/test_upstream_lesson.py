@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from dlworkshop.contract import learner
-from tests.fixtures.upstream_lesson import cap_epochs, episode_files, python_blocks, source
+from tests.fixtures.upstream_lesson import LESSON_MISTAKES, cap_epochs, episode_files, python_blocks, source
 from tests.image.test_learner_image import docker_run, offline_args
 
 pytestmark = [pytest.mark.docker, pytest.mark.image, pytest.mark.slow]
@@ -29,21 +29,6 @@ EPOCHS = 1
 RUNNER = Path(__file__).with_name("run_blocks_in_kernel.py")
 PLAN_MOUNT = "/opt/dlworkshop-test-upstream"
 
-# The lesson's own mistakes at this commit: blocks that fail wherever a learner runs the episode in a
-# fresh notebook. block -> (the error, the name it is about, why).
-LESSON_MISTAKES = {
-    "4-advanced-layer-types#8": (
-        "NameError",
-        "keras",
-        "the 'Number of parameters' solution builds `keras.Input(...)`, but the episode's first "
-        "`from tensorflow import keras` comes one block later (#9)",
-    ),
-    "5-transfer-learning#13": (
-        "NameError",
-        "pd",
-        "`plot_history` uses `pd`, `sns` and `plt`, which episode 5 never imports (episode 4 did)",
-    ),
-}
 # The files the lesson tells learners to download beside their notebook, and its Dollar Street folder.
 LESSON_FILES = [
     "weather_prediction_dataset_light.csv",
