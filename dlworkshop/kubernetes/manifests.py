@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -290,10 +291,20 @@ def kubernetes_versions(chart: Chart) -> list[str]:
     return sorted({f"{major}.{minor}", newest.group(0) if newest else latest_version()})
 
 
+@cache
+def _kubernetes_validate() -> Any:
+    """kubernetes-validate, reading each schema file once: it parses its definitions (megabytes of
+    JSON) again for every object, ten times the cost of validating, and Helm renders ~35 objects."""
+    import kubernetes_validate
+    import kubernetes_validate.utils
+
+    kubernetes_validate.utils.schema_contents = cache(kubernetes_validate.utils.schema_contents)
+    return kubernetes_validate
+
+
 def openapi_problems(manifest: dict[str, Any], version: str) -> list[str]:
     """Check (c): the manifest against Kubernetes' OpenAPI schema (strict: unknown fields fail)."""
-    import kubernetes_validate
-
+    kubernetes_validate = _kubernetes_validate()
     try:
         kubernetes_validate.validate(manifest, version, strict=True)
     except kubernetes_validate.ValidationError as error:

@@ -184,6 +184,8 @@ def test_render_without_the_extra_says_which_extra_to_install(
         out=tmp_path / "v.yaml",
         chart_version=None,
         manifests=None,
+        chart_path=None,
+        check=None,
     )
     assert "NOT checked: install dlworkshop[kubernetes]" in capsys.readouterr().err
     assert "NOT checked" in (tmp_path / "v.yaml").read_text().splitlines()[1]
