@@ -18,6 +18,7 @@ from dlworkshop.errors import ConfigError, WorkshopError
 
 if TYPE_CHECKING:
     from dlworkshop.kubernetes.chart import Chart
+    from dlworkshop.settings import Settings
 
 render_app = command_group("render", "Render the workshop for another engine (values, manifests).")
 err_console = Console(stderr=True, soft_wrap=True)
@@ -105,6 +106,11 @@ def z2jh(
         help="Also write the pod and PVC KubeSpawner would create for a learner, checked against "
         "Kubernetes' OpenAPI schema (for `kubectl apply --dry-run=server -f DIR` on the cluster).",
     ),
+    secret_out: Path | None = typer.Option(
+        None,
+        "--secret-out",
+        help="Write the Secret kubernetes.existing_secret names (the hub's secrets), for `kubectl apply -f`.",
+    ),
     chart_path: Path | None = ChartOption,
     check: Path | None = typer.Option(
         None,
@@ -155,16 +161,45 @@ def z2jh(
                 fix=f"pip install '{KUBERNETES_EXTRA}'",
             )
         _write_manifests(rendering.values, chart, manifests)
+    secret_name = settings.kubernetes.existing_secret
+    if secret_out is not None:
+        _write_secret(settings, secret_out)
+    elif secret_name is not None:
+        rendering.warnings.append(
+            f"the values mount the Secret {secret_name}: write it with --secret-out FILE and "
+            "`kubectl apply --namespace workshop -f FILE` before helm"
+        )
     _warn([*rendering.warnings, *(f"not checked: {line}" for line in not_run)])
     if out is None:
         typer.echo(text, nl=False)
         return
-    # Secrets inside: readable by the owner only, from the first byte.
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    _write_private(out, text)
+    err_console.print(f"Wrote {out}: {checked}.", highlight=False, markup=False)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Secrets inside: readable by the owner only, from the first byte."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
-    err_console.print(f"Wrote {out}: {checked}.", highlight=False, markup=False)
+
+
+def _write_secret(settings: Settings, path: Path) -> None:
+    from dlworkshop.kubernetes.values import dump_values, existing_secret_manifest, read_hub_files
+
+    if settings.kubernetes.existing_secret is None:
+        raise ConfigError(
+            "--secret-out writes the Secret kubernetes.existing_secret names, and it names none",
+            problems=["kubernetes.existing_secret: name the Secret to keep the hub's secrets in"],
+            fix="set kubernetes.existing_secret in workshop.yaml, or leave out --secret-out",
+        )
+    manifest = existing_secret_manifest(settings, read_hub_files(settings))
+    header = "The hub's secrets (workshop.yaml, accounts): keep this file private; kubectl apply -f it."
+    _write_private(path, dump_values(manifest, header))
+    err_console.print(
+        f"Wrote {path}: the Secret {settings.kubernetes.existing_secret}.", highlight=False, markup=False
+    )
 
 
 def _read_values(path: Path) -> dict[str, Any]:

@@ -108,6 +108,19 @@ def chart_spawner_config(merged: dict[str, Any], release: str = RELEASE, namespa
         tag = lookup(merged, "singleuser.image.tag")
         spawner.image = f"{image}:{tag}" if tag else image
     spawner.allow_privilege_escalation = lookup(merged, "singleuser.allowPrivilegeEscalation")
+    # Registry credentials: the chart's own Secret when it makes and injects one, then the
+    # chart-wide list, then the learner image's own.
+    pull_secrets = []
+    if lookup(merged, "imagePullSecret.create") and lookup(
+        merged, "imagePullSecret.automaticReferenceInjection"
+    ):
+        pull_secrets.append("image-pull-secret")
+    pull_secrets += [
+        *(lookup(merged, "imagePullSecrets") or []),
+        *(lookup(merged, "singleuser.image.pullSecrets") or []),
+    ]
+    if pull_secrets:
+        spawner.image_pull_secrets = pull_secrets
     if lookup(merged, "scheduling.userScheduler.enabled"):
         spawner.scheduler_name = f"{release}-user-scheduler"
     if lookup(merged, "scheduling.podPriority.enabled"):
