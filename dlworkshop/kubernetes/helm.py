@@ -107,12 +107,20 @@ def rendered_objects(manifests: dict[str, str]) -> list[dict[str, Any]]:
 
 
 def helm_check(values: dict[str, Any], chart: Chart, path: Path) -> HelmResult:
-    """Lint (strict) and template the values with Helm, and validate every object it renders."""
+    """Lint (strict) and template the values with Helm on the pinned chart, and validate every
+    object it renders for the oldest Kubernetes the chart supports and a current one."""
+    import helm_python
+
+    _the_pinned_chart(helm_python, chart, path)
+    return run_helm(values, path, kubernetes_versions(chart))
+
+
+def run_helm(values: dict[str, Any], path: Path, versions: list[str]) -> HelmResult:
+    """Helm's lint (strict) and template on the chart at `path`, each object validated."""
     import helm_python as helm
 
-    _the_pinned_chart(helm, chart, path)
     values = _plain(values)
-    result = HelmResult(chart_path=path, versions=kubernetes_versions(chart))
+    result = HelmResult(chart_path=path, versions=versions)
     for version in result.versions:
         result.problems += _lint_problems(helm, path, values, version)
     with helm.Chart.load(path) as loaded:

@@ -83,3 +83,35 @@ def test_helm_refuses_a_misspelt_key_with_its_path(
     assert problems and all("additional properties 'extraConfg' not allowed" in line for line in problems)
     assert any(line.startswith("helm lint --strict (Kubernetes 1.28)") for line in problems)
     assert any(line.startswith("helm template: ") for line in problems)
+
+
+def test_check_runs_helm_on_a_hand_edited_file_and_refuses_what_helm_refuses(
+    released_chart: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dlworkshop.cli import main
+    from tests.conftest import REPO
+
+    def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        monkeypatch.setattr("sys.argv", ["dlworkshop", "render", "z2jh", *args])
+        with pytest.raises(SystemExit) as exited:
+            main()
+        captured = capsys.readouterr()
+        return int(exited.value.code or 0), captured.out, captured.err
+
+    values = tmp_path / "values.yaml"
+    code, _, err = run(
+        "-c", str(REPO / "examples/kubernetes/mig.yaml"), "--chart", str(released_chart), "-o", str(values)
+    )
+    assert code == 0, err
+    assert "helm lint --strict and helm template (" in values.read_text().splitlines()[1]
+    code, out, err = run("--check", str(values), "--chart", str(released_chart))
+    assert code == 0, err
+    assert (
+        "passes helm lint --strict and helm template (" in out
+        and "valid for Kubernetes 1.28 and 1.37)" in out
+    )
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(values.read_text().replace("  resources:\n", "  resourcez:\n", 1))
+    code, _, err = run("--check", str(edited), "--chart", str(released_chart))
+    assert code == 2 and "resourcez" in err and "Traceback" not in err
