@@ -124,3 +124,32 @@ def test_a_chart_that_is_not_there_is_refused_in_one_line(
     result = dlworkshop("render", "z2jh", "--check", str(rendered), "--chart", str(tmp_path / "nowhere"))
     assert result.returncode == 2
     assert "no chart at" in result.stderr and "helm pull jupyterhub" in result.stderr
+
+
+def test_secret_out_writes_the_hubs_secret_privately_and_the_values_hold_none(
+    dlworkshop: Callable[..., Ran], tmp_path: Path
+) -> None:
+    import stat
+
+    values, secret = tmp_path / "values.yaml", tmp_path / "secret.yaml"
+    mig = str(REPO / "examples/kubernetes/mig.yaml")
+    result = dlworkshop("render", "z2jh", "-c", mig, "--out", str(values), "--secret-out", str(secret))
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    manifest = yaml.safe_load(secret.read_text())
+    assert manifest["kind"] == "Secret" and manifest["metadata"]["name"] == "dlworkshop-hub-secrets"
+    assert "access_code: change-me" in manifest["stringData"]["workshop.yaml"]
+    assert "change-me" not in values.read_text()
+    # Without --secret-out, a warning says the Secret must be made.
+    again = dlworkshop("render", "z2jh", "-c", mig, "--out", str(values))
+    assert "the values mount the Secret dlworkshop-hub-secrets: write it with --secret-out" in again.stderr
+
+
+def test_secret_out_without_an_existing_secret_is_refused(
+    dlworkshop: Callable[..., Ran], tmp_path: Path
+) -> None:
+    cpu = str(REPO / "examples/kubernetes/cpu.yaml")
+    result = dlworkshop("render", "z2jh", "-c", cpu, "--secret-out", str(tmp_path / "s.yaml"))
+    assert result.returncode == 2
+    assert "kubernetes.existing_secret: name the Secret" in result.stderr
+    assert not (tmp_path / "s.yaml").exists()
