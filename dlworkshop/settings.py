@@ -505,6 +505,29 @@ class KubernetesToleration(StrictModel):
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = "NoSchedule"
 
 
+# A Kubernetes object's name (RFC 1123 subdomain): a Secret, an IngressClass, a StorageClass.
+KubernetesName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")]
+# A CPU or memory quantity as Kubernetes writes it: 250m, 0.5, 512Mi, 1Gi.
+KubernetesQuantity = Annotated[str, Field(pattern=r"^\d+(\.\d+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$")]
+
+
+class KubernetesIngress(StrictModel):
+    """An Ingress in front of the chart's proxy, terminating TLS for hub.tls.domain."""
+
+    class_name: KubernetesName = Field(description="The IngressClass (ingressClassName), e.g. nginx.")
+    tls_secret: KubernetesName = Field(
+        description="The kubernetes.io/tls Secret holding the domain's certificate (cert-manager can make it)."
+    )
+    annotations: dict[str, str] = Field(default={}, description="The Ingress's annotations.")
+
+
+class KubernetesRequests(StrictModel):
+    """What a pod of the chart asks the scheduler for (its resources.requests)."""
+
+    cpu: KubernetesQuantity
+    memory: KubernetesQuantity
+
+
 class Kubernetes(StrictModel):
     """hub.backend kubernetes: the Zero to JupyterHub chart (`dlworkshop render z2jh`). What a
     cluster needs beyond the workshop itself; nothing here names a namespace or a release."""
@@ -543,6 +566,38 @@ class Kubernetes(StrictModel):
     placeholders: Annotated[int | Literal["auto"], BeforeValidator(_count_or_auto)] = Field(
         default="auto",
         description="Placeholder pods holding room for learners (auto: the learners expected at once).",
+    )
+    tls_secret: KubernetesName | None = Field(
+        default=None,
+        description="An existing kubernetes.io/tls Secret the proxy serves hub.tls.domain with "
+        "(proxy.https type secret), instead of Let's Encrypt or key files in the values.",
+    )
+    ingress: KubernetesIngress | None = Field(
+        default=None, description="Route hub.tls.domain through this Ingress (it terminates TLS)."
+    )
+    image_pull_secrets: list[KubernetesName] = Field(
+        default=[],
+        description="Secrets of the private registry the hub and learner images come from (every pod).",
+    )
+    existing_secret: KubernetesName | None = Field(
+        default=None,
+        description="Keep the hub's secrets (workshop.yaml, accounts.csv) in this Secret, made by "
+        "`render z2jh --secret-out`, instead of the values (hub.existingSecret).",
+    )
+    hub_storage_class: KubernetesName | None = Field(
+        default=None, description="StorageClass of the hub database's PVC (default: the cluster's)."
+    )
+    hub_requests: KubernetesRequests = Field(
+        default=KubernetesRequests(cpu="200m", memory="512Mi"), description="The hub pod's requests."
+    )
+    proxy_requests: KubernetesRequests = Field(
+        default=KubernetesRequests(cpu="200m", memory="512Mi"),
+        description="The proxy pods' requests (and Let's Encrypt's Traefik).",
+    )
+    mig_strategy: Literal["mixed", "single"] = Field(
+        default="mixed",
+        description="policy mig: how the device plugin offers slices: mixed (nvidia.com/mig-<profile>) "
+        "or single (nvidia.com/gpu on nodes partitioned alike, as GKE's own MIG does).",
     )
     metadata_iptables: bool = Field(
         default=True,

@@ -25,16 +25,27 @@ OPTION_KEYS = frozenset({"display_name", "choices", "unlisted_choice"})
 CHOICE_KEYS = frozenset({"display_name", "description", "default", "kubespawner_override"})
 # Resource names Kubernetes itself defines; any other name is an extended resource.
 NATIVE_RESOURCE = re.compile(r"cpu|memory|ephemeral-storage|hugepages-\w+")
-# Pass-through configuration sections the chart loads for KubeSpawner's pods.
-SPAWNER_SECTIONS = ("KubeSpawner", "Spawner")
+# hub.config sections (the chart loads them as-is into the hub's config) checked against the
+# pinned hub's classes: a misspelt option there is set nowhere, silently.
+CONFIG_SECTIONS = {
+    "KubeSpawner": "kubespawner:KubeSpawner",
+    "Spawner": "kubespawner:KubeSpawner",
+    "JupyterHub": "jupyterhub.app:JupyterHub",
+    "Authenticator": "jupyterhub.auth:Authenticator",
+}
 
 
 @cache
-def kubespawner_options() -> frozenset[str]:
-    """The options (configurable traits) of the KubeSpawner this chart's hub runs."""
-    from kubespawner import KubeSpawner
+def configurable_options(where: str) -> frozenset[str]:
+    """The options (configurable traits) of a class of the hub this chart runs, `module:Class`."""
+    import importlib
 
-    return frozenset(KubeSpawner.class_trait_names(config=True))
+    module, _, name = where.partition(":")
+    return frozenset(getattr(importlib.import_module(module), name).class_trait_names(config=True))
+
+
+def kubespawner_options() -> frozenset[str]:
+    return configurable_options(CONFIG_SECTIONS["KubeSpawner"])
 
 
 def _unknown(key: str, known: frozenset[str], what: str) -> str:
@@ -160,9 +171,17 @@ def values_problems(values: dict[str, Any]) -> list[str]:
     for index, profile in enumerate(singleuser.get("profileList") or []):
         problems += profile_problems(index, profile)
     config = (values.get("hub") or {}).get("config") or {}
-    for section in SPAWNER_SECTIONS:
+    for section in ("KubeSpawner", "Spawner"):
         if isinstance(config.get(section), dict):
             problems += override_problems(f"hub.config.{section}", config[section])
+    for section in ("JupyterHub", "Authenticator"):
+        if isinstance(config.get(section), dict):
+            known = configurable_options(CONFIG_SECTIONS[section])
+            problems += [
+                f"hub.config.{section}.{key}: {_unknown(key, known, section)}"
+                for key in config[section]
+                if key not in known
+            ]
     extra_resource = singleuser.get("extraResource") or {}
     for key in ("limits", "guarantees"):
         if isinstance(extra_resource.get(key), dict):

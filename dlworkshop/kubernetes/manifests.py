@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -107,6 +108,19 @@ def chart_spawner_config(merged: dict[str, Any], release: str = RELEASE, namespa
         tag = lookup(merged, "singleuser.image.tag")
         spawner.image = f"{image}:{tag}" if tag else image
     spawner.allow_privilege_escalation = lookup(merged, "singleuser.allowPrivilegeEscalation")
+    # Registry credentials: the chart's own Secret when it makes and injects one, then the
+    # chart-wide list, then the learner image's own.
+    pull_secrets = []
+    if lookup(merged, "imagePullSecret.create") and lookup(
+        merged, "imagePullSecret.automaticReferenceInjection"
+    ):
+        pull_secrets.append("image-pull-secret")
+    pull_secrets += [
+        *(lookup(merged, "imagePullSecrets") or []),
+        *(lookup(merged, "singleuser.image.pullSecrets") or []),
+    ]
+    if pull_secrets:
+        spawner.image_pull_secrets = pull_secrets
     if lookup(merged, "scheduling.userScheduler.enabled"):
         spawner.scheduler_name = f"{release}-user-scheduler"
     if lookup(merged, "scheduling.podPriority.enabled"):
@@ -290,10 +304,20 @@ def kubernetes_versions(chart: Chart) -> list[str]:
     return sorted({f"{major}.{minor}", newest.group(0) if newest else latest_version()})
 
 
+@cache
+def _kubernetes_validate() -> Any:
+    """kubernetes-validate, reading each schema file once: it parses its definitions (megabytes of
+    JSON) again for every object, ten times the cost of validating, and Helm renders ~35 objects."""
+    import kubernetes_validate
+    import kubernetes_validate.utils
+
+    kubernetes_validate.utils.schema_contents = cache(kubernetes_validate.utils.schema_contents)
+    return kubernetes_validate
+
+
 def openapi_problems(manifest: dict[str, Any], version: str) -> list[str]:
     """Check (c): the manifest against Kubernetes' OpenAPI schema (strict: unknown fields fail)."""
-    import kubernetes_validate
-
+    kubernetes_validate = _kubernetes_validate()
     try:
         kubernetes_validate.validate(manifest, version, strict=True)
     except kubernetes_validate.ValidationError as error:

@@ -21,6 +21,8 @@ GPU_MEMORY_ENV = contract.learner.GPU_MEMORY_ENV
 DEFAULT_URL = "/lab"
 # The address every cloud's metadata server answers on; learners must never reach it.
 CLOUD_METADATA_IP = contract.METADATA_ADDRESS
+# The GPU operator's MIG manager partitions a node as this label says (all-1g.10gb: every GPU alike).
+MIG_CONFIG_LABEL = "nvidia.com/mig.config"
 
 
 def kubernetes_quantity(size: int) -> str:
@@ -56,7 +58,9 @@ def gpu_resource_name(settings: Settings) -> str | None:
     if policy == "shared":
         return kubernetes.shared_gpu_resource
     if policy == "mig":
-        return kubernetes.mig_resource or f"nvidia.com/mig-{kubernetes.mig_profile}"
+        # The single strategy offers each slice as a plain GPU; the node selector picks the layout.
+        strategy_resource = "nvidia.com/gpu" if kubernetes.mig_strategy == "single" else None
+        return kubernetes.mig_resource or strategy_resource or f"nvidia.com/mig-{kubernetes.mig_profile}"
     return None
 
 
@@ -86,7 +90,19 @@ def learner_environment(settings: Settings) -> dict[str, str]:
 
 
 def gpu_node_selector(settings: Settings) -> dict[str, str]:
-    return dict(settings.kubernetes.gpu_node_selector) if settings.resources.gpu.policy != "none" else {}
+    """The GPU pool's labels. MIG's single strategy names no slice size in the resource, so without
+    labels of the operator's own the pods go to nodes the GPU operator's MIG manager partitioned
+    all alike into the profile (its label nvidia.com/mig.config: all-<profile>)."""
+    kubernetes = settings.kubernetes
+    if settings.resources.gpu.policy == "none":
+        return {}
+    if (
+        kubernetes.gpu_node_selector
+        or settings.resources.gpu.policy != "mig"
+        or kubernetes.mig_strategy != "single"
+    ):
+        return dict(kubernetes.gpu_node_selector)
+    return {MIG_CONFIG_LABEL: f"all-{kubernetes.mig_profile}"}
 
 
 def gpu_tolerations(settings: Settings) -> list[dict[str, str]]:

@@ -50,6 +50,7 @@ POLICY_ONLY: dict[str, tuple[str, ...]] = {
     "time_slicing_replicas": ("shared",),
     "mig_profile": ("mig",),
     "mig_resource": ("mig",),
+    "mig_strategy": ("mig",),
     "gpu_node_selector": ("whole", "shared", "mig"),
     "gpu_tolerations": ("whole", "shared", "mig"),
 }
@@ -65,7 +66,51 @@ def unsupported_settings(settings: Settings) -> list[Problem]:
                 "or none (TLS at your ingress or load balancer)",
             )
         )
+    problems.extend(_tls_problems(settings))
     problems.extend(_gpu_problems(settings))
+    return problems
+
+
+def _tls_problems(settings: Settings) -> list[Problem]:
+    """A domain is served over TLS, by one of: Let's Encrypt or key files (hub.tls.mode), the
+    operator's TLS Secret (kubernetes.tls_secret), or an Ingress (kubernetes.ingress)."""
+    tls = settings.hub.tls
+    kubernetes = settings.kubernetes
+    problems: list[Problem] = []
+    routes = [name for name in ("tls_secret", "ingress") if getattr(kubernetes, name) is not None]
+    if tls.domain and tls.mode == "none" and not routes:
+        problems.append(
+            (
+                ("hub", "tls", "domain"),
+                "a domain served over plain HTTP sends the access code in clear: set hub.tls.mode "
+                "letsencrypt (with email), kubernetes.tls_secret or kubernetes.ingress",
+            )
+        )
+    for name in routes:
+        if not tls.domain:
+            problems.append((("kubernetes", name), "needs hub.tls.domain, the name it serves"))
+        if tls.mode != "none":
+            problems.append(
+                (
+                    ("kubernetes", name),
+                    f"serves the certificate itself; hub.tls.mode {tls.mode} would serve another: set it to none",
+                )
+            )
+    if len(routes) == 2:
+        problems.append(
+            (
+                ("kubernetes", "tls_secret"),
+                "the Ingress terminates TLS with kubernetes.ingress.tls_secret; remove this one",
+            )
+        )
+    if kubernetes.existing_secret is not None and tls.mode == "files":
+        problems.append(
+            (
+                ("hub", "tls", "mode"),
+                "files puts the TLS key into the values; with kubernetes.existing_secret keep it in a "
+                "kubernetes.io/tls Secret named by kubernetes.tls_secret (and set mode none)",
+            )
+        )
     return problems
 
 

@@ -17,13 +17,15 @@ import yaml
 from dlworkshop import contract
 from dlworkshop.errors import ConfigError
 from dlworkshop.kubernetes import mapping
-from dlworkshop.settings import Settings, missing_files
+from dlworkshop.settings import KubernetesRequests, Settings, missing_files
 
 # Where the hub pod finds workshop.yaml (a file of the chart's hub Secret, hub.extraFiles).
 HUB_CONFIG_PATH = "/usr/local/etc/dlworkshop/workshop.yaml"
 # The hashed accounts the AccountsAuthenticator reads.
 HUB_ACCOUNTS_PATH = str(contract.HUB_ACCOUNTS)
 SECRET_FILE_MODE = 0o440
+# The volume the chart mounts hub.existingSecret as (templates/hub/deployment.yaml).
+EXISTING_SECRET_VOLUME = "existing-secret"
 
 # Run by the chart's jupyterhub_config.py after its own settings (hub.extraConfig), with `c` in scope.
 HUB_EXTRA_CONFIG = """\
@@ -88,25 +90,61 @@ def read_hub_files(settings: Settings) -> HubFiles:
     return files
 
 
-def hub_values(settings: Settings, files: HubFiles) -> dict[str, Any]:
-    name, tag = mapping.split_image(settings.hub.image)
-    extra_files: dict[str, Any] = {
-        "workshop-yaml": {
-            "mountPath": HUB_CONFIG_PATH,
-            "stringData": files.workshop_yaml,
-            "mode": SECRET_FILE_MODE,
-        }
-    }
+def secret_files(files: HubFiles) -> dict[str, tuple[str, str]]:
+    """The hub's secret files: key in a Secret -> (where the hub reads it, its text)."""
+    found = {"workshop.yaml": (HUB_CONFIG_PATH, files.workshop_yaml)}
     if files.accounts_csv is not None:
-        extra_files["accounts-csv"] = {
-            "mountPath": HUB_ACCOUNTS_PATH,
-            "stringData": files.accounts_csv,
-            "mode": SECRET_FILE_MODE,
+        found["accounts.csv"] = (HUB_ACCOUNTS_PATH, files.accounts_csv)
+    return found
+
+
+def hub_secret_values(settings: Settings, files: HubFiles) -> dict[str, Any]:
+    """The hub's secret files inline (the chart's own Secret, hub.extraFiles), or mounted from the
+    operator's Secret (hub.existingSecret, which the chart mounts as the volume existing-secret)."""
+    existing = settings.kubernetes.existing_secret
+    if existing is None:
+        return {
+            "extraFiles": {
+                key.replace(".", "-"): {"mountPath": path, "stringData": text, "mode": SECRET_FILE_MODE}
+                for key, (path, text) in secret_files(files).items()
+            }
         }
     return {
-        "image": {"name": name, "tag": tag, "pullPolicy": settings.kubernetes.image_pull_policy},
+        "existingSecret": existing,
+        "extraVolumeMounts": [
+            {"name": EXISTING_SECRET_VOLUME, "mountPath": path, "subPath": key, "readOnly": True}
+            for key, (path, _) in secret_files(files).items()
+        ],
+    }
+
+
+def existing_secret_manifest(settings: Settings, files: HubFiles) -> dict[str, Any]:
+    """The Secret kubernetes.existing_secret names, for `kubectl apply -f` (it holds the secrets)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": settings.kubernetes.existing_secret},
+        "type": "Opaque",
+        "stringData": {key: text for key, (_, text) in secret_files(files).items()},
+    }
+
+
+def requests(amounts: KubernetesRequests) -> dict[str, Any]:
+    return {"requests": {"cpu": amounts.cpu, "memory": amounts.memory}}
+
+
+def hub_values(settings: Settings, files: HubFiles) -> dict[str, Any]:
+    name, tag = mapping.split_image(settings.hub.image)
+    kubernetes = settings.kubernetes
+    database: dict[str, Any] = {}
+    if kubernetes.hub_storage_class is not None:
+        database = {"db": {"pvc": {"storageClassName": kubernetes.hub_storage_class}}}
+    return {
+        "image": {"name": name, "tag": tag, "pullPolicy": kubernetes.image_pull_policy},
+        "resources": requests(kubernetes.hub_requests),
+        **database,
         "extraEnv": {contract.CONFIG_ENV: HUB_CONFIG_PATH},
-        "extraFiles": extra_files,
+        **hub_secret_values(settings, files),
         "extraConfig": {"dlworkshop": HUB_EXTRA_CONFIG},
         # The chart makes the pre-warm service's API token (kept in its hub Secret across upgrades);
         # hub.configure gives it to the service it defines (hub/backends/kubernetes.py).
@@ -117,17 +155,52 @@ def hub_values(settings: Settings, files: HubFiles) -> dict[str, Any]:
 
 
 def https_values(settings: Settings, files: HubFiles) -> dict[str, Any]:
+    """The proxy's own TLS: Let's Encrypt, the operator's TLS Secret, or the key files inline. Off
+    where an Ingress terminates TLS (ingress_values) and where no domain is served."""
     tls = settings.hub.tls
-    if tls.mode == "none":
+    kubernetes = settings.kubernetes
+    if kubernetes.ingress is not None or (tls.mode == "none" and kubernetes.tls_secret is None):
         return {"enabled": False}
     https: dict[str, Any] = {"enabled": True, "hosts": [tls.domain] if tls.domain else []}
-    if tls.mode == "letsencrypt":
+    if kubernetes.tls_secret is not None:
+        https["type"] = "secret"
+        https["secret"] = {"name": kubernetes.tls_secret, "crt": "tls.crt", "key": "tls.key"}
+    elif tls.mode == "letsencrypt":
         https["type"] = "letsencrypt"
         https["letsencrypt"] = {"contactEmail": tls.email, "acmeServer": tls.acme_directory}
     else:
         https["type"] = "manual"
         https["manual"] = {"cert": files.tls_certificate, "key": files.tls_key}
     return https
+
+
+def ingress_values(settings: Settings) -> dict[str, Any]:
+    ingress = settings.kubernetes.ingress
+    if ingress is None:
+        return {}
+    domain = settings.hub.tls.domain
+    values: dict[str, Any] = {
+        "enabled": True,
+        "ingressClassName": ingress.class_name,
+        "hosts": [domain],
+        "tls": [{"hosts": [domain], "secretName": ingress.tls_secret}],
+    }
+    if ingress.annotations:
+        values["annotations"] = dict(ingress.annotations)
+    return {"ingress": values}
+
+
+def proxy_values(settings: Settings, files: HubFiles) -> dict[str, Any]:
+    pod_requests = requests(settings.kubernetes.proxy_requests)
+    proxy: dict[str, Any] = {
+        "https": https_values(settings, files),
+        "chp": {"resources": pod_requests},
+        # Let's Encrypt's certificates are fetched and served by the chart's Traefik pod.
+        "traefik": {"resources": pod_requests},
+    }
+    if settings.kubernetes.ingress is not None:
+        proxy["service"] = {"type": "ClusterIP"}  # reached through the Ingress only
+    return proxy
 
 
 def singleuser_values(settings: Settings) -> dict[str, Any]:
@@ -190,9 +263,13 @@ def culling_values() -> dict[str, Any]:
 
 def z2jh_values(settings: Settings, files: HubFiles) -> dict[str, Any]:
     """The chart's values: only keys the workshop decides; the chart's defaults do the rest."""
+    pull_secrets = settings.kubernetes.image_pull_secrets
     return {
+        # Every pod of the chart, learners' included (the chart hands them to KubeSpawner).
+        **({"imagePullSecrets": list(pull_secrets)} if pull_secrets else {}),
         "hub": hub_values(settings, files),
-        "proxy": {"https": https_values(settings, files)},
+        "proxy": proxy_values(settings, files),
+        **ingress_values(settings),
         "singleuser": singleuser_values(settings),
         "scheduling": scheduling_values(settings),
         # The learner image on every node before the room arrives (hook: before helm finishes).

@@ -1,8 +1,8 @@
-"""manifests.chart_spawner_config against the chart's own jupyterhub_config.py, read from a git
-checkout of zero-to-jupyterhub-k8s at the pinned chart's commit (no chart code is kept here).
-Run it after scripts/refresh-z2jh-chart, where GitHub is reachable:
+"""manifests.chart_spawner_config against the chart's own jupyterhub_config.py (no chart code is
+kept here): from the released chart ($DLWORKSHOP_Z2JH_CHART, the folder or .tgz `helm pull`
+writes) or a git checkout of zero-to-jupyterhub-k8s ($DLWORKSHOP_Z2JH_CHECKOUT) at the pinned commit.
 
-    DLWORKSHOP_Z2JH_CHECKOUT=path/to/zero-to-jupyterhub-k8s pytest tests/kubernetes/test_chart_mirror.py
+    DLWORKSHOP_Z2JH_CHART=path/to/jupyterhub-4.4.0.tgz pytest tests/kubernetes/test_chart_mirror.py
 """
 
 from __future__ import annotations
@@ -14,25 +14,32 @@ import os
 import subprocess
 import sys
 import types
-from pathlib import Path
 from typing import Any
 
 import pytest
 from traitlets.config import Config
 
 from dlworkshop.kubernetes.chart import Chart, merge_values
+from dlworkshop.kubernetes.helm import CHART_ENV, find_chart
 from dlworkshop.kubernetes.manifests import NAMESPACE, RELEASE, chart_spawner_config
+from tests.kubernetes.chart_hub import CHECKOUT_ENV, chart_own_files
 from tests.kubernetes.conftest import RenderedExample
 
-CHECKOUT = os.environ.get("DLWORKSHOP_Z2JH_CHECKOUT")
-pytestmark = [
-    pytest.mark.kubernetes,
-    pytest.mark.skipif(
-        not CHECKOUT,
-        reason="set DLWORKSHOP_Z2JH_CHECKOUT to a git checkout of zero-to-jupyterhub-k8s to compare "
-        "the chart mirror with the chart's own jupyterhub_config.py",
-    ),
-]
+pytestmark = pytest.mark.kubernetes
+NO_CHART = (
+    f"no released Z2JH chart here: set {CHART_ENV} (or {CHECKOUT_ENV}, a git checkout of "
+    "zero-to-jupyterhub-k8s) to compare the mirror with the chart's own jupyterhub_config.py"
+)
+
+
+@pytest.fixture(scope="session")
+def chart_config_source(chart: Chart) -> str:
+    files = chart_own_files(chart)
+    if files is None:
+        pytest.skip(NO_CHART)
+    return files["jupyterhub_config.py"]
+
+
 # Chart-side names the mirror derives from the release (the chart reads them from its ConfigMap).
 NAMES = {
     "hub": "hub",
@@ -95,22 +102,10 @@ def plain(value: Any) -> Any:
 
 
 def test_the_mirror_configures_kubespawner_as_the_chart_does(
-    example: RenderedExample, chart: Chart, monkeypatch: pytest.MonkeyPatch
+    example: RenderedExample, chart: Chart, chart_config_source: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    source = subprocess.run(
-        [
-            "git",
-            "-C",
-            str(CHECKOUT),
-            "show",
-            f"{chart.source['commit']}:jupyterhub/files/hub/jupyterhub_config.py",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
     merged = merge_values(chart.defaults, example.values)
-    theirs = run_chart_config(source, merged, monkeypatch)
+    theirs = run_chart_config(chart_config_source, merged, monkeypatch)
     ours = chart_spawner_config(merged)
     for section in ("KubeSpawner", "Spawner"):
         # Labels: the chart reads a null nameOverride as a null label; the mirror as Helm's pods show it.
@@ -120,12 +115,23 @@ def test_the_mirror_configures_kubespawner_as_the_chart_does(
         }, section
 
 
-def test_the_checkout_is_the_pinned_commit(chart: Chart) -> None:
+def test_the_kept_data_files_are_the_pinned_charts(chart: Chart, chart_config_source: str) -> None:
+    """chart/<version>/ (defaults, schema) is what Helm reads from the released chart; a checkout
+    is at the pinned commit."""
+    found = find_chart(chart)
+    if found is not None:
+        import helm_python
+
+        with helm_python.Chart.load(found) as loaded:
+            assert (loaded.name, loaded.version) == ("jupyterhub", chart.version)
+            assert loaded.metadata["kubeVersion"] == chart.source["kube_version"]
+            assert loaded.values == chart.defaults
+            assert loaded.schema == chart.schema
+        return
     commit = subprocess.run(
-        ["git", "-C", str(CHECKOUT), "rev-parse", f"{chart.source['tag']}^{{commit}}"],
+        ["git", "-C", os.environ[CHECKOUT_ENV], "rev-parse", f"{chart.source['tag']}^{{commit}}"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.strip()
     assert commit == chart.source["commit"]
-    assert Path(CHECKOUT).exists()

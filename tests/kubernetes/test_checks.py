@@ -128,3 +128,18 @@ def test_the_openapi_check_is_not_blind(rendered_examples: dict[str, RenderedExa
     (problem,) = openapi_problems(pod, "1.28")
     assert problem.startswith("Pod jupyter-learner-01: spec.containers[0].securityContext:")
     assert "runAsUsr" in problem and "(Kubernetes 1.28)" in problem
+
+
+def test_a_misspelt_hub_option_in_hub_config_is_named_with_the_nearest_option(
+    whole_gpu: dict[str, Any], chart: Chart
+) -> None:
+    whole_gpu["hub"]["config"]["JupyterHub"] = {"concurent_spawn_limit": 10, "admin_access": True}
+    whole_gpu["hub"]["config"]["Authenticator"] = {"allowed_user": ["ada"]}
+    # The chart's schema lets any section and key through hub.config.
+    assert schema_problems(whole_gpu, chart) == []
+    assert values_problems(whole_gpu) == [
+        "hub.config.JupyterHub.concurent_spawn_limit: JupyterHub has no option 'concurent_spawn_limit'; "
+        "did you mean concurrent_spawn_limit?",
+        "hub.config.Authenticator.allowed_user: Authenticator has no option 'allowed_user'; "
+        "did you mean allowed_users?",
+    ]

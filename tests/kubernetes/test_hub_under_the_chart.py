@@ -5,15 +5,15 @@ the workshop's authenticator, one culler and the pre-warm service with the chart
 nothing of what the chart owns (database, secrets, addresses) changed.
 
 In the hub image (`docker run`, as the chart's hub pod runs it: UID 1000, the hub's volume over
-/srv/jupyterhub), and in the test venv for the same configuration without Docker. With
-DLWORKSHOP_Z2JH_CHECKOUT set to a checkout of zero-to-jupyterhub-k8s, the image runs the chart's own
-jupyterhub_config.py and z2jh.py instead of the stand-ins.
+/srv/jupyterhub), and in the test venv for the same configuration without Docker. With the
+released chart at hand ($DLWORKSHOP_Z2JH_CHART, or a checkout in $DLWORKSHOP_Z2JH_CHECKOUT), the
+chart's own jupyterhub_config.py and z2jh.py run instead of the stand-ins: in the image, and in the
+venv over a folder laid out as the chart mounts its ConfigMap and Secrets.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +21,17 @@ import pytest
 
 from dlworkshop import contract
 from dlworkshop.kubernetes.chart import Chart
+from dlworkshop.kubernetes.helm import CHART_ENV
 from dlworkshop.kubernetes.manifests import NAMESPACE, learner_pods
-from dlworkshop.kubernetes.mapping import kubespawner_traits
-from dlworkshop.kubernetes.values import render_z2jh
+from dlworkshop.kubernetes.mapping import gpu_limits, kubespawner_traits
+from dlworkshop.kubernetes.values import existing_secret_manifest, read_hub_files, render_z2jh
 from dlworkshop.settings import Settings, parse_bytes, parse_settings
 from hub.seats import seat_count
 from tests.conftest import REPO
 from tests.kubernetes.chart_hub import (
     COOKIE_SECRET,
     PREWARM_TOKEN,
+    chart_own_files,
     hub_pod,
     inspect_on_host,
     run_in_image,
@@ -39,7 +41,6 @@ from tests.kubernetes.conftest import RenderedExample
 
 pytestmark = pytest.mark.kubernetes
 
-CHECKOUT = os.environ.get("DLWORKSHOP_Z2JH_CHECKOUT")
 CONTAINER_PREFIX = os.environ.get("DLWORKSHOP_TEST_HUB_PREFIX", "dlworkshop") + "-z2jh-hub"
 # The chart's user-pod tolerations (scheduling.userPods.tolerations), ahead of the GPU pool's.
 CHART_TOLERATIONS = [
@@ -58,18 +59,12 @@ POD_SPEC_KEYS = (
 CONTAINER_KEYS = ("image", "imagePullPolicy", "resources", "securityContext", "volumeMounts")
 
 
-def chart_files(chart: Chart) -> dict[str, str] | None:
-    if not CHECKOUT:
+def existing_secret(settings: Settings) -> dict[str, str] | None:
+    """The keys of the Secret kubernetes.existing_secret names, as `render --secret-out` writes it."""
+    if settings.kubernetes.existing_secret is None:
         return None
-    return {
-        name: subprocess.run(
-            ["git", "-C", CHECKOUT, "show", f"{chart.source['commit']}:jupyterhub/files/hub/{name}"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        for name in ("jupyterhub_config.py", "z2jh.py")
-    }
+    stringdata: dict[str, str] = existing_secret_manifest(settings, read_hub_files(settings))["stringData"]
+    return stringdata
 
 
 def projection(pod: dict[str, Any]) -> dict[str, Any]:
@@ -109,6 +104,7 @@ def assert_the_workshops_hub(
     (mirror,) = learner_pods(values, chart, username="learner-01")
     assert projection(spawner["pod"]) == projection(mirror.pod)
     assert spawner["init_containers"] == ["block-cloud-metadata"]
+    assert_the_learner_pod_keeps_the_values_promises(spawner["pod"], settings, values)
 
     # The workshop's login.
     authenticator = report["authenticator"]
@@ -150,6 +146,29 @@ def assert_the_workshops_hub(
     assert [path for path in report["hub_volume"] if path != "accounts.csv"] == []
 
 
+def assert_the_learner_pod_keeps_the_values_promises(
+    pod: dict[str, Any], settings: Settings, values: dict[str, Any]
+) -> None:
+    """The GPU, the lock-down, the work folder, and the nodes the placeholders hold room on."""
+    (container,) = [c for c in pod["spec"]["containers"] if c["name"] == "notebook"]
+    resources = container["resources"]
+    for name, count in gpu_limits(settings).items():
+        assert resources["limits"][name] == resources["requests"][name] == str(count), name
+    assert not {name for name in resources["limits"] if name.startswith("nvidia.com/")} - set(
+        gpu_limits(settings)
+    )
+    security = container["securityContext"]
+    assert security["runAsUser"] == contract.learner.UID and security["runAsNonRoot"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert contract.learner.WORK_FOLDER in [mount["mountPath"] for mount in container["volumeMounts"]]
+    # The placeholders are scheduled with singleuser.nodeSelector (test_helm.py): the same nodes.
+    assert pod["spec"].get("nodeSelector") == values["singleuser"].get("nodeSelector")
+    if settings.resources.gpu.policy != "none":
+        assert pod["spec"]["nodeSelector"], "a GPU learner's pod goes to the GPU pool"
+
+
 def test_the_hub_image_runs_the_kubespawner_and_client_the_chart_pins(chart: Chart) -> None:
     from tests.package.test_install import pins
 
@@ -162,9 +181,32 @@ def test_the_hub_image_runs_the_kubespawner_and_client_the_chart_pins(chart: Cha
 def test_in_the_venv_the_extra_config_configures_the_workshops_hub(
     example: RenderedExample, chart: Chart, tmp_path: Path
 ) -> None:
-    pod = hub_pod(example.values, chart, tmp_path / "chart")
+    pod = hub_pod(
+        example.values, chart, tmp_path / "chart", existing_secret=existing_secret(example.settings)
+    )
     report = run_on_host(pod, tmp_path / "srv-jupyterhub")
     assert_the_workshops_hub(report, example.settings, example.values, chart)
+
+
+def test_the_charts_own_hub_configuration_runs_our_extra_config(
+    example: RenderedExample, chart: Chart, tmp_path: Path
+) -> None:
+    """The released chart's jupyterhub_config.py and z2jh.py, reading the folder laid out as the
+    chart mounts its ConfigMap and Secrets (its mount point moved here), run in this venv."""
+    files = chart_own_files(chart)
+    if files is None:
+        pytest.skip(f"no released Z2JH chart {chart.version} here: set {CHART_ENV} (see test_helm.py)")
+    pod = hub_pod(
+        example.values,
+        chart,
+        tmp_path / "chart",
+        files,
+        existing_secret=existing_secret(example.settings),
+        relocate=True,
+    )
+    report = run_on_host(pod, tmp_path / "srv-jupyterhub")
+    assert_the_workshops_hub(report, example.settings, example.values, chart)
+    assert report["http_client"] == "CurlAsyncHTTPClient"  # the chart's own choice ran
 
 
 def test_a_scheduled_prewarm_runs_inside_the_hub_with_the_charts_token(chart: Chart, tmp_path: Path) -> None:
@@ -202,7 +244,13 @@ def test_values_without_the_prewarm_service_stop_the_hub_with_the_fix(
 def test_in_the_hub_image_the_extra_config_configures_the_workshops_hub(
     example: RenderedExample, chart: Chart, hub_image: str, tmp_path: Path
 ) -> None:
-    pod = hub_pod(example.values, chart, tmp_path / "chart", chart_files(chart))
+    pod = hub_pod(
+        example.values,
+        chart,
+        tmp_path / "chart",
+        chart_own_files(chart),
+        existing_secret=existing_secret(example.settings),
+    )
     report = run_in_image(pod, hub_image, CONTAINER_PREFIX)
     assert_the_workshops_hub(report, example.settings, example.values, chart)
     # The image's own: the hub package outside the chart's volume, and the chart's curl client.

@@ -54,6 +54,48 @@ REFUSED = [
         id="shared-folder",
     ),
     pytest.param(
+        KUBERNETES + "  tls: {domain: workshop.example.org}\n",
+        "w.yaml:4: hub.tls.domain: a domain served over plain HTTP sends the access code in clear",
+        id="domain-without-tls",
+    ),
+    pytest.param(
+        KUBERNETES + "kubernetes: {ingress: {class_name: nginx, tls_secret: workshop-tls}}\n",
+        "w.yaml:4: kubernetes.ingress: needs hub.tls.domain, the name it serves",
+        id="ingress-without-domain",
+    ),
+    pytest.param(
+        KUBERNETES
+        + "  tls: {mode: letsencrypt, domain: w.example.org, email: a@example.org}\n"
+        + "kubernetes: {tls_secret: workshop-tls}\n",
+        "w.yaml:5: kubernetes.tls_secret: serves the certificate itself; hub.tls.mode letsencrypt would "
+        "serve another: set it to none",
+        id="tls-secret-and-letsencrypt",
+    ),
+    pytest.param(
+        KUBERNETES
+        + "  tls: {domain: w.example.org}\n"
+        + "kubernetes:\n  tls_secret: workshop-tls\n  ingress: {class_name: nginx, tls_secret: w-tls}\n",
+        "w.yaml:6: kubernetes.tls_secret: the Ingress terminates TLS with kubernetes.ingress.tls_secret",
+        id="tls-secret-and-ingress",
+    ),
+    pytest.param(
+        KUBERNETES
+        + "  tls: {mode: files, certificate: tls.crt, key: tls.key}\n"
+        + "kubernetes: {existing_secret: hub-secrets}\n",
+        "hub.tls.mode: files puts the TLS key into the values; with kubernetes.existing_secret keep it",
+        id="existing-secret-and-key-files",
+    ),
+    pytest.param(
+        KUBERNETES + "kubernetes: {mig_strategy: single}\n",
+        "w.yaml:4: kubernetes.mig_strategy: only GPU policy mig reads it (the policy is none)",
+        id="mig-strategy-without-mig",
+    ),
+    pytest.param(
+        KUBERNETES + "kubernetes: {image_pull_secrets: [Registry_Creds]}\n",
+        "kubernetes.image_pull_secrets.0: String should match pattern",
+        id="secret-name-not-a-kubernetes-name",
+    ),
+    pytest.param(
         KUBERNETES + "  tls: {mode: self-signed, domain: workshop.example.org}\n",
         "w.yaml:4: hub.tls.mode: Z2JH has no self-signed mode",
         id="self-signed-tls",

@@ -16,7 +16,12 @@ from dlworkshop.kubernetes.chart import Chart, merge_values, schema_problems
 from dlworkshop.kubernetes.checks import values_problems
 from dlworkshop.kubernetes.manifests import chart_spawner_config, learner_pods, openapi_problems
 from dlworkshop.kubernetes.mapping import kubespawner_traits
-from dlworkshop.kubernetes.values import HUB_CONFIG_PATH, render_z2jh
+from dlworkshop.kubernetes.values import (
+    HUB_CONFIG_PATH,
+    existing_secret_manifest,
+    read_hub_files,
+    render_z2jh,
+)
 from dlworkshop.settings import load_settings, parse_settings
 from tests.conftest import REPO
 from tests.kubernetes.conftest import RenderedExample
@@ -89,9 +94,25 @@ def test_the_hub_runs_this_projects_image_and_reads_the_same_workshop_yaml(examp
         "pullPolicy": "IfNotPresent",
     }
     assert hub["extraEnv"]["DLWORKSHOP_CONFIG"] == HUB_CONFIG_PATH
-    mounted = hub["extraFiles"]["workshop-yaml"]
-    assert mounted["mountPath"] == HUB_CONFIG_PATH
-    assert parse_settings(mounted["stringData"]) == example.settings
+    if example.settings.kubernetes.existing_secret is None:
+        mounted = hub["extraFiles"]["workshop-yaml"]
+        assert mounted["mountPath"] == HUB_CONFIG_PATH
+        text = mounted["stringData"]
+    else:  # from the operator's Secret, which the chart mounts as the volume existing-secret
+        assert (
+            "extraFiles" not in hub and hub["existingSecret"] == example.settings.kubernetes.existing_secret
+        )
+        assert hub["extraVolumeMounts"] == [
+            {
+                "name": "existing-secret",
+                "mountPath": HUB_CONFIG_PATH,
+                "subPath": "workshop.yaml",
+                "readOnly": True,
+            }
+        ]
+        secret = existing_secret_manifest(example.settings, read_hub_files(example.settings))
+        text = secret["stringData"]["workshop.yaml"]
+    assert parse_settings(text) == example.settings
 
 
 def test_the_hub_backend_and_the_chart_configure_kubespawner_alike(
@@ -184,6 +205,9 @@ def test_render_without_the_extra_says_which_extra_to_install(
         out=tmp_path / "v.yaml",
         chart_version=None,
         manifests=None,
+        secret_out=None,
+        chart_path=None,
+        check=None,
     )
     assert "NOT checked: install dlworkshop[kubernetes]" in capsys.readouterr().err
     assert "NOT checked" in (tmp_path / "v.yaml").read_text().splitlines()[1]

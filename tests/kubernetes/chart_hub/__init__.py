@@ -6,7 +6,8 @@ with inspect_hub.py in the hub image (`docker run`, as UID 1000 with an empty /s
 the chart runs it) or in the test venv.
 
 The chart's configuration file and `z2jh` module are the stand-ins beside this file, or the chart's
-own from a checkout (DLWORKSHOP_Z2JH_CHECKOUT): those read absolute paths, so only in the image.
+own (chart_own_files): those read absolute paths, so in the image as they are, and in the venv with
+their mount point moved to the folder laid out here (`relocate`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 import yaml
 
 from dlworkshop.kubernetes.chart import Chart, merge_values
+from dlworkshop.kubernetes.helm import find_chart
 from dlworkshop.kubernetes.manifests import NAMESPACE, OFFLINE_KUBECONFIG, RELEASE
 
 HERE = Path(__file__).resolve().parent
@@ -39,6 +41,7 @@ NAMES = {
     "user-scheduler": f"{RELEASE}-user-scheduler",
     "priority": f"{RELEASE}-default-priority",
 }
+CHECKOUT_ENV = "DLWORKSHOP_Z2JH_CHECKOUT"  # a git checkout of zero-to-jupyterhub-k8s
 REPORT_MARKER = "--- dlworkshop hub report ---"  # as inspect_hub.py prints it
 # What the chart generates and keeps in its Secret (stand-ins here).
 PREWARM_TOKEN = "prewarm-token-made-by-the-chart"
@@ -53,11 +56,43 @@ class HubPod:
     environment: dict[str, str] = field(default_factory=dict)
 
 
+def chart_own_files(chart: Chart) -> dict[str, str] | None:
+    """The chart's own jupyterhub_config.py and z2jh.py, from the released chart
+    ($DLWORKSHOP_Z2JH_CHART: folder or .tgz), else from a checkout ($DLWORKSHOP_Z2JH_CHECKOUT);
+    None when neither is here."""
+    found = find_chart(chart)
+    if found is not None:
+        import helm_python
+
+        with helm_python.Chart.load(found) as loaded:
+            files = {item["name"]: item["data"] for item in loaded.files}
+        return {name: files[f"files/hub/{name}"] for name in ("jupyterhub_config.py", "z2jh.py")}
+    checkout = os.environ.get(CHECKOUT_ENV)
+    if not checkout:
+        return None
+    return {
+        name: subprocess.run(
+            ["git", "-C", checkout, "show", f"{chart.source['commit']}:jupyterhub/files/hub/{name}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for name in ("jupyterhub_config.py", "z2jh.py")
+    }
+
+
 def hub_pod(
-    values: dict[str, Any], chart: Chart, folder: Path, chart_files: dict[str, str] | None = None
+    values: dict[str, Any],
+    chart: Chart,
+    folder: Path,
+    chart_files: dict[str, str] | None = None,
+    existing_secret: dict[str, str] | None = None,
+    relocate: bool = False,
 ) -> HubPod:
     """The chart's hub pod for these rendered values. chart_files: the chart's own
-    jupyterhub_config.py and z2jh.py (name -> text); default the stand-ins."""
+    jupyterhub_config.py and z2jh.py (name -> text); default the stand-ins. existing_secret: the
+    keys of the Secret hub.existingSecret names. relocate: the chart's files read the folder where
+    they lie instead of the mount point (to run them outside the image)."""
     merged = merge_values(chart.defaults, values)
     folder.mkdir(parents=True)
     (folder / "config").mkdir()
@@ -77,7 +112,8 @@ def hub_pod(
         )
     for name in ("jupyterhub_config.py", "z2jh.py"):
         if chart_files:
-            (folder / name).write_text(chart_files[name])
+            text = chart_files[name]
+            (folder / name).write_text(text.replace(CHART_ROOT, str(folder)) if relocate else text)
         else:
             shutil.copy(HERE / name, folder / name)
     shutil.copy(HERE / "inspect_hub.py", folder / "inspect_hub.py")
@@ -88,6 +124,15 @@ def hub_pod(
     for key, file in (merged["hub"].get("extraFiles") or {}).items():
         (extra / key).write_text(file["stringData"])
         files[file["mountPath"]] = extra / key
+    if merged["hub"].get("existingSecret"):
+        # The chart mounts it whole at existing-secret/; hub.extraVolumeMounts pick files of it.
+        assert existing_secret is not None, "the values name an existing Secret: give its keys"
+        (folder / "existing-secret").mkdir()
+        for key, text in existing_secret.items():
+            (folder / "existing-secret" / key).write_text(text)
+        for mount in merged["hub"].get("extraVolumeMounts") or []:
+            if mount["name"] == "existing-secret":
+                files[mount["mountPath"]] = folder / "existing-secret" / mount["subPath"]
     # The hub container's environment: the chart's own, then hub.extraEnv.
     environment = {
         "PYTHONUNBUFFERED": "1",
