@@ -115,3 +115,14 @@ def test_the_host_package_does_not_import_the_hub_package() -> None:
             continue
         wrong = [t for t in imports(path, top_level_only=False) if t.split(".")[0] == "hub"]
         assert not wrong, f"{path.relative_to(REPO)} imports {wrong}"
+
+
+def test_the_settings_import_no_engine() -> None:
+    """Engines register what they refuse (dlworkshop/settings/support.py); the settings model asks
+    through one function and imports none of them, not even inside a function."""
+    engines = ("dlworkshop.kubernetes", "dlworkshop.slurm", "dlworkshop.deploy", "dlworkshop.engines", "hub")
+    for name, path in modules().items():
+        if name != "dlworkshop.settings" and not name.startswith("dlworkshop.settings."):
+            continue
+        wrong = [t for t in imports(path, top_level_only=False) if t.startswith(engines)]
+        assert not wrong, f"{path.relative_to(REPO)} imports {wrong}"
