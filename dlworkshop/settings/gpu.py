@@ -35,7 +35,7 @@ class GPU(StrictModel):
 
     @model_validator(mode="after")
     def _share_fits_policy(self) -> GPU:
-        if self.policy == "whole" and self.per_learner != int(self.per_learner):
+        if self.policy == "whole" and not float(self.per_learner).is_integer():
             raise ValueError(f"per_learner: {self.per_learner} is not a whole number of GPUs")
         if self.policy == "shared":
             if self.per_learner >= 1:
@@ -47,6 +47,35 @@ class GPU(StrictModel):
                 )
         return self
 
+    # The GPU policy's arithmetic, in one place: capacity, the Docker allocator, the Slurm job request
+    # and the Kubernetes mapping all ask these.
+
+    @property
+    def gpus_per_learner(self) -> int:
+        """Devices one learner holds: N whole GPUs, else one (a share of one GPU, or one MIG slice)."""
+        return int(self.per_learner) if self.policy == "whole" else 1
+
     @property
     def learners_per_gpu(self) -> int:
+        """Learners one device carries: n for a GPU shared 1/n, else one."""
         return round(1 / self.per_learner) if self.policy == "shared" else 1
+
+    def places(self, devices: int) -> int | None:
+        """Learners `devices` carry at once (GPUs, or MIG slices under mig); None: no GPU policy."""
+        if self.policy == "none":
+            return None
+        return devices // self.gpus_per_learner * self.learners_per_gpu
+
+    def shares_per_learner(self, shares_per_gpu: int | None) -> int:
+        """A shared GPU cut into `shares_per_gpu` equal shares (Slurm shards; default one per
+        learner): how many each learner gets."""
+        return (shares_per_gpu or self.learners_per_gpu) // self.learners_per_gpu
+
+    def learner_memory_mb(self, gpu_memory_mb: int | None) -> int | None:
+        """The learner's GPU memory cap (the TensorFlow hook applies it): memory_cap_mb, else a
+        shared GPU's share of `gpu_memory_mb` (one GPU's memory, where known)."""
+        if self.memory_cap_mb is not None:
+            return self.memory_cap_mb
+        if self.policy == "shared" and gpu_memory_mb:
+            return gpu_memory_mb // self.learners_per_gpu
+        return None
