@@ -40,8 +40,9 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from dlworkshop import instructor, loadtest, local_hub
 from dlworkshop.capacity import cpu_times
+from dlworkshop.clients import instructor, loadtest
+from dlworkshop.local import local_hub
 from dlworkshop.settings import Settings, parse_settings
 
 sys.path.insert(0, str(Path(__file__).parent))

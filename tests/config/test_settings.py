@@ -25,7 +25,7 @@ def test_shipped_examples_load_and_reach_the_hub_unchanged(example: Path) -> Non
     hub the same settings back."""
     import yaml
 
-    from dlworkshop.hub_runtime import hub_settings
+    from dlworkshop.docker_host.hub_runtime import hub_settings
     from dlworkshop.settings import Settings
 
     settings = load_settings(example)
