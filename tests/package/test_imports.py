@@ -243,3 +243,11 @@ def test_a_folder_imports_nothing_of_a_place_it_does_not_run_in(folder: str) -> 
             continue
         wrong = [t for t in imports(path, top_level_only=False) if t.startswith(NEVER[folder])]
         assert not wrong, f"{path.relative_to(REPO)} imports {sorted(set(wrong))}"
+
+
+@pytest.mark.parametrize("entry", ["hub/__init__.py", "dlworkshop/cli/__init__.py"])
+def test_the_places_that_load_settings_register_every_engine_first(entry: str) -> None:
+    """The hub package (whatever of it runs: jupyterhub_config.py, `python -m hub.prewarm`, the
+    chart's extraConfig) and the CLI import dlworkshop.engines before any settings load, so no
+    engine's refusals are skipped (an unregistered engine fails loudly: tests/config/test_settings.py)."""
+    assert "dlworkshop.engines" in set(imports(REPO / entry, top_level_only=True))
