@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dlworkshop.cgroup_cpu import container_cpu_seconds
-from dlworkshop.smoke.jupyter import JupyterServer, run_code
+from dlworkshop.clients.smoke.jupyter import JupyterServer, run_code
 
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import (  # what every results file records, and the README's generated blocks

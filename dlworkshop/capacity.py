@@ -133,11 +133,8 @@ def gpu_places(settings: Settings, host: HostFacts) -> int | None:
     if gpu.policy == "none":
         return None
     if gpu.policy == "mig":
-        return len(gpu.mig_devices)
-    devices = host.gpus if gpu.devices == "auto" else len(gpu.devices)
-    if gpu.policy == "whole":
-        return devices // int(gpu.per_learner)
-    return devices * gpu.learners_per_gpu
+        return gpu.places(len(gpu.mig_devices))
+    return gpu.places(host.gpus if gpu.devices == "auto" else len(gpu.devices))
 
 
 def check_capacity(settings: Settings, host: HostFacts) -> CapacityReport:

@@ -214,7 +214,7 @@ DOCKER_SOCKET = "/var/run/docker.sock"
 
 
 # On the instructor's machine, in state_dir(): the key the smoke-test learner's and the load test's
-# secrets are derived from (dlworkshop/instructor.py).
+# secrets are derived from (dlworkshop/clients/instructor.py).
 INSTRUCTOR_KEY_FILE = "instructor-key"
 
 

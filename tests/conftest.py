@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+import dlworkshop.engines  # noqa: F401  (the engines' tables, as the CLI and the hub load them)
+
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI") == "true"
 

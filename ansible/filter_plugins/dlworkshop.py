@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from dlworkshop.docker_host.hub_runtime import with_gpu_inventory
+from dlworkshop.docker_host.work_volumes import free_slot_volume, slots_to_register
 from dlworkshop.gpus import GpuDevice, parse_nvidia_smi
-from dlworkshop.hub_runtime import with_gpu_inventory
-from dlworkshop.work_volumes import free_slot_volume, slots_to_register
 
 
 def gpu_inventory(query: str) -> list[dict[str, Any]]:

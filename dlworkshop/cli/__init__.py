@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+import dlworkshop.engines  # noqa: F401  (every engine's table of what it refuses, before settings load)
 from dlworkshop.errors import ConfigError, WorkshopError
 
 app = typer.Typer(

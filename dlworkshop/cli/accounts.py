@@ -68,8 +68,8 @@ def _shared_code_settings(config: Path | None) -> Settings:
 
 def _claims(config: Path | None, *command: str) -> str:
     """Run `python -m hub.claims COMMAND...` in the hub container of `dlworkshop up`; its output."""
-    from dlworkshop import local_hub
     from dlworkshop.errors import WorkshopError
+    from dlworkshop.local import local_hub
 
     code, said = local_hub.run_in_hub(_shared_code_settings(config), ["python", "-m", "hub.claims", *command])
     if code == 3:  # the name is not claimed (release) or already claimed (claim)

@@ -57,8 +57,8 @@ def check(
     import contextlib
 
     from dlworkshop.capacity import HostFacts
-    from dlworkshop.local_hub import port_free
-    from dlworkshop.preflight import check_start
+    from dlworkshop.local.local_hub import port_free
+    from dlworkshop.local.preflight import check_start
     from dlworkshop.settings import parse_bytes
 
     settings = load_settings(config)
@@ -99,7 +99,7 @@ def check(
     # The port and the engine are this machine's (a plan for another machine cannot know them).
     if not planned:
         from dlworkshop.image.docker import docker_client
-        from dlworkshop.local_hub import engine_live_restore, hub_port_taken
+        from dlworkshop.local.local_hub import engine_live_restore, hub_port_taken
 
         client = None
         with contextlib.suppress(WorkshopError):

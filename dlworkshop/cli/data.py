@@ -37,9 +37,9 @@ def fetch_command(
     ),
 ) -> None:
     """Download every dataset once (from a mirror when given) and verify it by hash."""
-    from dlworkshop.ca_bundle import parse_ca_bundle_option, resolve_ca_bundle
     from dlworkshop.data.fetch import fetch
     from dlworkshop.data.registry import load_registry
+    from dlworkshop.image.ca_bundle import parse_ca_bundle_option, resolve_ca_bundle
 
     target = dest or data_root()
     trusted = resolve_ca_bundle(parse_ca_bundle_option(ca_bundle))

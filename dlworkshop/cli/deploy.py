@@ -9,7 +9,7 @@ from rich.console import Console
 
 from dlworkshop.cli import app
 from dlworkshop.cli.config import ConfigOption
-from dlworkshop.extras import require_extra
+from dlworkshop.cli.extras import require_extra
 
 console = Console(soft_wrap=True)
 
@@ -25,7 +25,7 @@ def deploy(
     limit: str | None = LimitOption,
 ) -> None:
     """Put the workshop hub (Docker, images, hub, TLS, firewall) on the inventory's hosts."""
-    from dlworkshop.hub_runtime import require_docker_hub
+    from dlworkshop.docker_host.hub_runtime import require_docker_hub
     from dlworkshop.settings import load_settings
 
     settings = load_settings(config)

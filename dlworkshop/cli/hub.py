@@ -20,7 +20,7 @@ def up(
     rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild the learner and hub images first."),
 ) -> None:
     """Build what is missing, start the hub, wait until it answers, print how to log in."""
-    from dlworkshop import local_hub
+    from dlworkshop.local import local_hub
     from dlworkshop.settings import load_settings
 
     settings = load_settings(config)
@@ -56,7 +56,7 @@ def down(
 
     --purge refuses while a learner's work changed since the last `dlworkshop export`, or was never
     exported (unless --force)."""
-    from dlworkshop import local_hub
+    from dlworkshop.local import local_hub
     from dlworkshop.settings import load_settings
 
     local_hub.down(load_settings(config), purge, console, force=force)
@@ -68,7 +68,7 @@ def prewarm(
     timeout: float = typer.Option(1800, "--timeout", help="Seconds to wait for every server."),
 ) -> None:
     """Start the learners' servers now, before they arrive (by name, or as seats in shared-code mode)."""
-    from dlworkshop import local_hub
+    from dlworkshop.local import local_hub
     from dlworkshop.settings import load_settings
 
     local_hub.prewarm(load_settings(config), console, timeout)
@@ -93,11 +93,11 @@ def share(
 
     settings = load_settings(config)
     if inventory is None:
-        from dlworkshop import local_hub
+        from dlworkshop.local import local_hub
 
         local_hub.share(settings, paths, console)
         return
-    from dlworkshop.extras import require_extra
+    from dlworkshop.cli.extras import require_extra
 
     require_extra("deploy", "share --inventory")
     from dlworkshop.deploy.share import share_remote

@@ -43,9 +43,9 @@ def build_command(
     tag: str | None = typer.Option(None, "--tag", help="Image tag (default: dlworkshop/learner:<variant>)."),
 ) -> None:
     """Build the learner image: locked packages, verified data, lessons, start hooks."""
-    from dlworkshop.ca_bundle import parse_ca_bundle_option
     from dlworkshop.errors import WorkshopError
     from dlworkshop.image.build import Variant, build_learner_image
+    from dlworkshop.image.ca_bundle import parse_ca_bundle_option
 
     if variant not in ("cpu", "cuda"):
         raise WorkshopError(f"unknown variant {variant!r}", fix="use --variant cpu or --variant cuda")

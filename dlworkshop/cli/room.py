@@ -40,10 +40,10 @@ def status(
     the host's figures at the top. A deployed hub: --hub URL with an admin's or a helper's token."""
     from rich.live import Live
 
-    from dlworkshop import hub_admin
+    from dlworkshop.clients import hub_admin
+    from dlworkshop.clients.status import render
+    from dlworkshop.clients.status import watch as keep_watching
     from dlworkshop.settings import load_settings
-    from dlworkshop.status import render
-    from dlworkshop.status import watch as keep_watching
 
     settings = load_settings(config)
 
@@ -86,7 +86,7 @@ def export(
 
     Running and stopped servers alike, read from their volumes on this Docker engine ($DOCKER_HOST
     for a deployed hub's); lessons a learner never changed, data links and checkpoints left out."""
-    from dlworkshop.export import export as export_work
+    from dlworkshop.clients.export import export as export_work
     from dlworkshop.settings import load_settings
 
     export_work(load_settings(config), dest, console)
@@ -107,7 +107,7 @@ def close(
     """End the workshop now: learners' logins refused, told where their work is.
 
     Generated accounts and claimed names log in no more; admins and helpers still can."""
-    from dlworkshop import hub_admin
+    from dlworkshop.clients import hub_admin
     from dlworkshop.settings import load_settings
 
     settings = load_settings(config)

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from dlworkshop.cli import app
 from dlworkshop.cli.config import ConfigOption
-from dlworkshop.extras import require_extra
+from dlworkshop.cli.extras import require_extra
 
 console = Console(soft_wrap=True)
 
@@ -36,10 +36,10 @@ def smoke_test_command(
 ) -> None:
     """Log in, spawn, check packages, data, threads and GPU, and train every episode against its budget."""
     require_extra("report", "smoke-test")
+    from dlworkshop.clients.smoke.run import SmokeOptions, smoke_test
     from dlworkshop.errors import WorkshopError
     from dlworkshop.lessons import Size
     from dlworkshop.settings import load_settings
-    from dlworkshop.smoke.run import SmokeOptions, smoke_test
 
     if size not in ("smoke", "full"):
         raise WorkshopError(f"unknown size {size!r}", fix="use --size smoke or --size full")
@@ -77,7 +77,7 @@ def loadtest_command(
     require_extra("report", "loadtest")
     import asyncio
 
-    from dlworkshop import instructor, loadtest
+    from dlworkshop.clients import instructor, loadtest
     from dlworkshop.errors import CheckFailed
     from dlworkshop.settings import load_settings
 

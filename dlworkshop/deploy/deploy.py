@@ -11,8 +11,8 @@ from dlworkshop import contract
 from dlworkshop.deploy.inventory import load_inventory
 from dlworkshop.deploy.playbook_vars import check_deployable, playbook_vars
 from dlworkshop.deploy.runner import DeployResult, run_playbook, summary_table
+from dlworkshop.docker_host.hub_runtime import require_docker_hub
 from dlworkshop.errors import CheckFailed
-from dlworkshop.hub_runtime import require_docker_hub
 from dlworkshop.settings import Settings
 
 

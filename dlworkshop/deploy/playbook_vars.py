@@ -6,12 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dlworkshop import contract, work_volumes
+from dlworkshop import contract
 from dlworkshop.deploy.archive import archive_image_id
+from dlworkshop.docker_host import work_volumes
+from dlworkshop.docker_host.firewall import learner_rules
+from dlworkshop.docker_host.hub_runtime import hub_container_spec, hub_settings
 from dlworkshop.errors import ConfigError
-from dlworkshop.firewall import learner_rules
 from dlworkshop.gpus import QUERY_ARGS
-from dlworkshop.hub_runtime import hub_container_spec, hub_settings
 from dlworkshop.settings import Settings, missing_files
 
 
@@ -133,7 +134,7 @@ def playbook_vars(settings: Settings) -> dict[str, Any]:
         "workshop_hub_url": hub.url,
         **tls_proxy_vars(settings),
         "workshop_firewall_bridge": contract.bridge_name(hub.network),
-        # The same rules `dlworkshop up` installs (dlworkshop/firewall.py).
+        # The same rules `dlworkshop up` installs (dlworkshop/docker_host/firewall.py).
         "workshop_firewall_rules": [
             rule.as_vars() for rule in learner_rules(contract.bridge_name(hub.network))
         ],
@@ -142,7 +143,7 @@ def playbook_vars(settings: Settings) -> dict[str, Any]:
 
 
 def work_volume_vars(settings: Settings) -> dict[str, Any]:
-    """The size-limited work folders (dlworkshop/work_volumes.py): the same script and slots as `up`."""
+    """The size-limited work folders (dlworkshop/docker_host/work_volumes.py): the same script and slots as `up`."""
     hub = settings.hub.container_name
     disk = settings.resources.disk
     return {

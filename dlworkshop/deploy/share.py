@@ -10,9 +10,9 @@ from rich.console import Console
 from dlworkshop import contract
 from dlworkshop.deploy.inventory import load_inventory
 from dlworkshop.deploy.runner import run_playbook, summary_table
+from dlworkshop.docker_host.shared_folder import announce_shared, check_shareable
 from dlworkshop.errors import CheckFailed
 from dlworkshop.settings import Settings
-from dlworkshop.shared_folder import announce_shared, check_shareable
 
 PLAYBOOK = "share.yml"
 

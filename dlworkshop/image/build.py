@@ -18,9 +18,9 @@ from typing import Literal
 
 from rich.console import Console
 
-from dlworkshop.ca_bundle import CaBundleSetting, resolve_ca_bundle
 from dlworkshop.contract import learner
 from dlworkshop.errors import WorkshopError
+from dlworkshop.image.ca_bundle import CaBundleSetting, resolve_ca_bundle
 from dlworkshop.image.docker import require_engine
 from dlworkshop.image.failures import diagnose
 
@@ -149,7 +149,7 @@ def build_learner_image(
 ) -> str:
     """Build the learner image from `context` (this checkout; a test passes a copy). `target`
     "environment" builds the locked packages alone, without fetching any data. `ca_bundle`: what
-    the data downloads and every build step trust (auto: this host's bundle; dlworkshop.ca_bundle)."""
+    the data downloads and every build step trust (auto: this host's bundle; dlworkshop.image.ca_bundle)."""
     console = console or Console(stderr=True)
     client = require_engine()
     trusted = resolve_ca_bundle(ca_bundle)

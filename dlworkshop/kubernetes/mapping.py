@@ -69,18 +69,13 @@ def gpu_limits(settings: Settings) -> dict[str, int]:
     name = gpu_resource_name(settings)
     if name is None:
         return {}
-    gpu = settings.resources.gpu
-    return {name: int(gpu.per_learner) if gpu.policy == "whole" else 1}
+    return {name: settings.resources.gpu.gpus_per_learner}
 
 
 def gpu_memory_cap_mb(gpu: GPU) -> int | None:
     """The TensorFlow memory cap the learner hook applies: set, else a shared GPU's share
-    (the Docker backend's GpuAllocator derives it the same way)."""
-    if gpu.memory_cap_mb is not None:
-        return gpu.memory_cap_mb
-    if gpu.policy == "shared" and gpu.memory_mb is not None:
-        return gpu.memory_mb // gpu.learners_per_gpu
-    return None
+    (the GPU settings' one rule, which the Docker and Slurm backends use too)."""
+    return gpu.learner_memory_mb(gpu.memory_mb)
 
 
 def learner_environment(settings: Settings) -> dict[str, str]:
@@ -127,7 +122,7 @@ def cpu_and_memory(settings: Settings) -> dict[str, Any]:
 def profile_slug(settings: Settings) -> str:
     gpu = settings.resources.gpu
     if gpu.policy == "whole":
-        return f"gpu-{int(gpu.per_learner)}"
+        return f"gpu-{gpu.gpus_per_learner}"
     if gpu.policy == "shared":
         return f"gpu-shared-1-in-{gpu.learners_per_gpu}"
     if gpu.policy == "mig":
@@ -139,7 +134,7 @@ def profile_description(settings: Settings) -> str:
     gpu = settings.resources.gpu
     cpu = f"{settings.resources.cpu:g} CPU, {byte_specification(settings.resources.memory)} memory"
     if gpu.policy == "whole":
-        count = int(gpu.per_learner)
+        count = gpu.gpus_per_learner
         return f"{cpu}, {count} GPU{'s' if count > 1 else ''}"
     if gpu.policy == "shared":
         cap = gpu_memory_cap_mb(gpu)

@@ -1,5 +1,5 @@
 """What of workshop.yaml the Zero to JupyterHub chart cannot express. Refused when the settings load
-(hub.backend: kubernetes), each at the key it names (dlworkshop/engine_support.py), so nothing is
+(hub.backend: kubernetes), each at the key it names (dlworkshop/settings/support.py), so nothing is
 silently dropped: `check`, `render z2jh` and the hub inside the cluster all stop on the same message.
 """
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dlworkshop.engine_support import DockerOnly, Problem, docker_only_problems, explicitly_set
+from dlworkshop.settings.support import DockerOnly, Problem, docker_only_problems, explicitly_set, register
 
 if TYPE_CHECKING:
     from dlworkshop.settings import Settings
@@ -158,3 +158,6 @@ def _gpu_problems(settings: Settings) -> list[Problem]:
             )
         )
     return problems
+
+
+register("kubernetes", unsupported_settings)

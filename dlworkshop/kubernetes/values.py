@@ -61,7 +61,7 @@ class Rendering:
 
 def hub_settings_yaml(settings: Settings) -> str:
     """workshop.yaml as the hub reads it: what the admin set, secrets included."""
-    from dlworkshop.hub_runtime import hub_settings
+    from dlworkshop.docker_host.hub_runtime import hub_settings
 
     return yaml.safe_dump(hub_settings(settings), sort_keys=False)
 

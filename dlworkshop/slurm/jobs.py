@@ -29,23 +29,18 @@ def gres(settings: Settings) -> str | None:
     gpu, slurm = settings.resources.gpu, settings.slurm
     if gpu.policy == "whole":
         kind = f"gpu:{slurm.gpu_type}" if slurm.gpu_type else "gpu"
-        return f"{kind}:{int(gpu.per_learner)}"
+        return f"{kind}:{gpu.gpus_per_learner}"
     if gpu.policy == "shared":
-        shards = slurm.shards_per_gpu or gpu.learners_per_gpu
-        return f"shard:{shards // gpu.learners_per_gpu}"
+        return f"shard:{gpu.shares_per_learner(slurm.shards_per_gpu)}"
     if gpu.policy == "mig":
-        return f"gpu:{slurm.mig_profile}:1"
+        return f"gpu:{slurm.mig_profile}:{gpu.gpus_per_learner}"
     return None
 
 
 def gpu_memory_cap_mb(settings: Settings) -> int | None:
     """The learner's TensorFlow memory cap: memory_cap_mb, else a shared GPU's share."""
     gpu = settings.resources.gpu
-    if gpu.memory_cap_mb is not None:
-        return gpu.memory_cap_mb
-    if gpu.policy == "shared" and gpu.memory_mb is not None:
-        return gpu.memory_mb // gpu.learners_per_gpu
-    return None
+    return gpu.learner_memory_mb(gpu.memory_mb)
 
 
 @dataclass(frozen=True)

@@ -37,14 +37,8 @@ class ClusterCapacity:
 
 
 def _gpu_places(settings: Settings, gpus: int) -> int | None:
-    gpu = settings.resources.gpu
-    if gpu.policy == "none":
-        return None
-    if gpu.policy == "whole":
-        return gpus // int(gpu.per_learner)
-    if gpu.policy == "shared":
-        return gpus * gpu.learners_per_gpu
-    return gpus  # mig: the node's slices of the profile, counted as its gpus
+    # mig: the node's slices of the profile, counted as its gpus
+    return settings.resources.gpu.places(gpus)
 
 
 def node_capacity(settings: Settings, node: SlurmNode) -> NodeCapacity:

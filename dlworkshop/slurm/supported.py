@@ -1,5 +1,5 @@
 """What of workshop.yaml a Slurm cluster cannot take. Refused when the settings load (hub.backend:
-slurm), each at the key it names, as dlworkshop/kubernetes/supported.py does for Z2JH (dlworkshop/engine_support.py): `check`,
+slurm), each at the key it names, as dlworkshop/kubernetes/supported.py does for Z2JH (dlworkshop/settings/support.py): `check`,
 `deploy` and the hub on the login node all stop on the same message.
 """
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dlworkshop.engine_support import DockerOnly, Problem, docker_only_problems, explicitly_set
+from dlworkshop.settings.support import DockerOnly, Problem, docker_only_problems, explicitly_set, register
 
 if TYPE_CHECKING:
     from dlworkshop.settings import Settings
@@ -93,3 +93,6 @@ def unsupported_settings(settings: Settings) -> list[Problem]:
             (("workshop", "start"), "workshop.end needs workshop.start (the reservation's start)")
         )
     return problems
+
+
+register("slurm", unsupported_settings)

@@ -92,7 +92,7 @@ _claiming = threading.Lock()
 
 def claim_work_volume(client: docker.APIClient, hub_name: str, user: str) -> str:
     """The learner's work volume: theirs if it exists, else one made on a free slot the host
-    prepared (dlworkshop/work_volumes.py): created under the learner's name on the slot's device,
+    prepared (dlworkshop/docker_host/work_volumes.py): created under the learner's name on the slot's device,
     labelled with the slot, and the free slot's volume removed. Returns the volume's name."""
     name = contract.work_volume_name(hub_name, user)
     with _claiming:

@@ -78,10 +78,8 @@ def inventory(settings: GPU, discovered: list[Device] | None = None) -> list[Dev
 
 @dataclass
 class GpuAllocator:
-    policy: str
+    gpu: GPU
     devices: list[Device]
-    gpus_per_learner: int = 1
-    learners_per_gpu: int = 1
     memory_cap_mb: int | None = None
     assignments: dict[str, Allocation] = field(default_factory=dict)
 
@@ -89,16 +87,20 @@ class GpuAllocator:
     def from_settings(cls, settings: GPU, discovered: list[Device] | None = None) -> GpuAllocator:
         devices = inventory(settings, discovered)
         per_device_memory = min((d.memory_mb for d in devices if d.memory_mb), default=None)
-        cap = settings.memory_cap_mb
-        if cap is None and settings.policy == "shared" and per_device_memory:
-            cap = per_device_memory // settings.learners_per_gpu
-        return cls(
-            policy=settings.policy,
-            devices=devices,
-            gpus_per_learner=int(settings.per_learner) if settings.policy == "whole" else 1,
-            learners_per_gpu=settings.learners_per_gpu if settings.policy == "shared" else 1,
-            memory_cap_mb=cap,
-        )
+        return cls(gpu=settings, devices=devices, memory_cap_mb=settings.learner_memory_mb(per_device_memory))
+
+    # The policy's arithmetic is the GPU settings' own (dlworkshop/settings/gpu.py).
+    @property
+    def policy(self) -> str:
+        return self.gpu.policy
+
+    @property
+    def gpus_per_learner(self) -> int:
+        return self.gpu.gpus_per_learner
+
+    @property
+    def learners_per_gpu(self) -> int:
+        return self.gpu.learners_per_gpu
 
     @property
     def enabled(self) -> bool:
@@ -107,11 +109,7 @@ class GpuAllocator:
     @property
     def capacity(self) -> int:
         """How many learners can hold a GPU share at once."""
-        if not self.enabled:
-            return 0
-        if self.policy == "whole":
-            return len(self.devices) // self.gpus_per_learner
-        return len(self.devices) * self.learners_per_gpu
+        return self.gpu.places(len(self.devices)) or 0
 
     def usage(self) -> dict[str, int]:
         used = {device.id: 0 for device in self.devices}

@@ -112,7 +112,7 @@ def problem_lines(stderr: str) -> list[str]:
 
 @pytest.mark.docker
 def test_up_refuses_on_exactly_what_check_reports_and_creates_nothing(docker_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """One function decides what blocks a start (dlworkshop.preflight): here too much memory for
+    """One function decides what blocks a start (dlworkshop.local.preflight): here too much memory for
     this machine and a missing accounts file."""
     host = HostFacts.detect()
     learners = int(host.memory // parse_bytes("8G")) + 2
@@ -142,7 +142,7 @@ def test_up_refuses_on_exactly_what_check_reports_and_creates_nothing(docker_cli
 def test_an_engine_that_stops_containers_when_it_restarts_is_a_warning_where_it_runs() -> None:
     """The deploy turns Docker's live-restore on (learners' kernels outlive an engine restart);
     `check` and `up` say so where this machine's engine has it off, and do not refuse."""
-    from dlworkshop.preflight import check_start
+    from dlworkshop.local.preflight import check_start
 
     settings = parse_settings(
         "auth: {mode: shared-code, access_code: x}\nresources: {cpu: 0.5, memory: 1G}\n"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from dlworkshop.capacity import HostFacts
-from dlworkshop.preflight import check_start
+from dlworkshop.local.preflight import check_start
 from dlworkshop.settings import load_settings, parse_bytes, parse_settings
 from dlworkshop.templates import example_config
 

@@ -25,7 +25,7 @@ def test_shipped_examples_load_and_reach_the_hub_unchanged(example: Path) -> Non
     hub the same settings back."""
     import yaml
 
-    from dlworkshop.hub_runtime import hub_settings
+    from dlworkshop.docker_host.hub_runtime import hub_settings
     from dlworkshop.settings import Settings
 
     settings = load_settings(example)
@@ -159,3 +159,23 @@ def test_the_url_names_the_tls_port_unless_it_is_443() -> None:
     assert parse_settings(MINIMAL + tls % "").hub.url == "https://ws.example.org"
     assert parse_settings(MINIMAL + tls % ", port: 8443").hub.url == "https://ws.example.org:8443"
     assert parse_settings(MINIMAL).hub.url == "http://localhost:8000"
+
+
+def test_an_engine_whose_table_nobody_registered_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The settings ask each engine's registered table; a missing one is a programming error, never
+    a silent pass over what the engine refuses."""
+    from dlworkshop.settings import support
+
+    monkeypatch.delitem(support._TABLES, "kubernetes")
+    with pytest.raises(RuntimeError, match=r"import dlworkshop\.engines"):
+        parse_settings("auth: {mode: shared-code, access_code: x}\nhub: {backend: kubernetes}\n")
+
+
+def test_each_engine_registers_its_own_table() -> None:
+    from dlworkshop.kubernetes import supported as on_kubernetes
+    from dlworkshop.settings import support
+    from dlworkshop.slurm import supported as on_slurm
+
+    assert support._TABLES["kubernetes"] is on_kubernetes.unsupported_settings
+    assert support._TABLES["slurm"] is on_slurm.unsupported_settings
+    assert support._TABLES["docker"] is support.docker_problems

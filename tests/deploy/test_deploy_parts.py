@@ -19,8 +19,8 @@ from dlworkshop.deploy.archive import archive_image_id, archive_images
 from dlworkshop.deploy.inventory import hosts_in, limited, load_inventory
 from dlworkshop.deploy.playbook_vars import check_deployable, docker_container_params, playbook_vars
 from dlworkshop.deploy.runner import EventPrinter, failure_message, host_stats, private_run_dir, summary_table
+from dlworkshop.docker_host.hub_runtime import hub_container_spec, hub_settings
 from dlworkshop.errors import ConfigError, WorkshopError
-from dlworkshop.hub_runtime import hub_container_spec, hub_settings
 from dlworkshop.settings import Settings, parse_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -309,11 +309,11 @@ def test_image_ids_read_from_docker_and_oci_archives(tmp_path: Path) -> None:
 
 
 def test_up_and_the_deploy_install_the_same_firewall_rules(settings: Settings) -> None:
-    """The role's rules are dlworkshop.firewall's, and ansible.builtin.iptables builds each into the
+    """The role's rules are dlworkshop.docker_host.firewall's, and ansible.builtin.iptables builds each into the
     very rule `dlworkshop up` inserts (so either one finds the other's with `iptables -C`)."""
     from ansible.modules.iptables import construct_rule
 
-    from dlworkshop.firewall import learner_rules
+    from dlworkshop.docker_host.firewall import learner_rules
 
     extra = playbook_vars(settings)
     bridge = contract.bridge_name(settings.hub.network)
@@ -385,7 +385,7 @@ def test_up_and_the_deploy_install_the_same_firewall_rules(settings: Settings) -
 
 
 def test_the_deploy_prepares_the_same_work_folder_slots_as_up(settings: Settings) -> None:
-    from dlworkshop import work_volumes
+    from dlworkshop.docker_host import work_volumes
 
     extra = playbook_vars(settings)
     hub = settings.hub.container_name

@@ -7,8 +7,8 @@ import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from dlworkshop.clients.smoke.jupyter import JupyterServer, run_code
 from dlworkshop.hubclient import HubClient, HubError
-from dlworkshop.smoke.jupyter import JupyterServer, run_code
 from tests.fixtures.hub import RunningHub
 
 

@@ -26,7 +26,7 @@ import pytest
 from rich.console import Console
 
 from dlworkshop import contract
-from dlworkshop.export import unexported_work
+from dlworkshop.clients.export import unexported_work
 from dlworkshop.hubclient import HubClient
 from tests.fixtures.hub import RunningHub
 from tests.fixtures.images import LEARNER_TEST_TAG, TEST_PREFIX, image_setting
@@ -174,7 +174,7 @@ def write_into(volume: str, files: dict[str, bytes]) -> None:
 def test_down_purge_refuses_while_a_learners_work_changed_since_the_export(
     learner_image: str, tmp_path: Path
 ) -> None:
-    from dlworkshop.export import record_path
+    from dlworkshop.clients.export import record_path
     from dlworkshop.settings import load_settings
 
     config = purge_config(tmp_path)

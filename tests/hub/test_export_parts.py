@@ -1,6 +1,6 @@
 """`dlworkshop export`'s parts without an engine: what is left out of a learner's zip, the
 fingerprint `down --purge` compares, and a streamed archive written into a zip byte for byte
-(dlworkshop/export.py)."""
+(dlworkshop/clients/export.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import tarfile
 import zipfile
 from pathlib import PurePosixPath
 
-from dlworkshop.export import Content, _Chunks, left_out, zip_entry
+from dlworkshop.clients.export import Content, _Chunks, left_out, zip_entry
 
 
 def test_jupyterlabs_own_files_are_left_out_and_the_learners_kept() -> None:

@@ -30,10 +30,10 @@ import httpx
 import pytest
 
 from dlworkshop import contract
+from dlworkshop.clients.loadtest import DEFAULT_CODE, Credentials, LearnerRun, simulate_learner
+from dlworkshop.clients.smoke.jupyter import JupyterServer, run_code
 from dlworkshop.hubclient import HubClient
-from dlworkshop.loadtest import DEFAULT_CODE, Credentials, LearnerRun, simulate_learner
 from dlworkshop.settings import load_settings
-from dlworkshop.smoke.jupyter import JupyterServer, run_code
 from tests.fixtures.ansible import ACCESS_CODE as DEPLOY_ACCESS_CODE
 from tests.fixtures.ansible import DeployHost
 from tests.fixtures.faults import FaultResults, seconds

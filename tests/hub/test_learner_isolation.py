@@ -12,7 +12,7 @@ import docker
 import httpx
 import pytest
 
-from dlworkshop.firewall import HOST_COMMENT
+from dlworkshop.docker_host.firewall import HOST_COMMENT
 from tests.conftest import docker_cli
 from tests.fixtures.hub import RunningHub
 

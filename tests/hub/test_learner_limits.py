@@ -132,7 +132,7 @@ def test_after_a_reboot_a_start_says_the_work_folders_are_not_attached_until_up_
 
     import docker as docker_sdk
 
-    from dlworkshop import work_volumes
+    from dlworkshop.docker_host import work_volumes
 
     hub = running_hub.settings.hub.container_name
     shutil.rmtree(str(contract.HOST_WORK_DEVICES / hub))

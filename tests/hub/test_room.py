@@ -24,8 +24,8 @@ import docker
 import pytest
 
 from dlworkshop import contract
+from dlworkshop.clients.smoke.jupyter import CellError, JupyterServer, run_code
 from dlworkshop.hubclient import HubClient, HubError
-from dlworkshop.smoke.jupyter import CellError, JupyterServer, run_code
 from tests.fixtures.hub import RunningHub
 from tests.fixtures.images import TEST_PREFIX
 

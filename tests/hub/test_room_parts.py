@@ -22,7 +22,8 @@ from hub import config as hub_config
 from hub.backends.base import LearnerUsage
 from hub.closing import DEFAULT_NOTICE, Closing, refuse_after_the_end
 from hub.closing import main as closing_main
-from hub.room import Room, StopBook, kernel_counts, merged, room_for, server_state, server_usage, totals
+from hub.room import Room, room_for
+from hub.room_rows import StopBook, kernel_counts, merged, server_state, server_usage, totals
 from hub.state import HubState
 from tests.hub.test_logins import login, refused, shared
 

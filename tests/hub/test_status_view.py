@@ -1,6 +1,6 @@
 """`dlworkshop status` draws the hub's room view: totals and host figures above, one row per
 person, the ones that need a helper first, figures against their quotas; a failed refresh keeps
-the last view with the reason (dlworkshop/status.py), without a hub."""
+the last view with the reason (dlworkshop/clients/status.py), without a hub."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 from rich.console import Console
 
+from dlworkshop.clients.status import ago, render, size, watch
 from dlworkshop.errors import WorkshopError
-from dlworkshop.status import ago, render, size, watch
 
 G = 2**30
 

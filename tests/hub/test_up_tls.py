@@ -11,11 +11,12 @@ import docker
 import httpx
 import pytest
 
-from dlworkshop import contract, work_volumes
+from dlworkshop import contract
+from dlworkshop.docker_host import work_volumes
 from dlworkshop.errors import ConfigError
 from dlworkshop.hubclient import HubClient
+from dlworkshop.local.tls import local_tls_files, self_signed
 from dlworkshop.settings import load_settings, parse_settings
-from dlworkshop.tls import local_tls_files, self_signed
 from tests.fixtures.hub import ACCESS_CODE, TEST_PORT, dlworkshop
 from tests.fixtures.images import HUB_TEST_TAG, LEARNER_TEST_TAG, TEST_PREFIX, image_setting
 
@@ -127,7 +128,7 @@ hub:
 
 
 def test_check_reports_what_up_refuses(tmp_path: Path) -> None:
-    """`check` and `up` agree (dlworkshop.preflight): plain HTTP beyond localhost, and an extra
+    """`check` and `up` agree (dlworkshop.local.preflight): plain HTTP beyond localhost, and an extra
     mount whose folder this machine lacks, block a start."""
     config = tmp_path / "workshop.yaml"
     config.write_text(

@@ -1,4 +1,4 @@
-"""Size-limited work folders: the host's slots (dlworkshop/work_volumes.py and its script) and the
+"""Size-limited work folders: the host's slots (dlworkshop/docker_host/work_volumes.py and its script) and the
 hub's claim of one per learner (hub/backends/docker.py), apart from a running hub."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from typing import Any
 import docker
 import pytest
 
-from dlworkshop import contract, work_volumes
+from dlworkshop import contract
+from dlworkshop.docker_host import work_volumes
 from dlworkshop.settings import parse_settings
 from hub.backends.docker import NoFreeWorkSlot, claim_work_volume
 from hub.seats import seat_count

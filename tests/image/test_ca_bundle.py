@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dlworkshop.ca_bundle import host_ca_bundle, parse_ca_bundle_option, resolve_ca_bundle
 from dlworkshop.errors import WorkshopError
+from dlworkshop.image.ca_bundle import host_ca_bundle, parse_ca_bundle_option, resolve_ca_bundle
 from dlworkshop.settings import parse_settings
 from tests.conftest import REPO
 

@@ -278,7 +278,7 @@ def test_the_first_kernel_is_started_ahead_and_moves_to_the_notebooks_folder(lea
     hidden from the kernel list until then, working in the folder asked for."""
     import docker
 
-    from dlworkshop.smoke.jupyter import JupyterServer, run_code
+    from dlworkshop.clients.smoke.jupyter import JupyterServer, run_code
 
     client = docker.from_env()
     container = client.containers.run(

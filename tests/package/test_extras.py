@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dlworkshop.extras import EXTRA_MODULES
+from dlworkshop.cli.extras import EXTRA_MODULES
 
 REPO = Path(__file__).resolve().parents[2]
 # Top-level modules of every extra (and what they pull in), hidden as if not installed.

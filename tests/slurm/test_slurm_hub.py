@@ -26,10 +26,10 @@ from typing import Any
 import pytest
 
 from dlworkshop import contract
-from dlworkshop.hub_runtime import hub_settings, hub_settings_yaml
+from dlworkshop.clients.smoke.jupyter import JupyterServer, run_code
+from dlworkshop.docker_host.hub_runtime import hub_settings, hub_settings_yaml
 from dlworkshop.hubclient import HubClient
 from dlworkshop.settings import load_settings
-from dlworkshop.smoke.jupyter import JupyterServer, run_code
 from tests.fixtures.slurm import ENV_VOLUME, NETWORK, SlurmCluster, docker, wait_until
 
 pytestmark = [pytest.mark.slurm, pytest.mark.docker, pytest.mark.ansible, pytest.mark.slow]

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from dlworkshop.loadtest import LearnerRun, credentials, percentile, summary, write_report
+from dlworkshop.clients.loadtest import LearnerRun, credentials, percentile, summary, write_report
 
 
 def runs() -> list[LearnerRun]:
@@ -25,7 +25,7 @@ def test_report_has_every_learner_and_the_plot(tmp_path: Path) -> None:
 
 
 def test_credentials_for_shared_code_and_accounts(tmp_path: Path) -> None:
-    from dlworkshop.instructor import instructor_key, secret_for
+    from dlworkshop.clients.instructor import instructor_key, secret_for
 
     key = instructor_key(tmp_path / "instructor-key")
     logins = credentials(2, "lt-", "code", None, lambda name: secret_for(name, key))

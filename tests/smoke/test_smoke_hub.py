@@ -57,8 +57,8 @@ def test_a_wrong_access_code_fails_the_login_check(running_hub: RunningHub, tmp_
 
 
 def test_the_html_report_opens_in_chromium(running_hub: RunningHub, tmp_path: Path) -> None:
-    from dlworkshop.smoke.checks import CheckResult
-    from dlworkshop.smoke.report import write_report
+    from dlworkshop.clients.smoke.checks import CheckResult
+    from dlworkshop.clients.smoke.report import write_report
     from tests.fixtures.browser import CHROMIUM, CHROMIUM_ARGS
 
     files = write_report(

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
+from dlworkshop.clients.smoke.checks import CheckResult, parameterized
+from dlworkshop.clients.smoke.report import write_report
+from dlworkshop.clients.smoke.run import selected_lessons
 from dlworkshop.errors import WorkshopError
 from dlworkshop.lessons import list_lessons
-from dlworkshop.smoke.checks import CheckResult, parameterized
-from dlworkshop.smoke.report import write_report
-from dlworkshop.smoke.run import selected_lessons
 
 RESULTS = [
     CheckResult("login", True, "0.2 s"),

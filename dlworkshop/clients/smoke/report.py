@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from dlworkshop.smoke.checks import CheckResult
+from dlworkshop.clients.smoke.checks import CheckResult
 
 
 def table(results: list[CheckResult]) -> Table:

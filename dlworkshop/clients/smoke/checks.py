@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, cast
 
+from dlworkshop.clients.smoke.jupyter import CellError, JupyterServer, run_cells, run_code
 from dlworkshop.lessons import Hardware, Lesson, Size
-from dlworkshop.smoke.jupyter import CellError, JupyterServer, run_cells, run_code
 
 # Visible on purpose: Jupyter refuses hidden paths. Removed when the run ends.
 WORK_FOLDER = "dlworkshop-smoke-test"

@@ -3,7 +3,7 @@
 
 A start is blocked by quotas that do not fit (memory, GPU places: dlworkshop.capacity), a file or
 folder the settings name that is not there, the hub's port taken by something else, and plain HTTP
-beyond localhost (dlworkshop.tls). Overcommitted CPUs are a warning (quotas shared by time), as is a
+beyond localhost (dlworkshop.local.tls). Overcommitted CPUs are a warning (quotas shared by time), as is a
 room larger than the host carries at once, and a Docker engine that would stop every learner's
 container when it restarts (live-restore off).
 """
@@ -16,8 +16,8 @@ from pathlib import Path
 from dlworkshop import contract
 from dlworkshop.capacity import CapacityReport, HostFacts, check_capacity
 from dlworkshop.errors import ConfigError
+from dlworkshop.local.tls import CLEAR_TEXT_FIX, clear_text_problem
 from dlworkshop.settings import Settings, missing_files
-from dlworkshop.tls import CLEAR_TEXT_FIX, clear_text_problem
 
 
 @dataclass(frozen=True)

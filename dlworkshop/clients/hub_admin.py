@@ -47,7 +47,7 @@ def _through_the_api(hub: str, method: str, path: str, who: str, **kwargs: Any) 
 
 def _in_the_local_hub(settings: Settings, command: list[str]) -> str:
     """Run a hub module inside the hub container of `dlworkshop up`; its standard output."""
-    from dlworkshop.local_hub import running_hub
+    from dlworkshop.local.local_hub import running_hub
 
     _, hub = running_hub(settings)
     result = hub.exec_run(command, workdir=str(contract.HUB_HOME), demux=True)

@@ -1,4 +1,9 @@
-"""What of workshop.yaml an engine other than Docker cannot take, refused when the settings load.
+"""What of workshop.yaml an engine cannot take, refused when the settings load.
+
+Each engine owns a table of what it does not support and registers it here (`register`); the
+settings model asks through one function, `unsupported_settings`, and imports no engine, so no
+import circle hides behind it. `dlworkshop/engines.py` registers every engine's table: each place
+that loads settings (the CLI, the hub, the tests) imports it first.
 
 Many settings describe a Docker host (its network, its volumes, its loop-device work folders). On
 Kubernetes or Slurm each is refused at the key it names, saying what stands for it on that engine,
@@ -12,7 +17,7 @@ harmless (it describes nothing the admin asked for).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,6 +28,43 @@ if TYPE_CHECKING:
 
 # A refusal: the key's path in workshop.yaml, and why (with the fix).
 Problem = tuple[tuple[str, ...], str]
+# An engine's table, asked with the whole settings: every refusal, each at its key.
+SupportTable = Callable[["Settings"], list[Problem]]
+
+_TABLES: dict[str, SupportTable] = {}
+
+
+def register(backend: str, table: SupportTable) -> None:
+    """An engine's table of what it does not support, for `hub.backend: <backend>`."""
+    _TABLES[backend] = table
+
+
+def unsupported_settings(settings: Settings) -> list[Problem]:
+    """What the chosen engine refuses, each at its key. An engine whose table nobody registered is a
+    programming error, never a silent pass."""
+    backend = settings.hub.backend
+    if backend not in _TABLES:
+        raise RuntimeError(
+            f"no table of what hub.backend {backend} does not support is registered: "
+            "import dlworkshop.engines before loading settings"
+        )
+    return _TABLES[backend](settings)
+
+
+def docker_problems(settings: Settings) -> list[Problem]:
+    """The Docker backend's own: the settings' sections describe a Docker host, so it refuses little."""
+    gpu = settings.resources.gpu
+    if gpu.policy == "mig" and not gpu.mig_devices:
+        return [
+            (
+                ("resources", "gpu", "mig_devices"),
+                "policy mig needs the MIG device UUIDs (nvidia-smi -L lists them)",
+            )
+        ]
+    return []
+
+
+register("docker", docker_problems)
 
 
 @dataclass(frozen=True)

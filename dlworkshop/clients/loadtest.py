@@ -21,9 +21,9 @@ from typing import NamedTuple, TypeVar
 from rich.console import Console
 from rich.table import Table
 
+from dlworkshop.clients.smoke.jupyter import CellError, JupyterServer, run_cells
 from dlworkshop.errors import WorkshopError
 from dlworkshop.hubclient import HubError, HubSession
-from dlworkshop.smoke.jupyter import CellError, JupyterServer, run_cells
 
 T = TypeVar("T")
 STEPS = ("login", "spawn", "kernel", "first_cell")
@@ -127,7 +127,7 @@ def credentials(
     secret_of: Callable[[str], str] | None = None,
 ) -> list[Credentials]:
     """The accounts' rows, or (shared-code) names `<prefix>NN` with the code and, from
-    `secret_of`, each name's secret (dlworkshop.instructor.secret_for: the same at every run)."""
+    `secret_of`, each name's secret (dlworkshop.clients.instructor.secret_for: the same at every run)."""
     if accounts:
         with accounts.open(newline="") as handle:
             rows = [Credentials(row["username"], row["password"]) for row in csv.DictReader(handle)]

@@ -8,14 +8,14 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
-from dlworkshop import instructor
+from dlworkshop.clients import instructor
+from dlworkshop.clients.smoke import checks as smoke_checks
+from dlworkshop.clients.smoke.report import print_summary, write_report
+from dlworkshop.clients.smoke.targets import TargetFailed, hub_target, image_target
 from dlworkshop.errors import CheckFailed, WorkshopError
 from dlworkshop.hubclient import HubError
 from dlworkshop.lessons import Lesson, Size, list_lessons
 from dlworkshop.settings import Settings
-from dlworkshop.smoke import checks as smoke_checks
-from dlworkshop.smoke.report import print_summary, write_report
-from dlworkshop.smoke.targets import TargetFailed, hub_target, image_target
 
 
 @dataclass

@@ -3,7 +3,7 @@ no cloud), its whole lifecycle.
 
 The hub runs in its own container with the Docker socket; learners' servers run on a private
 Docker network, fenced off the host by the firewall rules the deploy also installs
-(dlworkshop/firewall.py), each with a size-limited work folder (dlworkshop/work_volumes.py). `up`
+(dlworkshop/docker_host/firewall.py), each with a size-limited work folder (dlworkshop/docker_host/work_volumes.py). `up`
 builds what is missing, starts the hub (serving TLS where it listens beyond localhost), waits until
 it answers, and undoes what it created if any step fails: never a half-done hub.
 """
@@ -25,18 +25,24 @@ from typing import TYPE_CHECKING
 import httpx
 from rich.console import Console
 
-from dlworkshop import contract, work_volumes
+from dlworkshop import contract
 from dlworkshop.capacity import HostFacts
+from dlworkshop.docker_host import work_volumes
+from dlworkshop.docker_host.firewall import install_rules, remove_rules
+from dlworkshop.docker_host.hub_runtime import (
+    hub_container_spec,
+    hub_settings,
+    hub_settings_yaml,
+    require_docker_hub,
+)
+from dlworkshop.docker_host.shared_folder import announce_shared, check_shareable
 from dlworkshop.errors import WorkshopError
-from dlworkshop.firewall import install_rules, remove_rules
 from dlworkshop.gpus import detect_gpus
-from dlworkshop.hub_runtime import hub_container_spec, hub_settings, hub_settings_yaml, require_docker_hub
 from dlworkshop.image.docker import docker_client
 from dlworkshop.image.ensure import ensure_images
-from dlworkshop.preflight import check_start
+from dlworkshop.local.preflight import check_start
+from dlworkshop.local.tls import local_tls_files
 from dlworkshop.settings import Settings, format_bytes
-from dlworkshop.shared_folder import announce_shared, check_shareable
-from dlworkshop.tls import local_tls_files
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -284,8 +290,8 @@ def down(settings: Settings, purge: bool, console: Console, force: bool = False)
 
 
 def refuse_to_purge_unexported_work(settings: Settings, console: Console) -> None:
-    """Checked once nothing runs that could still change a work folder (dlworkshop/export.py)."""
-    from dlworkshop.export import unexported_work
+    """Checked once nothing runs that could still change a work folder (dlworkshop/clients/export.py)."""
+    from dlworkshop.clients.export import unexported_work
 
     unsaved = unexported_work(settings, console)
     if unsaved:

@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 
 from dlworkshop import contract
+from dlworkshop.clients.smoke.checks import WORK_FOLDER, CheckResult
+from dlworkshop.clients.smoke.jupyter import JupyterServer
 from dlworkshop.hubclient import HubClient, HubError
 from dlworkshop.image.docker import require_engine
-from dlworkshop.smoke.checks import WORK_FOLDER, CheckResult
-from dlworkshop.smoke.jupyter import JupyterServer
 
 
 def placement(events: list[dict[str, Any]]) -> str:
