@@ -16,7 +16,8 @@ preserved_env() {
 need_root() {
   local command=$1 reasons=$2
   [[ $EUID -eq 0 ]] && return 0
-  sudo -n true 2>/dev/null && { keep_sudo_alive; return 0; }
+  # Said and granted once for the whole run (scripts/up asks for what scripts/setup-host needs too).
+  [[ -n "${DLWORKSHOP_SUDO_ASKED:-}" ]] && sudo -n true 2>/dev/null && return 0
   local refusal
   if ! command -v sudo >/dev/null 2>&1; then
     refusal="sudo is not installed"
@@ -26,6 +27,7 @@ need_root() {
     local prompt=-n
     { : </dev/tty; } 2>/dev/null && prompt=
     if refusal=$(sudo $prompt -v 2>&1); then
+      export DLWORKSHOP_SUDO_ASKED=1
       keep_sudo_alive
       return 0
     fi
