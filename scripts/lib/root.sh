@@ -21,18 +21,17 @@ need_root() {
   local refusal
   if ! command -v sudo >/dev/null 2>&1; then
     refusal="sudo is not installed"
-  else
+  elif refusal=$(sudo -n -v 2>&1) || [[ $refusal == *"password is required"* ]]; then
+    # Allowed (without a password, or with one to be typed): say why before sudo does anything.
     say "$command needs root, through sudo (asked once), for: $reasons"
-    # sudo prompts on the terminal; with none (a pipe, CI) it is asked not to prompt, and says why not.
-    local prompt=-n
-    { : </dev/tty; } 2>/dev/null && prompt=
-    if refusal=$(sudo $prompt -v 2>&1); then
+    # sudo prompts on the terminal; with none (a pipe, CI) it cannot, and says so.
+    if [[ -z $refusal ]] || { { : </dev/tty; } 2>/dev/null && refusal=$(sudo -v 2>&1); }; then
       export DLWORKSHOP_SUDO_ASKED=1
       keep_sudo_alive
       return 0
     fi
-    refusal=$(printf '%s' "$refusal" | tail -n 1)
   fi
+  refusal=$(printf '%s' "$refusal" | tail -n 1)
   local user
   user=$(id -un)
   {

@@ -194,6 +194,7 @@ def test_a_user_without_sudo_gets_one_message_and_nothing_changes(
     before = fresh_host.system_state()
     result = fresh_host.as_user("bob", "scripts/up -c workshop.yaml", env=PIP_ENV, timeout=120)
     assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout == "", result.stdout  # nothing said before the refusal, nothing begun
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1, result.stderr
     assert (
