@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/up, scripts/test and scripts/setup-host, from the checkout's root: what needs
 # root is asked for through sudo once, saying why; where sudo is refused, one message names what an
 # admin must run, before anything is changed. Root itself runs everything as it is.
@@ -37,6 +38,7 @@ need_root() {
   {
     printf '\033[1;31merror:\033[0m %s needs root for: %s. You are %s, not root, and sudo refused (%s). Nothing was changed.\n' \
       "$command" "$reasons" "$user" "$refusal"
+    # shellcheck disable=SC2016  # the backquotes are the message's, around a command to type
     printf '\033[1mfix:\033[0m ask an admin to run `sudo %s/%s` (what it makes in this checkout stays yours), or to give you sudo rights (`usermod -aG sudo %s`, then log in again)\n' \
       "$PWD" "$command" "$user"
   } >&2
