@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 
 from dlworkshop.cli import app
 from dlworkshop.cli.config import ConfigOption
+
+if TYPE_CHECKING:
+    from dlworkshop.settings import Settings
 
 console = Console(soft_wrap=True)
 
@@ -25,23 +30,34 @@ def up(
 
     settings = load_settings(config)
     url = local_hub.up(settings, console, rebuild=rebuild)
+    announce(console, settings, url)
+
+
+def how_to_log_in(settings: Settings, url: str) -> tuple[str, list[str]]:
+    """The closing message of `up`: a title and its lines (rich markup)."""
     code = settings.auth.access_code.get_secret_value() if settings.auth.access_code else ""
     how = {
-        "shared-code": f"type the workshop code [bold]{code}[/], a name and a secret of their own "
+        "shared-code": f"type the workshop code [bold]{escape(code)}[/], a name and a secret of their own "
         "(the first login claims the name; later logins need the same secret)",
         "accounts": "use the username and password on your login slip",
         "github": "sign in with GitHub",
     }[settings.auth.mode]
-    admins = ""
+    lines = [f"The workshop hub is up at [bold]{escape(url)}[/]", f"Learners: open it, {how}."]
     if settings.auth.mode == "shared-code" and settings.auth.admins:
         # The form refuses to hand out an admin's name: whoever typed it first would be admin.
-        admins = "\nAdmins: claim your names first with `dlworkshop accounts claim NAME`."
-    console.print(
-        Panel(
-            f"The workshop hub is up at [bold]{url}[/]\nLearners: open it, {how}.{admins}",
-            title=settings.workshop.name,
-        )
-    )
+        lines.append("Admins: claim your names first with `dlworkshop accounts claim NAME`.")
+    return escape(settings.workshop.name), lines
+
+
+def announce(console: Console, settings: Settings, url: str) -> None:
+    """In a terminal, a panel whose lines wrap between words; elsewhere (a log, a pipe), one line
+    each, never cut or wrapped at the 80 columns rich assumes there."""
+    title, lines = how_to_log_in(settings, url)
+    if console.is_terminal:
+        console.print(Panel("\n".join(lines), title=title), soft_wrap=False)
+        return
+    for line in (f"[bold]{title}[/]", *lines):
+        console.print(line, soft_wrap=True, highlight=False)
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import subprocess
@@ -35,11 +36,39 @@ def require_engine() -> str:
     client = docker_cli()
     probe = subprocess.run([client, "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True)
     if probe.returncode != 0:
-        raise DockerUnavailableError(
-            "the Docker engine is not running or not reachable",
-            fix="start it (`systemctl start docker`, or scripts/setup-host) and check you may use /var/run/docker.sock",
-        )
+        raise engine_unreachable(probe.stderr)
     return client
+
+
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+
+
+def engine_socket() -> Path | None:
+    """The engine's Unix socket this process would open ($DOCKER_HOST's, else Docker's default);
+    None for an engine over TCP or SSH."""
+    host = os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
+    return Path(host.removeprefix("unix://")) if host.startswith("unix://") else None
+
+
+def engine_unreachable(detail: str) -> DockerUnavailableError:
+    """Why the engine did not answer, told apart: this user may not open its socket (the engine
+    may well run), or nothing answers there."""
+    socket = engine_socket()
+    denied = "permission denied" in detail.lower() or (
+        socket is not None and socket.exists() and not os.access(socket, os.R_OK | os.W_OK)
+    )
+    if denied:
+        user = getpass.getuser()
+        return DockerUnavailableError(
+            f"{user} may not open the Docker engine's socket {socket or ''}".rstrip(),
+            fix=f"run the command with sudo, or join the docker group (`sudo usermod -aG docker {user}`, "
+            "then `newgrp docker` or log in again; the group is as good as root)",
+        )
+    return DockerUnavailableError(
+        "the Docker engine is not running or not reachable"
+        + (f" (no engine answers at {socket})" if socket is not None else ""),
+        fix="start it (`sudo systemctl start docker`, or scripts/setup-host)",
+    )
 
 
 def image_labels(client: str, reference: str) -> dict[str, str] | None:
@@ -63,11 +92,8 @@ def docker_client() -> DockerClient:
     try:
         client = docker.from_env()
         client.ping()
-    except Exception:
-        raise DockerUnavailableError(
-            "the Docker engine is not running or not reachable",
-            fix="start it (`systemctl start docker`, or scripts/setup-host)",
-        ) from None
+    except Exception as exc:
+        raise engine_unreachable(str(exc)) from None
     return client
 
 

@@ -71,6 +71,10 @@ def ensure_images(client: DockerClient, settings: Settings, console: Console, re
         assert image.archive is not None  # the settings model requires it for this source
         _load(client, image.archive, image.reference, console)
         learner_missing = False
+    if image.source == "archive" and hub_missing and settings.hub.image_archive is not None:
+        # The hub image's `docker save` file, as the deploy copies it to its host.
+        _load(client, settings.hub.image_archive, settings.hub.image, console)
+        hub_missing = False
     if not (learner_missing or hub_missing):
         return
     base = ensure_base_image(client, image.base_image, console)

@@ -15,6 +15,7 @@ import io
 import os
 import shutil
 import socket
+import sys
 import tarfile
 import time
 from collections.abc import Callable, Iterator
@@ -170,6 +171,21 @@ def published_port(settings: Settings) -> int:
     return settings.hub.tls.port if settings.hub.tls.mode != "none" else settings.hub.port
 
 
+def require_root(command: str) -> None:
+    """`up` and `down` change this machine's firewall and loop devices, which only root may: said
+    before anything is built, started or removed (scripts/up runs `up` through sudo)."""
+    if os.geteuid() == 0:
+        return
+    program = sys.argv[0] if Path(sys.argv[0]).name == "dlworkshop" else "dlworkshop"
+    raise WorkshopError(
+        f"`dlworkshop {command}` needs root: it {'installs' if command == 'up' else 'removes'} the firewall "
+        "rules that keep learners off this machine's services and the cloud metadata address (iptables) "
+        "and attaches or detaches the loop devices of their size-limited work folders (losetup)",
+        fix=f"run it through sudo, keeping your settings: `sudo --preserve-env=DLWORKSHOP_ACCESS_CODE "
+        f"{program} {command} ...` (scripts/up does that for you)",
+    )
+
+
 def up(settings: Settings, console: Console, rebuild: bool = False, wait: float = 180) -> str:
     """Start (or re-create, keeping learners' servers and volumes) the hub; returns its URL."""
     import docker
@@ -178,6 +194,7 @@ def up(settings: Settings, console: Console, rebuild: bool = False, wait: float 
     hub = settings.hub
     # What the settings alone decide is refused before anything is built or started.
     tls_files = local_tls_files(settings)
+    require_root("up")
     client = docker_client()
     existing = None
     with contextlib.suppress(docker.errors.NotFound):
@@ -263,6 +280,7 @@ def down(settings: Settings, purge: bool, console: Console, force: bool = False)
     unless force, refuses while a learner's work is not in the last export)."""
     import docker
 
+    require_root("down")
     client = docker_client()
     hub = settings.hub
     with contextlib.suppress(docker.errors.NotFound):
