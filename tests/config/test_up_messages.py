@@ -94,7 +94,7 @@ def test_no_engine_at_the_socket_is_a_stopped_engine(monkeypatch: pytest.MonkeyP
 def test_up_and_down_ask_for_root_before_touching_anything(
     command: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dlworkshop import local_hub
+    from dlworkshop.local import local_hub
 
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     # Were it to go on, the engine would be asked next: it must not be.

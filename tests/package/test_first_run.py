@@ -37,7 +37,7 @@ CONSTRAINTS = "/etc/dlworkshop-test-constraints.txt"
 LEARNER = """\
 import sys, time
 from dlworkshop.hubclient import HubClient
-from dlworkshop.smoke.jupyter import JupyterServer, run_code
+from dlworkshop.clients.smoke.jupyter import JupyterServer, run_code
 url, code, name = sys.argv[1:4]
 client = HubClient(url)
 client.get(client.login(name, code, "secret-of-" + name))
