@@ -168,7 +168,7 @@ def workshop_yaml(
         "learners": {"count": 4, "expected_concurrent": len(scenario.learners) + 1},
         "auth": {"mode": "shared-code", "access_code": access_code},
         "image": {**image, "variant": "cuda"},
-        "resources": {"cpu": 2, "memory": "8G", "gpu": scenario.gpu_settings()},
+        "resources": {"cpu": 2, "memory": "6G", "gpu": scenario.gpu_settings()},
         "hub": {
             "port": port,
             "container_name": f"{prefix}-hub-{scenario.policy}",
