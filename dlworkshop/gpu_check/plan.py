@@ -77,7 +77,7 @@ class Scenario:
     @property
     def capped(self) -> bool:
         """Whether the hub caps each learner's GPU memory (the share of a shared GPU: the cap is the
-        hub's own default, which the check reads from the hub's allocator, never works out itself)."""
+        hub's own default, which the check reads from the learners' containers, never works out)."""
         return self.policy == "shared"
 
     def gpu_settings(self) -> dict[str, Any]:
@@ -196,6 +196,16 @@ def visibility_verdict(scenario: Scenario, seen: dict[str, list[str]]) -> Verdic
         "; ".join(f"{learner}: {', '.join(seen.get(learner, [])) or 'none'}" for learner in expected),
         "; ".join(f"{learner}: {', '.join(devices)}" for learner, devices in expected.items()),
     )
+
+
+def hub_cap_mb(probes: dict[str, dict[str, Any]]) -> int | None:
+    """The cap the hub gave the learners (DLWORKSHOP_GPU_MEMORY_MB in each container, `cap_env`):
+    one value for all, else None (none given, or learners given different caps)."""
+    caps = {probe.get("cap_env") for probe in probes.values()}
+    if len(caps) != 1:
+        return None
+    (cap,) = caps
+    return int(cap) if cap and str(cap).isdigit() else None
 
 
 def cap_verdict(scenario: Scenario, cap: int | None, probes: dict[str, dict[str, Any]]) -> Verdict:

@@ -43,7 +43,8 @@ except OSError:  # no nvidia-smi mounted: the driver's own list of this containe
 gpus = tf.config.list_physical_devices("GPU")
 limits = [c.memory_limit for g in gpus for c in (tf.config.get_logical_device_configuration(g) or [])]
 print(json.dumps({"uuids": listed, "gpus": len(gpus), "limits_mb": limits,
-                  "visible": os.environ.get("NVIDIA_VISIBLE_DEVICES")}))
+                  "visible": os.environ.get("NVIDIA_VISIBLE_DEVICES"),
+                  "cap_env": os.environ.get("DLWORKSHOP_GPU_MEMORY_MB")}))
 """
 HOLD = """
 import tensorflow as tf
@@ -142,7 +143,7 @@ def check_scenario(
             }
             figures["learners"] = probes
             verdicts.append(gpu_plan.visibility_verdict(scenario, {n: p["uuids"] for n, p in probes.items()}))
-            cap = hub_memory_cap_mb(config)
+            cap = gpu_plan.hub_cap_mb(probes)
             figures["memory_cap_mb"] = cap
             verdicts.append(gpu_plan.cap_verdict(scenario, cap, probes))
             if scenario.capped and cap and len(learners) == 2:
@@ -173,15 +174,6 @@ def check_scenario(
         figures["smoke_test"] = smoke.get("checks", [])
         verdicts += gpu_plan.smoke_verdicts(scenario, smoke)
     return verdicts, figures
-
-
-def hub_memory_cap_mb(config: Path) -> int | None:
-    """The per-learner cap the hub's allocator gives for these settings (its rule, not ours)."""
-    sys.path.insert(0, str(REPO))
-    from dlworkshop.settings import load_settings
-    from hub.backends.gpu_allocator import GpuAllocator
-
-    return GpuAllocator.from_settings(load_settings(config).resources.gpu).memory_cap_mb
 
 
 def image_settings(args: argparse.Namespace) -> dict[str, Any]:

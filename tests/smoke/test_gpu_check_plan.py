@@ -113,6 +113,13 @@ def test_the_cap_verdict_wants_the_share_as_limit_or_no_limit_on_a_whole_gpu() -
     assert not plan.cap_verdict(WHOLE_TWO, None, {}).passed
 
 
+def test_the_hubs_cap_is_the_one_every_learners_container_was_given() -> None:
+    assert plan.hub_cap_mb({"a": {"cap_env": "7680"}, "b": {"cap_env": "7680"}}) == 7680
+    assert plan.hub_cap_mb({"a": {"cap_env": "7680"}, "b": {"cap_env": "4096"}}) is None
+    assert plan.hub_cap_mb({"a": {"cap_env": None}}) is None
+    assert plan.hub_cap_mb({}) is None
+
+
 def test_the_cap_holds_only_if_past_it_is_refused_and_the_neighbour_still_allocates() -> None:
     assert plan.allocation_sizes_mb(8000) == (4800, 10000)
     assert plan.cap_holds_verdict(SHARED, "ResourceExhaustedError", "ok").passed
