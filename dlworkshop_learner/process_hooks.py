@@ -2,7 +2,8 @@
 
     import dlworkshop_learner.process_hooks; dlworkshop_learner.process_hooks.install()
 
-the offline URL hook, and TensorFlow configured lazily. Only for learners' code (kernels, scripts,
+the offline URL hook, TensorFlow's C++ log level (before any import could load it), and TensorFlow
+configured lazily. Only for learners' code (kernels, scripts,
 `python -c`, an interactive Python): installed programs (Jupyter's commands, TensorBoard, pip,
 `dlworkshop`) and this package's own modules (the start hook, the health check) skip the hooks'
 imports, so a process that is not a learner's costs what plain Python costs. Nothing heavy is
@@ -58,8 +59,9 @@ def install() -> None:
             return
         from dlworkshop_learner import offline_urls
         from dlworkshop_learner.import_hooks import when_imported
-        from dlworkshop_learner.tensorflow_setup import configure_tensorflow
+        from dlworkshop_learner.tensorflow_setup import configure_tensorflow, quiet_environment
 
+        quiet_environment(os.environ)
         offline_urls.install()
         when_imported("tensorflow", configure_tensorflow)
     except Exception as exc:

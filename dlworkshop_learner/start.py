@@ -4,8 +4,8 @@
 
 sets the thread variables for the container's CPU quota and the CUDA wheels' library path (the
 server and its kernels inherit them), links the data caches from the build-time plan, copies the
-lessons into the work folder without overwriting a learner's edits, then replaces itself with the
-command. A step that fails is reported on stderr, never fatal: the server starts, and the smoke
+lessons into the work folder without overwriting a learner's edits, says in the server's log when the
+CUDA image finds no GPU, then replaces itself with the command. A step that fails is reported on stderr, never fatal: the server starts, and the smoke
 test names what is missing.
 """
 
@@ -27,6 +27,18 @@ def cuda_library_path(site_packages: Path) -> str | None:
     """The folders of the pip CUDA wheels (tensorflow[and-cuda]), for LD_LIBRARY_PATH."""
     folders = sorted(str(p) for p in (site_packages / "nvidia").glob("*/lib") if p.is_dir())
     return ":".join(folders) or None
+
+
+def no_gpu_notice(site_packages: Path, dev: Path = Path("/dev")) -> str | None:
+    """The server log's one line where the CUDA image (its NVIDIA wheels present) runs in a container
+    given no GPU (no /dev/nvidia<N>; the NVIDIA container toolkit adds one per GPU, MIG slices
+    included); None where there is one, and in the CPU image."""
+    if cuda_library_path(site_packages) is None or any(dev.glob("nvidia[0-9]*")):
+        return None
+    return (
+        "dlworkshop: no NVIDIA GPU found in this container (no /dev/nvidia<N> device): "
+        "TensorFlow runs on the CPU"
+    )
 
 
 def server_environment(environ: Mapping[str, str], site_packages: Path) -> dict[str, str]:
@@ -72,7 +84,11 @@ def prepare_work() -> list[str]:
 
 
 def main(command: list[str]) -> int:
-    os.environ.update(server_environment(os.environ, Path(sysconfig.get_paths()["purelib"])))
+    site_packages = Path(sysconfig.get_paths()["purelib"])
+    os.environ.update(server_environment(os.environ, site_packages))
+    notice = no_gpu_notice(site_packages)
+    if notice:
+        print(notice, file=sys.stderr, flush=True)
     for problem in prepare_work():
         print(f"dlworkshop: {problem}", file=sys.stderr)
     if not command:

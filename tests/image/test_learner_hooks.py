@@ -257,3 +257,64 @@ BIN = "/opt/venv/bin"
 def test_only_learners_code_pays_for_the_hooks(argv: list[str], learners: bool) -> None:
     """Kernels and a learner's scripts get the hooks; health checks and installed programs do not."""
     assert process_hooks.runs_learner_code(argv, BIN) is learners
+
+
+def test_learners_processes_get_tensorflows_log_level_unless_the_deployer_set_one() -> None:
+    environ: dict[str, str] = {}
+    tensorflow_setup.quiet_environment(environ)
+    assert environ == {"TF_CPP_MIN_LOG_LEVEL": "1"}
+    chosen = {"TF_CPP_MIN_LOG_LEVEL": "0"}
+    tensorflow_setup.quiet_environment(chosen)
+    assert chosen == {"TF_CPP_MIN_LOG_LEVEL": "0"}
+
+
+HELD = """
+import os
+from dlworkshop_learner.tensorflow_setup import NO_GPU_NOISE, native_stderr_held
+with native_stderr_held(NO_GPU_NOISE):
+    os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n")
+    os.write(2, b"E0000 00:00:1 1 cuda_executor.cc:1228] failed call to cuInit: INTERNAL: CUDA error\\n")
+    os.write(2, b"W0000 something a learner should see\\n")
+os.write(2, b"after\\n")
+"""
+
+
+def test_the_gpu_lookups_no_gpu_lines_are_dropped_and_every_other_line_kept() -> None:
+    """What C++ code writes to file descriptor 2 while the lookup runs (a process of its own: the
+    hook swaps the descriptor itself)."""
+    result = subprocess.run([sys.executable, "-c", HELD], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert result.stderr == "W0000 something a learner should see\nafter\n"
+
+
+class FakeCudaTensorFlow(FakeTensorFlow):
+    def __init__(self, gpus: int, cuda: bool) -> None:
+        super().__init__(gpus)
+
+        class Sysconfig:
+            @staticmethod
+            def get_build_info() -> dict[str, object]:
+                return {"is_cuda_build": cuda}
+
+        self.sysconfig = Sysconfig()
+
+
+@pytest.mark.parametrize(("gpus", "cuda", "said"), [(0, True, True), (1, True, False), (0, False, False)])
+def test_a_cuda_build_that_finds_no_gpu_says_so_in_one_sentence(
+    gpus: int, cuda: bool, said: bool, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(layout.GPU_MEMORY_ENV, raising=False)
+    tensorflow_setup.configure_tensorflow(FakeCudaTensorFlow(gpus, cuda))  # type: ignore[arg-type]
+    assert capsys.readouterr().err == (tensorflow_setup.NO_GPU_SENTENCE + "\n" if said else "")
+
+
+def test_the_server_log_says_when_the_cuda_image_finds_no_gpu(tmp_path: Path) -> None:
+    site, dev = tmp_path / "site", tmp_path / "dev"
+    (site / "nvidia" / "cudnn" / "lib").mkdir(parents=True)
+    dev.mkdir()
+    (dev / "nvidiactl").touch()  # the driver's control device alone is no GPU
+    notice = start.no_gpu_notice(site, dev)
+    assert notice is not None and notice.startswith("dlworkshop: no NVIDIA GPU found")
+    (dev / "nvidia0").touch()
+    assert start.no_gpu_notice(site, dev) is None
+    assert start.no_gpu_notice(tmp_path / "cpu-image-site", tmp_path / "empty") is None

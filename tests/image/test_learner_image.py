@@ -1,5 +1,6 @@
-"""The CPU learner image, run the ways a workshop runs it: offline, under a CPU quota, as a
-JupyterHub single-user server, with a learner's own volume."""
+"""The learner image, run the ways a workshop runs it: offline, under a CPU quota, as a JupyterHub
+single-user server, with a learner's own volume. Checks that hold for both variants run on the CPU
+and the CUDA image (`each_learner_image`); the rest on the CPU image."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from dlworkshop.contract import learner
 from tests.conftest import docker_cli
 from tests.fixtures.data import KERAS_OVERRIDE_DIR, keras_hash_overrides
-from tests.fixtures.images import copy_build_context
+from tests.fixtures.images import LearnerImage, copy_build_context
 
 pytestmark = [pytest.mark.docker, pytest.mark.image]
 OVERRIDE_MOUNT = "/opt/dlworkshop-test-override"
@@ -57,30 +58,36 @@ print("UPSTREAM CALLS OK")
 
 
 def test_the_upstream_lessons_data_calls_succeed_with_no_network(
-    learner_image: str, fixture_mirror: Path
+    each_learner_image: LearnerImage, fixture_mirror: Path
 ) -> None:
     from dlworkshop.data.registry import load_registry
 
     weather_url = load_registry().datasets["weather-light"].files[0].urls[0]
     script = UPSTREAM_DATA_CALLS.replace("{weather_url}", weather_url)
-    result = docker_run(learner_image, *offline_args(fixture_mirror), command=["python", "-c", script])
+    result = docker_run(
+        each_learner_image.tag, *offline_args(fixture_mirror), command=["python", "-c", script]
+    )
     assert "UPSTREAM CALLS OK" in result.stdout, result.stdout[-2000:] + result.stderr[-3000:]
 
 
-def test_the_data_in_the_image_verifies_offline(learner_image: str) -> None:
-    result = docker_run(learner_image, "--network", "none", command=["dlworkshop", "data", "verify"])
+def test_the_data_in_the_image_verifies_offline(each_learner_image: LearnerImage) -> None:
+    result = docker_run(each_learner_image.tag, "--network", "none", command=["dlworkshop", "data", "verify"])
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"10 files verified in {learner.DATA_ROOT}" in result.stdout
 
 
 @pytest.mark.parametrize(("cpus", "threads"), [("0.5", 1), ("2", 2)])
-def test_tensorflow_thread_pools_follow_the_cpu_quota(learner_image: str, cpus: str, threads: int) -> None:
+def test_tensorflow_thread_pools_follow_the_cpu_quota(
+    each_learner_image: LearnerImage, cpus: str, threads: int
+) -> None:
     script = (
         "import os, tensorflow as tf\n"
         "print(tf.config.threading.get_intra_op_parallelism_threads(),"
         " tf.config.threading.get_inter_op_parallelism_threads(), os.environ['OMP_NUM_THREADS'])\n"
     )
-    result = docker_run(learner_image, "--network", "none", "--cpus", cpus, command=["python", "-c", script])
+    result = docker_run(
+        each_learner_image.tag, "--network", "none", "--cpus", cpus, command=["python", "-c", script]
+    )
     assert result.stdout.split()[-3:] == [str(threads)] * 3, result.stdout + result.stderr[-2000:]
 
 
@@ -105,21 +112,21 @@ def test_runs_as_the_learner_with_lessons_copied_without_overwriting_edits(
     assert (work / "lessons" / "02-penguins.ipynb").read_text() == "my own edits"
 
 
-def test_labels_environment_and_user_are_the_contracts(learner_image: str) -> None:
+def test_labels_environment_and_user_are_the_contracts(each_learner_image: LearnerImage) -> None:
     """What `docker image inspect` shows on the built image, against dlworkshop.contract."""
     from dlworkshop.contract import LABEL_LOCK_SHA256, LABEL_REVISION, LABEL_VARIANT
     from dlworkshop.image.build import git_revision, lock_sha256
 
     inspected = subprocess.run(
-        [docker_cli(), "image", "inspect", "--format", "{{json .Config}}", learner_image],
+        [docker_cli(), "image", "inspect", "--format", "{{json .Config}}", each_learner_image.tag],
         capture_output=True,
         text=True,
         check=True,
     )
     config = json.loads(inspected.stdout)
     labels = config["Labels"]
-    assert labels[LABEL_VARIANT] == "cpu"
-    assert labels[LABEL_LOCK_SHA256] == lock_sha256("cpu")
+    assert labels[LABEL_VARIANT] == each_learner_image.variant
+    assert labels[LABEL_LOCK_SHA256] == lock_sha256(each_learner_image.variant)
     assert labels[LABEL_REVISION] == git_revision()
     env = dict(variable.split("=", 1) for variable in config["Env"])
     assert {name: env.get(name) for name in (learner.DATA_ENV, learner.WORK_ENV, learner.LESSONS_ENV)} == {
@@ -222,8 +229,9 @@ def test_jupyterhub_singleuser_starts_and_turns_healthy(learner_image: str) -> N
 
 @pytest.mark.notebooks
 def test_every_lesson_runs_at_smoke_size_inside_the_image_offline(
-    learner_image: str, fixture_mirror: Path
+    each_learner_image: LearnerImage, fixture_mirror: Path
 ) -> None:
+    """On the CPU, the CUDA image included (its TensorFlow falls back to the CPU)."""
     script = (
         "import sys\n"
         "from pathlib import Path\n"
@@ -233,7 +241,7 @@ def test_every_lesson_runs_at_smoke_size_inside_the_image_offline(
         "    print(lesson.name, f'{run.seconds:.1f}s', 'loss went down' if run.loss_went_down else run.losses, flush=True)\n"
     )
     result = docker_run(
-        learner_image,
+        each_learner_image.tag,
         *offline_args(fixture_mirror),
         "--cpus",
         "1",

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, docker_cli
+from tests.fixtures.images import LearnerImage
 from tests.fixtures.smoke import report_of, smoke_test
 
 pytestmark = [pytest.mark.docker, pytest.mark.image]
@@ -19,10 +20,11 @@ EPISODES = ["--episodes", "01-introduction", "--episodes", "02-penguins"]
 
 
 def test_the_image_passes_and_the_report_is_written(
-    learner_image: str, image_smoke_config: Path, tmp_path: Path
+    each_learner_image: LearnerImage, image_smoke_config: Path, tmp_path: Path
 ) -> None:
+    """Both variants: the CUDA image, given no GPU, passes on the CPU."""
     result = smoke_test(
-        "--image", learner_image, *EPISODES, "-c", str(image_smoke_config), "--report", str(tmp_path)
+        "--image", each_learner_image.tag, *EPISODES, "-c", str(image_smoke_config), "--report", str(tmp_path)
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = report_of(tmp_path)
