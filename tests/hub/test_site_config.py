@@ -223,3 +223,25 @@ def test_the_running_hub_loads_the_sites_jupyterhub_config_d_beside_the_workshop
     assert listed.status_code == 200, listed.text
     assert {SITE_SERVICE, contract.CULLER_SERVICE, contract.PREWARM_SERVICE} <= set(listed.json())
     assert f"loading the site's {contract.HUB_EXTRA_CONFIG}/50-site.py" in running_hub.log()
+
+
+def test_the_deploy_ships_the_site_folder_to_the_docker_and_the_slurm_hub() -> None:
+    from dlworkshop.deploy.playbook_vars import cluster_playbook_vars, playbook_vars
+
+    shipped = [{"name": "50-site.py", "src": str(SITE_HUB_CONFIG / "50-site.py")}]
+    docker = playbook_vars(parse_settings(BASE + f"hub: {{extra_config: {SITE_HUB_CONFIG}}}\n"))
+    assert docker["workshop_hub_extra_config_files"] == shipped
+    folder = docker["workshop_hub_extra_config_dir"]
+    assert f"{folder}:{contract.HUB_EXTRA_CONFIG}:ro" in docker["workshop_hub_container"]["volumes"]
+    assert "extra_config" not in docker["workshop_hub_settings"]["hub"]
+    plain = playbook_vars(parse_settings(BASE))
+    assert plain["workshop_hub_extra_config_files"] == []
+    assert not any(
+        str(contract.HUB_EXTRA_CONFIG) in volume for volume in plain["workshop_hub_container"]["volumes"]
+    )
+    slurm = parse_settings(BASE + f"hub: {{backend: slurm, extra_config: {SITE_HUB_CONFIG}}}\n")
+    cluster = cluster_playbook_vars(slurm, Path("/env.tar"), "env-id", Path("/hub.tar"), "hub-id")
+    assert cluster["workshop_cluster_hub_extra_config_files"] == shipped
+    # Where the hub on the login node looks: contract.hub_extra_config() under its home.
+    home = cluster["workshop_cluster_hub_home"]
+    assert cluster["workshop_cluster_hub_extra_config_dir"] == f"{home}/{contract.HUB_EXTRA_CONFIG.name}"
