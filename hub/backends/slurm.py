@@ -55,10 +55,10 @@ _GONE = "Invalid job id specified"
 _WAITING_FOR_RESOURCES = {"Resources", "Priority", "QOSGrpGRES", "QOSMaxGRESPerUser", "GresResources"}
 WORK_FOLDER_NAME = "work"
 
-# batchspawner's SlurmSpawner template, its `{% if req %}` block for every req_* trait kept, so a
-# site's own c.SlurmSpawner.req_partition, req_gres, req_options... reach the job; three lines of
-# ours: the job's name (how the hub finds its learners' jobs), the learner's home and work folder,
-# and account and QOS, which batchspawner has traits for but no lines.
+# batchspawner's SlurmSpawner template with its `{% if req %}` block for every req_* trait it reads
+# kept, so a site's own c.SlurmSpawner.req_partition, req_gres, req_options... reach the job. Ours
+# besides: the job's name (how the hub finds its learners' jobs), the learner's home and work
+# folder, and lines for account and QOS, which batchspawner has traits for but no lines.
 BATCH_SCRIPT = (
     """#!/bin/bash
 #SBATCH --output={{homedir}}/.dlworkshop-slurm-%j.log
@@ -87,8 +87,6 @@ echo "the learner's server ended"
 {{epilogue}}
 """
 )
-# The workshop's request (dlworkshop.slurm.jobs.JobRequest) by batchspawner's req_* names.
-REQUESTED = ("nprocs", "memory", "runtime", "gres", "partition", "reservation", "account", "qos")
 
 
 def batchspawner_request(request: JobRequest) -> dict[str, str]:
