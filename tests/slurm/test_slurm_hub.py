@@ -297,7 +297,7 @@ def test_the_sites_slurmspawner_settings_in_jupyterhub_config_d_reach_the_learne
     folder = f"{contract.cluster_hub_home(HUB_USER)}/{contract.HUB_EXTRA_CONFIG.name}"
     assert cluster.run(cluster.login, f"ls {folder}").stdout.split() == ["50-site.py"]
     site_file = f"{folder}/60-partition.py"
-    cluster.run(cluster.login, f"scontrol create PartitionName={SITE_PARTITION} Nodes=node[1-2] State=UP")
+    cluster.run(cluster.login, f"scontrol create PartitionName={SITE_PARTITION} 'Nodes=node[1-2]' State=UP")
     cluster.run(
         cluster.login,
         f"printf %s {shlex.quote(SITE_PARTITION_FILE)} > {site_file} && chown {HUB_USER}: {site_file}",
