@@ -29,6 +29,9 @@ HUB_HOME = PurePosixPath("/srv/jupyterhub")
 HUB_DATA = HUB_HOME / "data"
 HUB_SETTINGS = HUB_HOME / CONFIG_NAME
 HUB_ACCOUNTS = HUB_HOME / "accounts.csv"
+# A site's own JupyterHub configuration (hub.extra_config, shipped by `up` and the deploy): its *.py
+# files, loaded after the workshop's in name order, as TLJH loads its jupyterhub_config.d.
+HUB_EXTRA_CONFIG = HUB_HOME / "jupyterhub_config.d"
 # What lives and dies with the hub process (its proxy's pid file): emptied whenever the hub starts,
 # a tmpfs in the hub container, systemd's RuntimeDirectory on a login node. A pid file that outlived
 # a crash names whatever process took that number in the restarted hub, and JupyterHub, unable to
@@ -91,6 +94,17 @@ def hub_data() -> PurePosixPath:
 
 def hub_accounts() -> PurePosixPath:
     return hub_home() / HUB_ACCOUNTS.relative_to(HUB_HOME)
+
+
+def hub_extra_config() -> PurePosixPath:
+    """HUB_EXTRA_CONFIG, or its place under $DLWORKSHOP_HUB_HOME."""
+    return hub_home() / HUB_EXTRA_CONFIG.relative_to(HUB_HOME)
+
+
+def site_config_files(folder: Path) -> list[Path]:
+    """The files of a site's configuration folder the hub loads (and `up` and the deploy ship):
+    its *.py files, in name order; none where the folder is missing."""
+    return sorted(path for path in folder.glob("*.py") if path.is_file())
 
 
 # Hub-managed services (names are also their roles' names).

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from traitlets.config import LazyConfigValue
+
 from dlworkshop import contract
 from dlworkshop.settings import Settings
 from hub.backends import Backend, backend_for
@@ -230,30 +232,75 @@ def apply_closing(c: Any, settings: Settings, state: HubState) -> None:
             c.GitHubOAuthenticator.allowed_users = set(auth.helpers)
 
 
+# A role's lists that name who holds it and what it grants: merged, not replaced.
+ROLE_LISTS = ("scopes", "users", "services", "groups")
+
+
+def declared(section: Any, name: str) -> list[dict[str, Any]]:
+    """What a platform or a site put in a list of JupyterHub's before ours (Z2JH's chart lists
+    hub.services and hub.loadRoles before hub.extraConfig runs): a plain list, or a traitlets
+    `.append` on a Config that had none."""
+    value = section.get(name) if name in section else []
+    if isinstance(value, LazyConfigValue):
+        value = value.get_value([])
+    return [dict(entry) for entry in value] if isinstance(value, list) else []
+
+
+def merged_services(theirs: list[dict[str, Any]], ours: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every service declared before ours kept, ours added; where both name one service, their
+    keys win over ours (under Z2JH the chart's entry carries the API token it keeps)."""
+    merged = {service["name"]: service for service in ours}
+    for service in theirs:
+        merged[service["name"]] = {**merged.get(service["name"], {}), **service}
+    return [*merged.values()]
+
+
+def merged_roles(theirs: list[dict[str, Any]], ours: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every role declared before ours kept, ours added; a role both declare holds the scopes and
+    members of both (JupyterHub refuses a role defined twice), their other keys winning."""
+    merged = {role["name"]: role for role in ours}
+    for role in theirs:
+        mine = merged.get(role["name"], {})
+        lists = {
+            key: list(dict.fromkeys([*mine.get(key, []), *role.get(key, [])]))
+            for key in ROLE_LISTS
+            if key in mine or key in role
+        }
+        merged[role["name"]] = {**mine, **role, **lists}
+    return [*merged.values()]
+
+
 def apply_services(
     c: Any, settings: Settings, state: HubState, settings_file: Path, proxied_locally: bool = True
 ) -> None:
-    """The hub's services and their roles (and the learners' role), assembled once."""
-    c.JupyterHub.services = [
-        culler_service(settings),
-        prewarm_service(settings, state, settings_file),
-        *names_service(settings, state, proxied_locally),
-        *room_service(state),
-    ]
-    c.JupyterHub.load_roles = [
-        *learner_role(settings, state),
-        *staff_roles(settings, state),
-        {
-            "name": contract.CULLER_SERVICE,
-            "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
-            "services": [contract.CULLER_SERVICE],
-        },
-        {
-            "name": contract.PREWARM_SERVICE,
-            "scopes": ["admin:users", "admin:servers", "list:users"],
-            "services": [contract.PREWARM_SERVICE],
-        },
-    ]
+    """The hub's services and their roles (and the learners' role), assembled once, merged with
+    those a platform or a site declared before (Z2JH's hub.services and hub.loadRoles)."""
+    c.JupyterHub.services = merged_services(
+        declared(c.JupyterHub, "services"),
+        [
+            culler_service(settings),
+            prewarm_service(settings, state, settings_file),
+            *names_service(settings, state, proxied_locally),
+            *room_service(state),
+        ],
+    )
+    c.JupyterHub.load_roles = merged_roles(
+        declared(c.JupyterHub, "load_roles"),
+        [
+            *learner_role(settings, state),
+            *staff_roles(settings, state),
+            {
+                "name": contract.CULLER_SERVICE,
+                "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+                "services": [contract.CULLER_SERVICE],
+            },
+            {
+                "name": contract.PREWARM_SERVICE,
+                "scopes": ["admin:users", "admin:servers", "list:users"],
+                "services": [contract.PREWARM_SERVICE],
+            },
+        ],
+    )
 
 
 def configure(

@@ -31,7 +31,17 @@ def contract_vars() -> dict[str, Any]:
         "hub_home_env": contract.HUB_HOME_ENV,
         "hub_runtime_name": contract.HUB_RUNTIME_NAME,
         "cluster_hub_prefix": str(contract.CLUSTER_HUB_PREFIX),
+        "hub_extra_config_name": contract.HUB_EXTRA_CONFIG.name,
     }
+
+
+def site_config_vars(settings: Settings) -> list[dict[str, str]]:
+    """The site's configuration files (hub.extra_config) the hub roles copy, in the order the hub
+    loads them; none without the setting."""
+    folder = settings.hub.extra_config
+    if folder is None:
+        return []
+    return [{"name": path.name, "src": str(path.resolve())} for path in contract.site_config_files(folder)]
 
 
 def check_deployable(settings: Settings) -> None:
@@ -99,7 +109,13 @@ def playbook_vars(settings: Settings) -> dict[str, Any]:
     hub = settings.hub
     hub_dir = contract.HOST_STATE / hub.container_name
     accounts = str(hub_dir / "accounts.csv") if settings.auth.mode == "accounts" else None
-    spec = hub_container_spec(settings, str(hub_dir / contract.CONFIG_NAME), accounts)
+    extra_config_dir = str(hub_dir / contract.HUB_EXTRA_CONFIG.name)
+    spec = hub_container_spec(
+        settings,
+        str(hub_dir / contract.CONFIG_NAME),
+        accounts,
+        extra_config=extra_config_dir if hub.extra_config else None,
+    )
     archives: dict[str, Path] = {}
     if settings.image.source == "archive":
         assert settings.image.archive and hub.image_archive  # check_deployable requires both
@@ -131,6 +147,8 @@ def playbook_vars(settings: Settings) -> dict[str, Any]:
         else "",
         "workshop_hub_accounts_path": accounts or "",
         "workshop_hub_gpu_policy": settings.resources.gpu.policy,
+        "workshop_hub_extra_config_files": site_config_vars(settings),
+        "workshop_hub_extra_config_dir": extra_config_dir,
         "workshop_hub_url": hub.url,
         **tls_proxy_vars(settings),
         "workshop_firewall_bridge": contract.bridge_name(hub.network),
@@ -212,6 +230,10 @@ def cluster_playbook_vars(
         "workshop_cluster_hub_accounts_source": str(settings.auth.accounts_file.resolve())
         if settings.auth.mode == "accounts" and settings.auth.accounts_file
         else "",
+        "workshop_cluster_hub_extra_config_files": site_config_vars(settings),
+        "workshop_cluster_hub_extra_config_dir": str(
+            contract.cluster_hub_home(slurm.hub_user) / contract.HUB_EXTRA_CONFIG.name
+        ),
         "workshop_cluster_hub_learners": list(accounts),
         "workshop_cluster_hub_learner_group": slurm.accounts.group,
         "workshop_cluster_hub_slurm_account": slurm.account or "",

@@ -68,6 +68,8 @@ def hub_settings(settings: Settings, gpus: list[GpuDevice] | None = None) -> dic
     machine that installs the hub uses, with the host's GPUs filled in."""
     data = _plain(settings)
     data.get("hub", {}).pop("image_archive", None)
+    # The hub finds the site's configuration at its own place (contract.HUB_EXTRA_CONFIG).
+    data.get("hub", {}).pop("extra_config", None)
     return with_gpu_inventory(data, gpus or [])
 
 
@@ -80,11 +82,13 @@ def hub_container_spec(
     settings_file: str,
     accounts_file: str | None = None,
     tls_files: tuple[str, str] | None = None,
+    extra_config: str | None = None,
 ) -> dict[str, Any]:
     """The hub container, as keyword arguments of the Docker SDK's `containers.run` (the deploy
     turns the same dict into community.docker.docker_container options). With `tls_files`
     (certificate chain, key: `dlworkshop up` on a public address) the hub's proxy serves TLS on
-    hub.tls.port; without, plain HTTP on hub.port (the deploy's TLS proxy fronts it)."""
+    hub.tls.port; without, plain HTTP on hub.port (the deploy's TLS proxy fronts it). With
+    `extra_config` (the site's jupyterhub_config.d folder on the host) the hub loads its files last."""
     hub = settings.hub
     volumes = {
         contract.DOCKER_SOCKET: {"bind": contract.DOCKER_SOCKET, "mode": "rw"},
@@ -102,6 +106,8 @@ def hub_container_spec(
     if tls_files is not None:
         volumes[tls_files[0]] = {"bind": str(contract.HUB_TLS_CERT), "mode": "ro"}
         volumes[tls_files[1]] = {"bind": str(contract.HUB_TLS_KEY), "mode": "ro"}
+    if extra_config is not None:
+        volumes[extra_config] = {"bind": str(contract.HUB_EXTRA_CONFIG), "mode": "ro"}
     # workshop.start without a UTC offset means the host's local time, in the hub as on the host.
     volumes[contract.LOCALTIME] = {"bind": contract.LOCALTIME, "mode": "ro"}
     volumes[contract.HOST_CGROUP] = {"bind": str(contract.HUB_HOST_CGROUP), "mode": "ro"}

@@ -67,6 +67,14 @@ def unsupported_settings(settings: Settings) -> list[Problem]:
             )
         )
     problems.extend(_tls_problems(settings))
+    if settings.hub.extra_config is not None:
+        problems.append(
+            (
+                ("hub", "extra_config"),
+                "the chart runs the hub's configuration: put the site's files in hub.extraConfig of "
+                "your own values (helm -f values.yaml -f yours.yaml), run after ours; remove it here",
+            )
+        )
     problems.extend(_gpu_problems(settings))
     return problems
 

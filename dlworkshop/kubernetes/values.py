@@ -27,6 +27,9 @@ SECRET_FILE_MODE = 0o440
 # The volume the chart mounts hub.existingSecret as (templates/hub/deployment.yaml).
 EXISTING_SECRET_VOLUME = "existing-secret"
 
+# Our hub.extraConfig entry's key. The chart runs the entries in key order: "00-" puts ours before
+# an operator's own (helm -f ours.yaml -f theirs.yaml keeps both), so theirs see ours and win.
+EXTRA_CONFIG_KEY = "00-dlworkshop"
 # Run by the chart's jupyterhub_config.py after its own settings (hub.extraConfig), with `c` in scope.
 HUB_EXTRA_CONFIG = """\
 # dlworkshop: the workshop's hub configuration from workshop.yaml, through the same entry point as
@@ -145,7 +148,7 @@ def hub_values(settings: Settings, files: HubFiles) -> dict[str, Any]:
         **database,
         "extraEnv": {contract.CONFIG_ENV: HUB_CONFIG_PATH},
         **hub_secret_values(settings, files),
-        "extraConfig": {"dlworkshop": HUB_EXTRA_CONFIG},
+        "extraConfig": {EXTRA_CONFIG_KEY: HUB_EXTRA_CONFIG},
         # The chart makes the pre-warm service's API token (kept in its hub Secret across upgrades);
         # hub.configure gives it to the service it defines (hub/backends/kubernetes.py).
         "services": {contract.PREWARM_SERVICE: {}},
@@ -256,8 +259,8 @@ def scheduling_values(settings: Settings) -> dict[str, Any]:
 
 def culling_values() -> dict[str, Any]:
     """The chart's culler off: the hub's own (hub.config.culler_service, from `culling`) culls, as
-    on every engine. hub.extraConfig runs after the chart has listed its services, and
-    hub.configure sets the hub's services and roles once, so a chart culler would be dropped."""
+    on every engine. hub.configure keeps the services the chart lists before hub.extraConfig
+    runs (an operator's hub.services), so a chart culler would be a second one."""
     return {"enabled": False}
 
 

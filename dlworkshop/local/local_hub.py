@@ -254,8 +254,9 @@ def up(settings: Settings, console: Console, rebuild: bool = False, wait: float 
         accounts_file = settings.auth.accounts_file if settings.auth.mode == "accounts" else None
         accounts = str(accounts_file.resolve()) if accounts_file else None
         tls = (str(tls_files[0]), str(tls_files[1])) if tls_files else None
+        extra_config = str(hub.extra_config.resolve()) if hub.extra_config else None
         container = client.containers.run(
-            detach=True, **hub_container_spec(settings, str(settings_file), accounts, tls)
+            detach=True, **hub_container_spec(settings, str(settings_file), accounts, tls, extra_config)
         )
         rollback.add(lambda: container.remove(force=True))
         scheme = "https" if tls else "http"

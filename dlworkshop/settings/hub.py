@@ -1,10 +1,13 @@
-"""The hub: where it listens, its TLS, how long a start may take, the culler and pre-warming."""
+"""The hub: where it listens, its TLS, how long a start may take, the culler and pre-warming, and
+the site's own JupyterHub configuration."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from dlworkshop import contract
 from dlworkshop.settings.base import ConfigPath, StrictModel
@@ -39,6 +42,29 @@ class TLS(StrictModel):
         return self
 
 
+def site_config_problem(folder: Path) -> None:
+    """hub.extra_config must be a folder this user can read, holding *.py files they can read
+    (other files are left alone, as TLJH's jupyterhub_config.d does)."""
+    try:
+        is_folder = folder.is_dir()
+    except PermissionError:
+        is_folder = True  # its parent is closed to this user: said below
+    if not is_folder:
+        raise ValueError(
+            f"{folder} does not exist or is not a folder; name a folder of *.py JupyterHub configuration files"
+        )
+    if not os.access(folder, os.R_OK | os.X_OK):
+        raise ValueError(f"permission denied reading the folder {folder}; make it readable by this user")
+    files = contract.site_config_files(folder)
+    if not files:
+        raise ValueError(f"{folder} holds no *.py file; put the site's JupyterHub configuration there")
+    unreadable = [path.name for path in files if not os.access(path, os.R_OK)]
+    if unreadable:
+        raise ValueError(
+            f"permission denied reading {', '.join(unreadable)} in {folder}; make them readable by this user"
+        )
+
+
 class Hub(StrictModel):
     backend: Literal["docker", "kubernetes", "slurm"] = Field(
         default="docker", description="The engine that runs learners' servers (hub/backends/)."
@@ -64,6 +90,18 @@ class Hub(StrictModel):
         description="Learner server starts run at once; the rest queue in order. auto: from the host's cores and memory.",
     )
     tls: TLS = TLS()
+    extra_config: ConfigPath | None = Field(
+        default=None,
+        description="A folder of the site's own JupyterHub configuration (jupyterhub_config.d): its "
+        "*.py files run after the workshop's, in name order, on the Docker and Slurm hubs.",
+    )
+
+    @field_validator("extra_config")
+    @classmethod
+    def _a_readable_folder_of_python_files(cls, folder: Path | None) -> Path | None:
+        if folder is not None:
+            site_config_problem(folder)
+        return folder
 
     @property
     def url(self) -> str:

@@ -37,7 +37,7 @@ from traitlets import Dict, Integer, List, Unicode, default
 from dlworkshop import contract
 from dlworkshop.slurm.apptainer import IMAGE_START, apptainer_command
 from dlworkshop.slurm.environment import BATCHSPAWNER_DIR, START_SCRIPT
-from dlworkshop.slurm.jobs import account_names, gpu_memory_cap_mb, job_request
+from dlworkshop.slurm.jobs import JobRequest, account_names, gpu_memory_cap_mb, job_request
 from hub.backends.base import Backend, LearnerServer, ServerState
 from hub.backends.cluster_accounts import AccountsExhausted, ClusterAccountBook
 from hub.spawning import WorkshopSpawner
@@ -55,30 +55,72 @@ _GONE = "Invalid job id specified"
 _WAITING_FOR_RESOURCES = {"Resources", "Priority", "QOSGrpGRES", "QOSMaxGRESPerUser", "GresResources"}
 WORK_FOLDER_NAME = "work"
 
-BATCH_SCRIPT = """#!/bin/bash
+# batchspawner's SlurmSpawner template with its `{% if req %}` block for every req_* trait it reads
+# kept, so a site's own c.SlurmSpawner.req_partition, req_gres, req_options... reach the job. Ours
+# besides: the job's name (how the hub finds its learners' jobs), the learner's home and work
+# folder, and lines for account and QOS, which batchspawner has traits for but no lines.
+BATCH_SCRIPT = (
+    """#!/bin/bash
 #SBATCH --output={{homedir}}/.dlworkshop-slurm-%j.log
 #SBATCH --chdir={{homedir}}
 #SBATCH --export={{keepvars}}
-{% for option in job_options %}#SBATCH {{option}}
-{% endfor %}
+"""
+    + f"#SBATCH --job-name={contract.SLURM_JOB_NAME}\n"
+    + """{% if nprocs %}#SBATCH --cpus-per-task={{nprocs}}
+{% endif %}{% if memory %}#SBATCH --mem={{memory}}
+{% endif %}{% if runtime %}#SBATCH --time={{runtime}}
+{% endif %}{% if gres %}#SBATCH --gres={{gres}}
+{% endif %}{% if partition %}#SBATCH --partition={{partition}}
+{% endif %}{% if reservation %}#SBATCH --reservation={{reservation}}
+{% endif %}{% if account %}#SBATCH --account={{account}}
+{% endif %}{% if qos %}#SBATCH --qos={{qos}}
+{% endif %}{% if options %}#SBATCH {{options}}
+{% endif %}
 set -euo pipefail
 trap 'echo SIGTERM received' TERM
 export HOME={{homedir}} USER={{username}} LOGNAME={{username}}
 export {{work_env}}={{homedir}}/{{work_folder}}
 mkdir -p "${{work_env}}"
 {{prologue}}
-srun --export=ALL {{cmd}}
+{% if srun %}{{srun}} {% endif %}{{cmd}}
 echo "the learner's server ended"
 {{epilogue}}
 """
+)
+
+
+def batchspawner_request(request: JobRequest) -> dict[str, str]:
+    """The job request as the values of batchspawner's req_* traits ('' where nothing is asked)."""
+    return {
+        "nprocs": str(request.cpus_per_task),
+        "memory": request.memory,
+        "runtime": request.time_limit,
+        "gres": request.gres or "",
+        "partition": request.partition or "",
+        "reservation": request.reservation or "",
+        "account": request.account or "",
+        "qos": request.qos or "",
+    }
 
 
 class WorkshopSlurmSpawner(WorkshopSpawner, SlurmSpawner):
-    job_options = List(
-        Unicode(),
+    workshop_request = Dict(
+        value_trait=Unicode(),
         config=True,
-        help="sbatch options of every learner's job (dlworkshop.slurm.jobs.JobRequest): name, CPUs, "
-        "memory, time, GRES, partition, reservation, account, QOS.",
+        help="The workshop's request for every learner's job (dlworkshop.slurm.jobs.JobRequest), by "
+        "batchspawner's req_* names less the prefix (nprocs, memory, runtime, gres, partition, "
+        "reservation, account, qos): the defaults of those traits, so a site's own "
+        "c.SlurmSpawner.req_* (jupyterhub_config.d) wins wherever it sets one.",
+    )
+    batch_script = Unicode(
+        BATCH_SCRIPT,
+        config=True,
+        help="batchspawner's SlurmSpawner template with the workshop's lines (BATCH_SCRIPT).",
+    )
+    req_srun = Unicode(
+        "srun --export=ALL",
+        config=True,
+        help="The job step the server runs in, with the job's whole environment (sbatch --export).",
     )
     environment_kind = Unicode(
         "venv", config=True, help="venv: the learner environment on shared storage; apptainer: a SIF."
@@ -114,6 +156,39 @@ class WorkshopSlurmSpawner(WorkshopSpawner, SlurmSpawner):
     slurm_reason = Unicode("")
     submitted_at = 0.0
     running_after = -1.0  # seconds in Slurm's queue, once it runs
+
+    # ---- the job's request: the workshop's, unless the site set the trait ----------------
+    @default("req_nprocs")
+    def _req_nprocs_default(self) -> str:
+        return self.workshop_request.get("nprocs", "")
+
+    @default("req_memory")
+    def _req_memory_default(self) -> str:
+        return self.workshop_request.get("memory", "")
+
+    @default("req_runtime")
+    def _req_runtime_default(self) -> str:
+        return self.workshop_request.get("runtime", "")
+
+    @default("req_gres")
+    def _req_gres_default(self) -> str:
+        return self.workshop_request.get("gres", "")
+
+    @default("req_partition")
+    def _req_partition_default(self) -> str:
+        return self.workshop_request.get("partition", "")
+
+    @default("req_reservation")
+    def _req_reservation_default(self) -> str:
+        return self.workshop_request.get("reservation", "")
+
+    @default("req_account")
+    def _req_account_default(self) -> str:
+        return self.workshop_request.get("account", "")
+
+    @default("req_qos")
+    def _req_qos_default(self) -> str:
+        return self.workshop_request.get("qos", "")
 
     # ---- the learner's account -------------------------------------------------------------
     @property
@@ -152,11 +227,7 @@ class WorkshopSlurmSpawner(WorkshopSpawner, SlurmSpawner):
     # ---- the job ----------------------------------------------------------------------------
     def get_req_subvars(self) -> dict[str, Any]:
         subvars = super().get_req_subvars()
-        subvars.update(
-            job_options=list(self.job_options),
-            work_env=contract.learner.WORK_ENV,
-            work_folder=WORK_FOLDER_NAME,
-        )
+        subvars.update(work_env=contract.learner.WORK_ENV, work_folder=WORK_FOLDER_NAME)
         return subvars
 
     def cmd_formatted_for_batch(self) -> str:
@@ -174,7 +245,7 @@ class WorkshopSlurmSpawner(WorkshopSpawner, SlurmSpawner):
                     home,
                     f"{home}/{WORK_FOLDER_NAME}",
                     ["env", f"PYTHONPATH={self.env_prefix}/{BATCHSPAWNER_DIR}", *IMAGE_START, *server],
-                    gpu=any(option.startswith("--gres=") for option in self.job_options),
+                    gpu=bool(self.req_gres),
                     binds=[self.env_prefix],
                 )
             )
@@ -285,8 +356,7 @@ class WorkshopSlurmSpawner(WorkshopSpawner, SlurmSpawner):
 
     def engine_message(self) -> str | None:
         if self.slurm_state in ("PENDING", "CONFIGURING"):
-            wants_gpu = any(option.startswith("--gres=") for option in self.job_options)
-            if wants_gpu and self.slurm_reason in _WAITING_FOR_RESOURCES:
+            if self.req_gres and self.slurm_reason in _WAITING_FOR_RESOURCES:
                 return (
                     "Your server is waiting for a GPU (queued in Slurm); it starts as soon as one is "
                     "free. Your place is kept; no need to reload."
@@ -330,11 +400,11 @@ class SlurmBackend(Backend):
         )
         # sudo as the learner's account: -n so a missing rule fails at once instead of prompting.
         c.SlurmSpawner.exec_prefix = "sudo -n -E -u {username}"
-        c.SlurmSpawner.batch_script = BATCH_SCRIPT
-        c.SlurmSpawner.req_srun = ""  # the script runs srun itself
         c.Spawner.poll_interval = slurm.poll_interval
         c.Spawner.cmd = ["python", "-m", "batchspawner.singleuser", "jupyterhub-singleuser"]
-        c.WorkshopSlurmSpawner.job_options = job_request(settings).sbatch_options()
+        # Defaults of batchspawner's req_* traits, not the traits: a site's c.SlurmSpawner.req_*
+        # (any section, before or after ours) is what the job asks for.
+        c.WorkshopSlurmSpawner.workshop_request = batchspawner_request(job_request(settings))
         c.WorkshopSlurmSpawner.environment_kind = slurm.environment
         c.WorkshopSlurmSpawner.env_prefix = slurm.env_prefix
         c.WorkshopSlurmSpawner.apptainer_image = slurm.apptainer_image or ""

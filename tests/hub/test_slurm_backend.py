@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,70 @@ def test_the_batch_script_asks_for_the_quota_and_runs_the_environments_start_hoo
         assert line in script, script
     assert learner.notebook_dir == "/home/dlw-01/work"
     assert learner.get_env()["JUPYTERHUB_ROOT_DIR"] == "/home/dlw-01/work"
+
+
+def batch_script(learner: Any) -> str:
+    """The script `sbatch` would get for this learner (batchspawner's own rendering)."""
+    subvars = learner.get_req_subvars() | {"cmd": learner.cmd_formatted_for_batch()}
+    return asyncio.run(learner._get_batch_script(**subvars))
+
+
+def test_a_sites_own_slurmspawner_settings_win_and_the_workshops_fill_the_rest(slurm: Slurm) -> None:
+    """batchspawner's req_* traits: the workshop's request is their default, so what a site sets in
+    jupyterhub_config.d (any section, before or after the workshop's configuration) is asked for."""
+    engine = Engine(SlurmBackend(parse_settings(SETTINGS)), failing=lambda c: None)
+    c = Config()
+    c.SlurmSpawner.req_partition = "site-partition"  # set before the workshop's configuration
+    engine.backend.configure(c)
+    c.SlurmSpawner.req_options = "--comment=site"  # and after it, as a jupyterhub_config.d file
+    c.BatchSpawnerBase.req_runtime = "0:30:00"
+    c.WorkshopSlurmSpawner.home_template = "/home/{account}"
+    learner = engine.spawner(c, "ada")
+    assert learner.req_partition == "site-partition"
+    script = batch_script(learner)
+    for line in ("#SBATCH --partition=site-partition", "#SBATCH --comment=site", "#SBATCH --time=0:30:00"):
+        assert line in script, script
+    assert "--partition=gpu" not in script and "--time=8:00:00" not in script
+    # What the site left alone is the workshop's.
+    for line in (
+        "#SBATCH --cpus-per-task=1",
+        "#SBATCH --mem=1536M",
+        "#SBATCH --gres=gpu:1",
+        "#SBATCH --qos=workshop",
+    ):
+        assert line in script, script
+
+
+def test_a_site_that_asks_for_no_gpu_gets_a_job_without_one(slurm: Slurm) -> None:
+    learner = spawner(req_gres="")
+    script = batch_script(learner)
+    assert "--gres" not in script
+    learner.slurm_state, learner.slurm_reason = "PENDING", "Resources"
+    message = learner.engine_message()
+    assert message is not None and "waiting for a GPU" not in message
+    assert "--nv" not in spawner(environment_kind="apptainer", req_gres="").cmd_formatted_for_batch()
+
+
+def test_the_batch_script_keeps_every_block_of_batchspawners_own() -> None:
+    """batchspawner's SlurmSpawner template, with lines of the workshop's: every req_* it reads
+    (`{% if gres %}#SBATCH --gres={{gres}}`...) reads the same here, srun included."""
+    from batchspawner import SlurmSpawner
+
+    from hub.backends.slurm import BATCH_SCRIPT
+
+    theirs = SlurmSpawner.class_traits()["batch_script"].default_value
+    blocks = re.findall(r"\{% if (\w+) *%\}(#SBATCH [^\n{]*|\{\{\w+\}\} )", theirs)
+    assert {name for name, _ in blocks} >= {
+        "partition",
+        "runtime",
+        "memory",
+        "gres",
+        "nprocs",
+        "options",
+        "srun",
+    }
+    for name, line in blocks:
+        assert f"{{% if {name} %}}{line}" in BATCH_SCRIPT, name
 
 
 def test_resources_extra_env_is_in_the_jobs_environment(slurm: Slurm) -> None:

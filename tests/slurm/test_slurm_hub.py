@@ -30,6 +30,7 @@ from dlworkshop.clients.smoke.jupyter import JupyterServer, run_code
 from dlworkshop.docker_host.hub_runtime import hub_settings, hub_settings_yaml
 from dlworkshop.hubclient import HubClient
 from dlworkshop.settings import load_settings
+from tests.fixtures.hub import SITE_HUB_CONFIG
 from tests.fixtures.slurm import ENV_VOLUME, NETWORK, SlurmCluster, docker, wait_until
 
 pytestmark = [pytest.mark.slurm, pytest.mark.docker, pytest.mark.ansible, pytest.mark.slow]
@@ -52,6 +53,7 @@ hub:
   image: {hub_image}
   start_capacity: 4
   tls: {{mode: self-signed, domain: localhost}}
+  extra_config: {site_config}
 slurm:
   partition: {partition}
   account: {account}
@@ -65,6 +67,10 @@ SHARED = "{policy: shared, per_learner: 1/2, memory_mb: 16000}"
 # The smoke and load tests run without GPUs: TensorFlow sees none behind the fake devices, and the
 # smoke test would rightly fail its "GPU visible" check.
 NO_GPU = "{policy: none}"
+# A file a site adds to the hub's jupyterhub_config.d (beside the deployed 50-site.py of
+# tests/fixtures/site_hub_config): its own partition for the learners' jobs.
+SITE_PARTITION = "site"
+SITE_PARTITION_FILE = f"c.SlurmSpawner.req_partition = {SITE_PARTITION!r}\n"
 # Run in a learner's kernel: which GPU Slurm granted, and what opening each device node gives.
 DEVICES = """
 import errno, os
@@ -206,6 +212,7 @@ def cluster_hub(
             account=cluster.account,
             qos=cluster.qos,
             login=cluster.login,
+            site_config=SITE_HUB_CONFIG,
         )
     )
     wait_until(
@@ -278,6 +285,38 @@ def test_a_second_deploy_changes_nothing(cluster_hub: ClusterHub) -> None:
     rows = re.findall(r"│\s*(\S+)\s*│\s*(\d+)\s*│\s*(\d+)\s*│\s*(\d+)\s*│\s*(\d+)\s*│", result.stdout)
     assert {row[0] for row in rows} == set(cluster_hub.cluster.nodes), result.stdout[-2000:]
     assert all(row[2] == "0" for row in rows), f"a second deploy changed something:\n{result.stdout[-3000:]}"
+
+
+def test_the_sites_slurmspawner_settings_in_jupyterhub_config_d_reach_the_learners_job(
+    cluster_hub: ClusterHub,
+) -> None:
+    """The deploy copied hub.extra_config into the hub's jupyterhub_config.d: its req_options is on
+    the learner's job. A file the site adds there setting req_partition moves the next job to that
+    partition; what the site left alone (the GPU, the QOS) is still the workshop's request."""
+    cluster = cluster_hub.cluster
+    folder = f"{contract.cluster_hub_home(HUB_USER)}/{contract.HUB_EXTRA_CONFIG.name}"
+    assert cluster.run(cluster.login, f"ls {folder}").stdout.split() == ["50-site.py"]
+    site_file = f"{folder}/60-partition.py"
+    cluster.run(cluster.login, f"scontrol create PartitionName={SITE_PARTITION} 'Nodes=node[1-2]' State=UP")
+    cluster.run(
+        cluster.login,
+        f"printf %s {shlex.quote(SITE_PARTITION_FILE)} > {site_file} && chown {HUB_USER}: {site_file}",
+    )
+    try:
+        cluster_hub.restart_hub()
+        cy = cluster_hub.start("cy")
+        job = cluster_hub.jobs()[cluster_hub.account_of("cy")]
+        shown = cluster.run(cluster.login, f"scontrol show job {job.id}").stdout
+        assert f"Partition={SITE_PARTITION} " in shown, shown
+        assert "Comment=set-by-the-site" in shown, shown
+        assert f"QOS={cluster.qos}" in shown and "gpu:1" in job.gres, shown
+        cy.stop("cy")
+        wait_until(lambda: cluster_hub.account_of("cy") not in cluster_hub.jobs(), 60, "cy's job to end")
+    finally:
+        cluster.run(cluster.login, f"rm -f {site_file}")
+        cluster_hub.restart_hub()
+        cluster.run(cluster.login, f"scontrol delete PartitionName={SITE_PARTITION}", check=False)
+    assert SITE_PARTITION not in cluster.run(cluster.login, "sinfo --noheader --format=%R").stdout.split()
 
 
 def granted(report: str) -> tuple[str, str]:
