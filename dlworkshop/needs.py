@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dlworkshop.settings import format_bytes
+from dlworkshop.errors import ConfigError
+from dlworkshop.settings import Settings, format_bytes
 
 # Quotas are suggested in steps Docker and people read easily.
 QUOTA_STEP = 64 * 2**20
@@ -94,19 +95,25 @@ def memory_verdict(memory: int, needs: list[EpisodeNeed]) -> tuple[list[str], li
     return [], []
 
 
-def killed_reason(limit: int | None, need: EpisodeNeed | None) -> str:
-    """What the smoke test says of a kernel killed for memory."""
+def killed_reason(limit: int | None, need: EpisodeNeed | None, episode: bool = True) -> str:
+    """What the smoke test says of a kernel killed for memory (`episode`: while running one)."""
     at = f" at {format_bytes(limit)}" if limit else ""
-    wanted = (
-        f"; this episode needs {need.figure()}"
-        if need
-        else "; this episode's need is not measured (benchmarks/episode_needs.py)"
-    )
+    wanted = ""
+    if episode:
+        wanted = (
+            f"; this episode needs {need.figure()}"
+            if need
+            else "; this episode's need is not measured (benchmarks/episode_needs.py)"
+        )
     return f"the kernel was killed for memory{at}{wanted}"
 
 
 def died_reason(
-    state: str, probe: dict[str, Any] | None, before: dict[str, Any] | None, need: EpisodeNeed | None
+    state: str,
+    probe: dict[str, Any] | None,
+    before: dict[str, Any] | None,
+    need: EpisodeNeed | None,
+    episode: bool = True,
 ) -> str:
     """Why an episode's kernel died, from the container's memory cgroup before and after: a kill
     for memory where the cgroup counted one (or usage reached its limit), else the plain death."""
@@ -116,11 +123,11 @@ def died_reason(
     earlier = (before or {}).get("oom_kills")
     limit = probe.get("limit")
     if kills is not None and earlier is not None and kills > earlier:
-        return killed_reason(limit, need)
+        return killed_reason(limit, need, episode)
     peak = probe.get("peak")
     # Without an OOM count (some engines hide it), a peak at the limit says the same.
     if kills is None and limit and peak and peak >= limit * 0.98:
-        return killed_reason(limit, need)
+        return killed_reason(limit, need, episode)
     return f"{state}, not for memory (peak {mib(peak) if peak else 'unknown'}); see the server's log"
 
 
@@ -151,3 +158,45 @@ def latest_results(folder: Path) -> dict[str, Any] | None:
         return None
     data = json.loads(files[-1].read_text())
     return {**data, "file": f"benchmarks/results/{files[-1].name}"}
+
+
+def write_needs_metadata(lessons: Path, results: dict[str, Any]) -> list[Path]:
+    """Each notebook's metadata.dlworkshop.needs set from the results file (the notebooks keep
+    nbformat's layout: one-space indent, a final newline); the notebooks changed."""
+    changed = []
+    for path in sorted(lessons.glob("[0-9]*.ipynb")):
+        notebook = json.loads(path.read_text(encoding="utf-8"))
+        if path.stem not in results["episodes"]:
+            continue
+        notebook["metadata"].setdefault("dlworkshop", {})["needs"] = results_needs(results, path.stem)
+        text = json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
+        if text != path.read_text(encoding="utf-8"):
+            path.write_text(text, encoding="utf-8")
+            changed.append(path)
+    return changed
+
+
+def lesson_needs(lessons: list[Any] | None = None) -> list[EpisodeNeed]:
+    """The measured need of every episode whose notebook carries one, in episode order."""
+    from dlworkshop.lessons import list_lessons
+
+    found = (need_of(lesson.name, lesson.needs) for lesson in (lessons or list_lessons()))
+    return [need for need in found if need is not None]
+
+
+def plan_verdict(settings: Settings) -> tuple[list[str], list[str]]:
+    """(problems, warnings) of a workshop's per-learner memory against the lesson's measured needs:
+    what `check`, `up`, `render` and `deploy` refuse on and warn of, decided here once."""
+    return memory_verdict(settings.resources.memory, lesson_needs())
+
+
+def refuse_if_cannot_teach(settings: Settings) -> None:
+    """For commands that do not run the whole preflight (render, deploy): stop on a quota in which
+    an episode's kernel is certainly killed."""
+    problems, _ = plan_verdict(settings)
+    if problems:
+        raise ConfigError(
+            "the lesson cannot run in these quotas",
+            problems=problems,
+            fix="raise resources.memory in workshop.yaml; `dlworkshop check` shows each episode's need",
+        )

@@ -157,10 +157,15 @@ def engine_placement(server: JupyterServer, kernel: str) -> str:
 
 
 def check_packages(server: JupyterServer, kernel: str) -> CheckResult:
+    before = memory_probe(server, kernel)
     try:
         versions = _json_of(run_code(server, kernel, PACKAGES))
     except CellError as exc:
         return CheckResult("packages", False, "import failed", detail=str(exc))
+    except KernelDied as died:
+        # Importing TensorFlow alone outgrows a quota of a few hundred megabytes.
+        reason = needs.died_reason(str(died), memory_probe(server, kernel), before, None, episode=False)
+        return CheckResult("packages", False, f"import failed: {reason}", detail=reason)
     return CheckResult(
         "packages",
         True,
