@@ -200,3 +200,63 @@ def refuse_if_cannot_teach(settings: Settings) -> None:
             problems=problems,
             fix="raise resources.memory in workshop.yaml; `dlworkshop check` shows each episode's need",
         )
+
+
+@dataclass(frozen=True)
+class EpisodeLoad:
+    """One episode with the room training at once on a host: how long one run takes then."""
+
+    episode: str
+    learners: int
+    cores: float
+    cpu_seconds: float
+    seconds: float
+    budget: float
+    size: str
+
+    @property
+    def fits(self) -> bool:
+        return self.seconds <= self.budget
+
+
+def run_seconds(cpu_seconds: float, learners: int, cores: float, learner_cpus: float) -> float:
+    """Seconds one learner's run takes while `learners` run it at once: the host's cores shared
+    among them, and never faster than the learner's own CPU quota allows."""
+    return max(cpu_seconds * learners / cores, cpu_seconds / learner_cpus)
+
+
+def episode_loads(
+    needs: list[EpisodeNeed], budgets: dict[str, float], learners: int, cores: float, learner_cpus: float
+) -> list[EpisodeLoad]:
+    """Per measured episode, the room (`learners` at once) on `cores` against the episode's CPU
+    budget for the size it was measured at (`budgets`: episode -> that budget)."""
+    return [
+        EpisodeLoad(
+            need.episode,
+            learners,
+            cores,
+            need.cpu_seconds,
+            run_seconds(need.cpu_seconds, learners, cores, learner_cpus),
+            budgets[need.episode],
+            need.size,
+        )
+        for need in needs
+        if need.cpu_seconds and need.episode in budgets
+    ]
+
+
+def smallest_host(
+    needs: list[EpisodeNeed], budgets: dict[str, float], learners: int, hub_bytes: int
+) -> tuple[int, int]:
+    """(cores, memory bytes, whole GiB) of the smallest host on which every measured episode runs within its
+    budget with the whole room training at once, each learner in the quota its episodes need."""
+    cores = max(
+        (
+            math.ceil(need.cpu_seconds * learners / budgets[need.episode])
+            for need in needs
+            if need.cpu_seconds and need.episode in budgets
+        ),
+        default=1,
+    )
+    memory = learners * max((need.quota_bytes for need in needs), default=0) + hub_bytes
+    return max(1, cores), math.ceil(memory / 2**30) * 2**30  # hosts come in whole gigabytes

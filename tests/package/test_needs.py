@@ -116,3 +116,50 @@ def test_a_quota_within_an_episodes_margin_is_a_warning_naming_it() -> None:
     assert "episode(s) 05-transfer-learning" in warnings[0] and "1344M runs every episode" in warnings[0]
     assert memory_verdict(parse_bytes("1344M"), NEEDS) == ([], [])
     assert memory_verdict(parse_bytes("256M"), []) == ([], [])
+
+
+def test_check_sizes_the_example_room_from_the_results_file() -> None:
+    """The smallest host, computed here from the results file and the notebooks' budgets alone."""
+    import json
+
+    from dlworkshop.capacity import HostFacts, check_capacity
+    from dlworkshop.settings import load_settings
+
+    assert RESULTS is not None
+    example = REPO / "examples" / "workshop.yaml"
+    room = check_capacity(
+        load_settings(example), HostFacts(cpus=8, memory=parse_bytes("64G"), gpus=0)
+    ).concurrent
+    cores, quota = 1, 0
+    margin, step = RESULTS["margin"]["fraction"], 64 * 2**20
+    for name, variants in RESULTS["episodes"].items():
+        size = "full" if "memory_bytes" in variants["cpu"]["full"] else "smoke"
+        figures = variants["cpu"][size]
+        if "memory_bytes" not in figures:
+            continue
+        notebook = json.loads((REPO / "lessons" / f"{name}.ipynb").read_text())
+        budget = notebook["metadata"]["dlworkshop"]["budget_seconds"]["cpu"][size]
+        cores = max(cores, math.ceil(figures["cpu_seconds"] * room / budget))
+        quota = max(quota, math.ceil(figures["memory_bytes"] * (1 + margin) / step) * step)
+    memory = math.ceil((room * quota + 2**30) / 2**30) * 2**30
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dlworkshop",
+            "check",
+            "-c",
+            str(example),
+            "--host-cpus",
+            "8",
+            "--host-memory",
+            "64G",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    expected = f"smallest host for {room} learners with every episode within budget (CPU, measured figures): "
+    assert expected + f"{cores} cores and {format_bytes(memory)}" in " ".join(result.stdout.split()), (
+        result.stdout
+    )
