@@ -297,12 +297,11 @@ def episode_memory(
     found: dict[str, Any] = {
         "limit_bytes": (after or before or {}).get("limit"),
         "need_bytes": need.quota_bytes if need else None,
+        # The container's peak so far (cgroup v1 cannot reset it between episodes): at the quota
+        # where the kernel was killed for memory.
+        "container_peak_bytes": (after or {}).get("peak"),
     }
     if after is not None and after.get("oom_kills") == (before or {}).get("oom_kills"):
         # Only a kernel that lived through the episode measured it (a restarted one starts afresh).
-        found.update(
-            kernel_peak_bytes=after.get("kernel_peak"),
-            container_peak_bytes=after.get("peak"),
-            cpu_seconds=after.get("cpu_seconds"),
-        )
+        found.update(kernel_peak_bytes=after.get("kernel_peak"), cpu_seconds=after.get("cpu_seconds"))
     return found
