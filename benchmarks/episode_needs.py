@@ -145,6 +145,11 @@ def main() -> None:
         "differ per generation: give the one the image was built from)",
     )
     parser.add_argument("--cpus", default="1", help="the CPU quota of each run (a learner's)")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="carry the newest file's figures over for what this run does not measure",
+    )
     parser.add_argument("--limit-s", type=int, default=900, help="longest run per episode and size")
     parser.add_argument(
         "--metadata", action="store_true", help="only write the notebooks' needs from the newest file"
@@ -172,6 +177,19 @@ def run(args: argparse.Namespace) -> None:
             "full-size figures here understate what the real data needs"
         )
     episodes: dict[str, Any] = {}
+    previous = latest_results(RESULTS) if args.keep else None
+    # Carried over only from a run of the same image (its figures say where they came from).
+    kept: dict[str, Any] = {}
+    if previous and previous["image"]["id"] == image_label(client, args.image)["id"]:
+        kept = {
+            name: {
+                "cpu": {
+                    size: {**f, "from": f.get("from", previous["file"])} if "missing" not in f else f
+                    for size, f in v["cpu"].items()
+                }
+            }
+            for name, v in previous["episodes"].items()
+        }
     for lesson in list_lessons(REPO / "lessons"):
         chosen = not args.episodes or lesson.name in args.episodes
         figures: dict[str, Any] = {}
@@ -181,6 +199,8 @@ def run(args: argparse.Namespace) -> None:
                 run_options = [*extra, f"--cpus={args.cpus}", "-e", f"CPU_LIMIT={args.cpus}"]
                 figures[size] = measure(client, args.image, lesson, size, run_options, args.limit_s)
                 print(f"  {figures[size]}", flush=True)
+            elif size in kept.get(lesson.name, {}).get("cpu", {}):
+                figures[size] = kept[lesson.name]["cpu"][size]
             else:
                 figures[size] = {"missing": "not measured in this run (time on a shared 2-core machine)"}
         episodes[lesson.name] = {"cpu": figures, "gpu": {"missing": "no GPU on the measuring machine"}}

@@ -163,3 +163,15 @@ def test_check_sizes_the_example_room_from_the_results_file() -> None:
     assert expected + f"{cores} cores and {format_bytes(memory)}" in " ".join(result.stdout.split()), (
         result.stdout
     )
+
+
+def test_check_passes_just_above_the_largest_peak_with_a_warning_naming_the_tight_episodes(
+    tmp_path: Path,
+) -> None:
+    needs = lesson_needs(list_lessons(REPO / "lessons"))
+    largest = max(needs, key=lambda need: need.peak_bytes)
+    just_above = f"{math.ceil(largest.peak_bytes / 2**20)}M"
+    result = _check(_workshop(tmp_path, just_above))
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = " ".join(result.stdout.split())
+    assert "may be killed for memory" in out and largest.episode in out
