@@ -34,6 +34,8 @@ class Lesson:
     datasets: list[str]
     budget_seconds: dict[str, dict[str, float]]
     smoke_parameters: dict[str, Any] = field(default_factory=dict)
+    # Measured memory and CPU per variant and size (dlworkshop/needs.py; benchmarks/episode_needs.py).
+    needs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -56,6 +58,7 @@ def read_lesson(path: Path) -> Lesson:
         datasets=list(meta.get("datasets", [])),
         budget_seconds=meta.get("budget_seconds", {}),
         smoke_parameters=meta.get("smoke_parameters", {}),
+        needs=meta.get("needs", {}),
     )
 
 

@@ -62,6 +62,11 @@ def check(
     from dlworkshop.settings import parse_bytes
 
     settings = load_settings(config)
+    if settings.hub.backend != "docker":
+        # On Docker the preflight below decides it with everything else.
+        from dlworkshop.needs import refuse_if_cannot_teach
+
+        refuse_if_cannot_teach(settings)
     if settings.hub.backend == "slurm":
         nodes = list(settings.slurm.nodes)
         if node_count is not None:
@@ -119,6 +124,7 @@ def check(
         )
         table.add_row(demand.resource, demand.shown_needed, demand.shown_available, fits)
     console.print(table)
+    _print_sizing(settings, host.cpus, report.concurrent)
     for warning in start.warnings:
         console.print(f"[yellow]warning[/]: {warning}")
     start.raise_if_blocked("the machine planned for" if planned else "this machine")
@@ -127,6 +133,52 @@ def check(
         f"login {settings.auth.mode}, image {settings.image.reference} ({settings.image.variant}); "
         f"this host carries {report.carries} learners at once and starts {report.start_capacity} "
         "servers at a time"
+    )
+
+
+def _print_sizing(settings: Settings, cores: float, learners: int) -> None:
+    """Per measured episode: the room training at once on this host's cores, how long one run takes
+    then against the episode's budget; and the smallest host on which every episode fits."""
+    from dlworkshop.capacity import HUB_OVERHEAD_BYTES
+    from dlworkshop.lessons import list_lessons
+    from dlworkshop.needs import episode_loads, lesson_needs, smallest_host
+    from dlworkshop.settings import format_bytes
+
+    lessons = list_lessons()
+    needs = lesson_needs(lessons)
+    if not needs:
+        return
+    sizes = {need.episode: need.size for need in needs}
+    budgets = {
+        lesson.name: lesson.budget_for("cpu", "full" if sizes[lesson.name] == "full" else "smoke")
+        for lesson in lessons
+        if lesson.name in sizes
+    }
+    measured_at = " and ".join(sorted(set(sizes.values())))
+    table = Table(
+        "episode",
+        "memory",
+        "CPU-s",
+        f"run, {learners} at once",
+        "budget",
+        "fits",
+        title=f"the lesson on {cores:g} cores (figures measured at {measured_at} size)",
+    )
+    by_name = {need.episode: need for need in needs}
+    for load in episode_loads(needs, budgets, learners, cores, settings.resources.cpu):
+        table.add_row(
+            load.episode,
+            format_bytes(by_name[load.episode].quota_bytes),
+            f"{load.cpu_seconds:g}",
+            f"{load.seconds:.0f} s",
+            f"{load.budget:g} s",
+            "yes" if load.fits else "[red]no[/]",
+        )
+    console.print(table)
+    host_cores, host_memory = smallest_host(needs, budgets, learners, HUB_OVERHEAD_BYTES)
+    console.print(
+        f"smallest host for {learners} learners with every episode within budget (CPU, measured "
+        f"figures): {host_cores} cores and {format_bytes(host_memory)}"
     )
 
 

@@ -30,6 +30,9 @@ def deploy(
 
     settings = load_settings(config)
     require_docker_hub(settings, "deploy")
+    from dlworkshop.needs import refuse_if_cannot_teach
+
+    refuse_if_cannot_teach(settings)
     require_extra("deploy", "deploy")
     from dlworkshop.deploy.deploy import deploy as run_deploy
 

@@ -129,6 +129,9 @@ def z2jh(
         return
     found = find_config(config)
     settings = load_settings(found)
+    from dlworkshop.needs import refuse_if_cannot_teach
+
+    refuse_if_cannot_teach(settings)
     chart = load_chart(chart_version or settings.kubernetes.chart_version)
     rendering = render_z2jh(settings)
     checks_installed = _checks_installed()

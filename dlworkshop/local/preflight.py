@@ -17,6 +17,7 @@ from dlworkshop import contract
 from dlworkshop.capacity import CapacityReport, HostFacts, check_capacity
 from dlworkshop.errors import ConfigError
 from dlworkshop.local.tls import CLEAR_TEXT_FIX, clear_text_problem
+from dlworkshop.needs import plan_verdict
 from dlworkshop.settings import Settings, missing_files
 
 
@@ -49,7 +50,9 @@ def check_start(
     `live_restore`: whether this machine's Docker engine keeps containers across its restarts
     (None: not known)."""
     capacity = check_capacity(settings, host)
-    problems = list(capacity.problems)
+    # The lesson's measured needs (dlworkshop/needs.py): a quota in which an episode cannot run.
+    lesson_problems, lesson_warnings = plan_verdict(settings)
+    problems = list(capacity.problems) + lesson_problems
     clear_text = clear_text_problem(settings)
     if clear_text:
         problems.append(f"{clear_text}; {CLEAR_TEXT_FIX}")
@@ -67,7 +70,7 @@ def check_start(
             f"hub.port: port {hub.bind}:{hub.port} is already in use; stop what uses it, "
             "or set hub.port in workshop.yaml"
         )
-    warnings = list(capacity.warnings)
+    warnings = list(capacity.warnings) + lesson_warnings
     if this_machine and contract.DOCKER_LIVE_RESTORE and live_restore is False:
         warnings.append(
             "the Docker engine here stops every container when it restarts (an upgrade, a changed "

@@ -48,3 +48,18 @@ def test_smoke_parameters_are_injected_after_the_parameters_cell() -> None:
     sources = ["".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code"]
     injected = sources[1]
     assert "epochs = 10" in injected and 'output_dir = "out/02-penguins"' in injected
+
+
+def test_the_report_shows_an_episodes_memory_against_its_quota_and_need(tmp_path: Path) -> None:
+    killed = CheckResult(
+        "episode 04-dollar-street",
+        False,
+        "53.0 s (failed: the kernel was killed for memory at 640M)",
+        "150 s (cpu, smoke)",
+        seconds=53.0,
+        budget_seconds=150,
+        memory={"limit_bytes": 640 * 2**20, "need_bytes": 832 * 2**20, "container_peak_bytes": 640 * 2**20},
+    )
+    files = write_report([*RESULTS, killed], tmp_path, "image x", "smoke")
+    assert "<td>peak 640 MiB, quota 640 MiB, needs 832 MiB</td>" in files["html"].read_text()
+    assert json.loads(files["json"].read_text())["checks"][-1]["memory"]["need_bytes"] == 832 * 2**20

@@ -11,7 +11,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from dlworkshop.clients.smoke.jupyter import CellError, JupyterServer, run_cells, run_code
+import httpx
+from websockets.exceptions import WebSocketException
+
+from dlworkshop import needs
+from dlworkshop.clients.smoke.jupyter import CellError, JupyterServer, KernelDied, run_cells, run_code
 from dlworkshop.lessons import Hardware, Lesson, Size
 
 # Visible on purpose: Jupyter refuses hidden paths. Removed when the run ends.
@@ -27,6 +31,8 @@ class CheckResult:
     detail: str = ""
     seconds: float | None = None
     budget_seconds: float | None = None
+    # Episodes: measured memory against the quota and the need (episode_memory).
+    memory: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,6 +62,68 @@ print(json.dumps({
     "expected_threads": threads.thread_count(threads.cpu_quota()), "cpu_quota": threads.cpu_quota(),
 }))
 """
+
+
+# Inside a learner's kernel: its container's (or job's) memory cgroup, v2 or v1 (limit, peak, OOM
+# kills so far), and this kernel's own peak resident memory and CPU-seconds.
+MEMORY = """
+import json, os, resource
+def _cgroup():
+    for line in open("/proc/self/cgroup"):
+        _, controllers, path = line.strip().split(":", 2)
+        if controllers == "":
+            v2 = "/sys/fs/cgroup" + path
+            yield (v2 if os.path.exists(v2 + "/memory.max") else "/sys/fs/cgroup"), 2
+        elif "memory" in controllers.split(","):
+            v1 = "/sys/fs/cgroup/memory" + path
+            yield (v1 if os.path.exists(v1 + "/memory.limit_in_bytes") else "/sys/fs/cgroup/memory"), 1
+def _read(path):
+    try:
+        return open(path).read()
+    except OSError:
+        return None
+def _number(text):
+    text = (text or "").strip()
+    return int(text) if text.isdigit() else None
+def _count(text, key):
+    for line in (text or "").splitlines():
+        if line.startswith(key + " "):
+            return int(line.split()[1])
+    return None
+found = {"limit": None, "peak": None, "oom_kills": None}
+for folder, version in _cgroup():
+    if version == 2 and os.path.exists(folder + "/memory.max"):
+        found = {"limit": _number(_read(folder + "/memory.max")), "peak": _number(_read(folder + "/memory.peak")),
+                 "oom_kills": _count(_read(folder + "/memory.events"), "oom_kill")}
+        break
+    if version == 1 and os.path.exists(folder + "/memory.limit_in_bytes"):
+        limit = _number(_read(folder + "/memory.limit_in_bytes"))
+        found = {"limit": limit if limit and limit < 2**60 else None,
+                 "peak": _number(_read(folder + "/memory.max_usage_in_bytes")),
+                 "oom_kills": _count(_read(folder + "/memory.oom_control"), "oom_kill")}
+        break
+usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+found["kernel_peak"] = max(u.ru_maxrss for u in usage) * 1024
+found["cpu_seconds"] = round(sum(u.ru_utime + u.ru_stime for u in usage), 2)
+print(json.dumps(found))
+"""
+
+
+def memory_probe(server: JupyterServer, kernel: str, timeout: float = 60) -> dict[str, Any] | None:
+    """MEMORY's figures from a kernel; None where the server or kernel does not answer."""
+    try:
+        return _json_of(run_code(server, kernel, MEMORY, timeout))
+    except (
+        OSError,
+        httpx.HTTPError,
+        WebSocketException,
+        CellError,
+        KernelDied,
+        TimeoutError,
+        ValueError,
+        IndexError,
+    ):
+        return None  # a server that died with its kernel answers nothing useful
 
 
 def _json_of(output: str) -> dict[str, Any]:
@@ -89,10 +157,15 @@ def engine_placement(server: JupyterServer, kernel: str) -> str:
 
 
 def check_packages(server: JupyterServer, kernel: str) -> CheckResult:
+    before = memory_probe(server, kernel)
     try:
         versions = _json_of(run_code(server, kernel, PACKAGES))
     except CellError as exc:
         return CheckResult("packages", False, "import failed", detail=str(exc))
+    except KernelDied as died:
+        # Importing TensorFlow alone outgrows a quota of a few hundred megabytes.
+        reason = needs.died_reason(str(died), memory_probe(server, kernel), before, None, episode=False)
+        return CheckResult("packages", False, f"import failed: {reason}", detail=reason)
     return CheckResult(
         "packages",
         True,
@@ -183,14 +256,25 @@ def run_episode(
         for cell in notebook["cells"]
         if cell["cell_type"] == "code"
     ]
+    need = needs.need_of(lesson.name, lesson.needs)
+    before = memory_probe(server, kernel)
+    after: dict[str, Any] | None = None
     started = time.monotonic()
     try:
         progress(f"episode {lesson.name}: {len(cells)} cells")
         asyncio.run(run_cells(server, kernel, cells, cell_timeout=max(budget * 4, 300)))
         seconds = time.monotonic() - started
         passed, detail = seconds <= budget, ""
+        after = memory_probe(server, kernel)
+    except KernelDied as died:
+        seconds, passed = time.monotonic() - started, False
+        progress(f"episode {lesson.name}: the kernel died; asking its container why")
+        # The server restarts a dead kernel: the new one reads the cgroup's OOM count.
+        after = memory_probe(server, kernel)
+        detail = f"failed: {needs.died_reason(str(died), after, before, need)}"
     except (CellError, TimeoutError) as exc:
-        seconds, passed, detail = time.monotonic() - started, False, f"failed: {exc}"
+        seconds, passed = time.monotonic() - started, False
+        detail = f"failed: {exc or type(exc).__name__}"
     finally:
         server.shutdown_kernel(kernel)
     return CheckResult(
@@ -201,4 +285,23 @@ def run_episode(
         detail=detail,
         seconds=seconds,
         budget_seconds=budget,
+        memory=episode_memory(before, after, need),
     )
+
+
+def episode_memory(
+    before: dict[str, Any] | None, after: dict[str, Any] | None, need: needs.EpisodeNeed | None
+) -> dict[str, Any]:
+    """What the report shows of an episode's memory: the kernel's own peak and CPU-seconds, the
+    container's peak so far (cgroup v1 cannot reset it between episodes), the quota, the need."""
+    found: dict[str, Any] = {
+        "limit_bytes": (after or before or {}).get("limit"),
+        "need_bytes": need.quota_bytes if need else None,
+        # The container's peak so far (cgroup v1 cannot reset it between episodes): at the quota
+        # where the kernel was killed for memory.
+        "container_peak_bytes": (after or {}).get("peak"),
+    }
+    if after is not None and after.get("oom_kills") == (before or {}).get("oom_kills"):
+        # Only a kernel that lived through the episode measured it (a restarted one starts afresh).
+        found.update(kernel_peak_bytes=after.get("kernel_peak"), cpu_seconds=after.get("cpu_seconds"))
+    return found

@@ -20,6 +20,11 @@ class CellError(Exception):
     """A cell raised; the message holds the exception name and value."""
 
 
+class KernelDied(Exception):
+    """The kernel stopped while a cell ran: the server announced it restarting or dead (a kernel
+    killed for memory, or crashed), or the server itself went away. The message says which."""
+
+
 @dataclass
 class CellResult:
     seconds: float
@@ -138,11 +143,20 @@ async def run_cells(
             await socket.send(json.dumps(request))
             stdout, outputs = [], []
             while True:
-                raw = await asyncio.wait_for(socket.recv(), timeout=cell_timeout)
+                try:
+                    raw = await asyncio.wait_for(socket.recv(), timeout=cell_timeout)
+                except TimeoutError:
+                    raise TimeoutError(f"no reply from the kernel within {cell_timeout:.0f} s") from None
+                except websockets.ConnectionClosed as closed:
+                    raise KernelDied(f"the server closed the kernel's connection ({closed})") from None
                 reply = json.loads(raw)
+                kind, content = reply["msg_type"], reply["content"]
+                # The server's own word that the kernel died comes with no parent: a kernel killed
+                # (for memory, or a crash) is restarted by the server, which says so at once.
+                if kind == "status" and content.get("execution_state") in ("restarting", "dead"):
+                    raise KernelDied(f"the kernel died (the server reports it {content['execution_state']})")
                 if reply.get("parent_header", {}).get("msg_id") != request["header"]["msg_id"]:
                     continue
-                kind, content = reply["msg_type"], reply["content"]
                 if kind == "stream":
                     stdout.append(content["text"])
                 elif kind in ("execute_result", "display_data"):

@@ -12,16 +12,31 @@ from rich.console import Console
 from rich.table import Table
 
 from dlworkshop.clients.smoke.checks import CheckResult
+from dlworkshop.needs import mib
+
+
+def memory_text(result: CheckResult) -> str:
+    """An episode's memory: the container's peak so far against its quota, and the measured need."""
+    memory = result.memory or {}
+    if not memory:
+        return ""
+    peak = memory.get("container_peak_bytes") or memory.get("kernel_peak_bytes")
+    parts = [f"peak {mib(peak)}" if peak else "peak not measured"]
+    if memory.get("limit_bytes"):
+        parts.append(f"quota {mib(memory['limit_bytes'])}")
+    parts.append(f"needs {mib(memory['need_bytes'])}" if memory.get("need_bytes") else "need not measured")
+    return ", ".join(parts)
 
 
 def table(results: list[CheckResult]) -> Table:
-    view = Table("check", "result", "measured", "budget", title="dlworkshop smoke test")
+    view = Table("check", "result", "measured", "budget", "memory", title="dlworkshop smoke test")
     for result in results:
         view.add_row(
             result.check,
             "[green]pass[/]" if result.passed else "[red]FAIL[/]",
             result.measured,
             result.budget,
+            memory_text(result),
         )
     return view
 
@@ -79,7 +94,8 @@ def write_report(results: list[CheckResult], folder: Path, target: str, size: st
     png = chart(results, folder / "chart.png")
     rows = "\n".join(
         f"<tr class={'pass' if r.passed else 'fail'}><td>{html.escape(r.check)}</td>"
-        f"<td>{'pass' if r.passed else 'FAIL'}</td><td>{html.escape(r.measured)}</td><td>{html.escape(r.budget)}</td></tr>"
+        f"<td>{'pass' if r.passed else 'FAIL'}</td><td>{html.escape(r.measured)}</td><td>{html.escape(r.budget)}</td>"
+        f"<td>{html.escape(memory_text(r))}</td></tr>"
         for r in results
     )
     image = (
@@ -93,7 +109,7 @@ def write_report(results: list[CheckResult], folder: Path, target: str, size: st
         "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
         "padding:.3em .8em}.pass td:nth-child(2){color:#2a9d8f}.fail td:nth-child(2){color:#e63946;font-weight:bold}</style>"
         f"<h1>Smoke test: {'ready' if passed else 'NOT ready'}</h1><p>{html.escape(target)}, size {size}, {when}</p>"
-        f"<table><tr><th>check</th><th>result</th><th>measured</th><th>budget</th></tr>{rows}</table>{image}",
+        f"<table><tr><th>check</th><th>result</th><th>measured</th><th>budget</th><th>memory</th></tr>{rows}</table>{image}",
         encoding="utf-8",
     )
     files = {"json": json_path, "html": html_path}

@@ -1,0 +1,177 @@
+"""The lesson's measured needs: the notebooks' `needs` metadata equals the committed results file,
+and a plan whose memory quota cannot teach the lesson is refused (check, up, render, deploy share
+dlworkshop.needs.plan_verdict), naming the first episode that cannot run and the quota that would."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+from dlworkshop.lessons import list_lessons
+from dlworkshop.needs import (
+    EpisodeNeed,
+    latest_results,
+    lesson_needs,
+    memory_verdict,
+    results_needs,
+)
+from dlworkshop.settings import format_bytes, parse_bytes
+
+REPO = Path(__file__).resolve().parents[2]
+RESULTS = latest_results(REPO / "benchmarks" / "results")
+
+
+def test_a_results_file_is_committed_and_says_what_data_it_measured() -> None:
+    assert RESULTS is not None, "no benchmarks/results/episode-needs-*.json"
+    assert {"date", "machine", "load_at_start", "image", "data", "margin", "episodes"} <= set(RESULTS)
+    assert RESULTS["margin"]["why"]
+    for name, variants in RESULTS["episodes"].items():
+        assert variants["gpu"] == {"missing": "no GPU on the measuring machine"}, name
+        for size in ("smoke", "full"):
+            figures = variants["cpu"][size]
+            # Every figure is measured or says why not.
+            assert figures.get("missing") or {"memory_bytes", "cpu_seconds", "wall_seconds"} <= set(figures)
+
+
+def test_the_notebooks_needs_metadata_equals_the_results_file() -> None:
+    """Regenerate with `python benchmarks/episode_needs.py --metadata`."""
+    assert RESULTS is not None
+    lessons = list_lessons(REPO / "lessons")
+    assert {lesson.name for lesson in lessons} == set(RESULTS["episodes"])
+    for lesson in lessons:
+        assert lesson.needs == results_needs(RESULTS, lesson.name), lesson.name
+
+
+def _workshop(tmp_path: Path, memory: str) -> Path:
+    config = tmp_path / "workshop.yaml"
+    config.write_text(
+        f"learners: {{count: 4}}\nauth: {{mode: shared-code, access_code: x}}\nresources: {{cpu: 1, memory: {memory}}}\n"
+    )
+    return config
+
+
+def _check(config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dlworkshop",
+            "check",
+            "-c",
+            str(config),
+            "--host-cpus",
+            "16",
+            "--host-memory",
+            "64G",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_check_refuses_640m_naming_the_first_episode_that_cannot_run(tmp_path: Path) -> None:
+    needs = lesson_needs(list_lessons(REPO / "lessons"))
+    killed = [need for need in needs if need.peak_bytes > parse_bytes("640M")]
+    assert killed, "no measured episode outgrows 640M: the results file changed, so must this test"
+    # Figures computed here from the file, independently of dlworkshop.needs.
+    margin = RESULTS["margin"]["fraction"] if RESULTS else 0.0
+    step = 64 * 2**20
+    smallest = max(math.ceil(n.peak_bytes * (1 + margin) / step) * step for n in needs)
+    result = _check(_workshop(tmp_path, "640M"))
+    assert result.returncode != 0
+    assert f"episode {killed[0].episode} needs about" in result.stderr
+    assert f"fix: set resources.memory to at least {format_bytes(smallest)}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_passes_just_above_every_measured_peak(tmp_path: Path) -> None:
+    largest = max(need.quota_bytes for need in lesson_needs(list_lessons(REPO / "lessons")))
+    result = _check(_workshop(tmp_path, format_bytes(largest)))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "cannot teach" not in result.stdout + result.stderr
+
+
+NEEDS = [
+    EpisodeNeed("02-penguins", parse_bytes("400M"), 10.0, "smoke", 0.1),
+    EpisodeNeed("04-dollar-street", parse_bytes("900M"), 60.0, "smoke", 0.1),
+    EpisodeNeed("05-transfer-learning", parse_bytes("1200M"), 90.0, "smoke", 0.1),
+]
+
+
+def test_a_quota_below_a_peak_is_a_problem_naming_the_first_episode_and_the_fix() -> None:
+    problems, warnings = memory_verdict(parse_bytes("640M"), NEEDS)
+    assert not warnings and len(problems) == 1
+    assert "episode 04-dollar-street needs about 1G (peak 900 MiB at smoke size)" in problems[0]
+    assert "(also 05-transfer-learning)" in problems[0]
+    # 1200 MiB x 1.1 = 1320 MiB, up to a 64 MiB step: 1344M.
+    assert problems[0].endswith("fix: set resources.memory to at least 1344M")
+
+
+def test_a_quota_within_an_episodes_margin_is_a_warning_naming_it() -> None:
+    problems, warnings = memory_verdict(parse_bytes("1250M"), NEEDS)
+    assert not problems and len(warnings) == 1
+    assert "episode(s) 05-transfer-learning" in warnings[0] and "1344M runs every episode" in warnings[0]
+    assert memory_verdict(parse_bytes("1344M"), NEEDS) == ([], [])
+    assert memory_verdict(parse_bytes("256M"), []) == ([], [])
+
+
+def test_check_sizes_the_example_room_from_the_results_file() -> None:
+    """The smallest host, computed here from the results file and the notebooks' budgets alone."""
+    import json
+
+    from dlworkshop.capacity import HostFacts, check_capacity
+    from dlworkshop.settings import load_settings
+
+    assert RESULTS is not None
+    example = REPO / "examples" / "workshop.yaml"
+    room = check_capacity(
+        load_settings(example), HostFacts(cpus=8, memory=parse_bytes("64G"), gpus=0)
+    ).concurrent
+    cores, quota = 1, 0
+    margin, step = RESULTS["margin"]["fraction"], 64 * 2**20
+    for name, variants in RESULTS["episodes"].items():
+        size = "full" if "memory_bytes" in variants["cpu"]["full"] else "smoke"
+        figures = variants["cpu"][size]
+        if "memory_bytes" not in figures:
+            continue
+        notebook = json.loads((REPO / "lessons" / f"{name}.ipynb").read_text())
+        budget = notebook["metadata"]["dlworkshop"]["budget_seconds"]["cpu"][size]
+        cores = max(cores, math.ceil(figures["cpu_seconds"] * room / budget))
+        quota = max(quota, math.ceil(figures["memory_bytes"] * (1 + margin) / step) * step)
+    memory = math.ceil((room * quota + 2**30) / 2**30) * 2**30
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dlworkshop",
+            "check",
+            "-c",
+            str(example),
+            "--host-cpus",
+            "8",
+            "--host-memory",
+            "64G",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    expected = f"smallest host for {room} learners with every episode within budget (CPU, measured figures): "
+    assert expected + f"{cores} cores and {format_bytes(memory)}" in " ".join(result.stdout.split()), (
+        result.stdout
+    )
+
+
+def test_check_passes_just_above_the_largest_peak_with_a_warning_naming_the_tight_episodes(
+    tmp_path: Path,
+) -> None:
+    needs = lesson_needs(list_lessons(REPO / "lessons"))
+    largest = max(needs, key=lambda need: need.peak_bytes)
+    just_above = f"{math.ceil(largest.peak_bytes / 2**20)}M"
+    result = _check(_workshop(tmp_path, just_above))
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = " ".join(result.stdout.split())
+    assert "may be killed for memory" in out and largest.episode in out
