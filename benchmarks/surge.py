@@ -66,7 +66,7 @@ workshop: {{name: surge benchmark}}
 learners: {{count: {names}, expected_concurrent: 30}}
 auth: {{mode: shared-code, access_code: {code}}}
 image: {{name: {name}, tag: {tag}}}
-resources: {{cpu: 1, memory: 640M}}
+resources: {{cpu: 1, memory: 1G}}  # a quota in which every episode runs (dlworkshop check refuses less)
 hub: {{image: {hub_image}, port: {port}, container_name: {prefix}-bench-ours, network: {prefix}-bench-ours, data_volume: {prefix}-bench-ours-data, start_capacity: {capacity}}}
 """
 # jupyterhub-deploy-docker's configuration, with DummyAuthenticator standing in for its
@@ -276,7 +276,7 @@ def run_benchmark(args: argparse.Namespace, console: Console) -> Path:
         "image": args.image,
         "hub_image": args.hub_image,
         "ramp_s": args.ramp,
-        "learner_quota": "1 CPU, 640M (ours; the plain hub sets none)",
+        "learner_quota": "1 CPU, 1G (ours; the plain hub sets none)",
         "repeat": args.repeat,
         "scenarios": [s[0] for s in chosen],
         "runs": [],
