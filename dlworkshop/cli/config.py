@@ -119,6 +119,7 @@ def check(
         )
         table.add_row(demand.resource, demand.shown_needed, demand.shown_available, fits)
     console.print(table)
+    console.print(f"logs: {_log_cap(settings)}", highlight=False)
     for warning in start.warnings:
         console.print(f"[yellow]warning[/]: {warning}")
     start.raise_if_blocked("the machine planned for" if planned else "this machine")
@@ -127,6 +128,19 @@ def check(
         f"login {settings.auth.mode}, image {settings.image.reference} ({settings.image.variant}); "
         f"this host carries {report.carries} learners at once and starts {report.start_capacity} "
         "servers at a time"
+    )
+
+
+def _log_cap(settings: Settings) -> str:
+    from dlworkshop import contract
+    from dlworkshop.settings import format_bytes
+
+    cap = settings.resources.log_max
+    if settings.hub.backend == "slurm":
+        return f"a learner's job keeps at most {format_bytes(cap)} of its server's output in its log file"
+    return (
+        f"each learner's container and the hub's keep at most {format_bytes(cap)} of output "
+        f"({contract.LOG_FILES} rotated files of {format_bytes(cap // contract.LOG_FILES)})"
     )
 
 

@@ -76,6 +76,8 @@ def docker_container_params(spec: dict[str, Any]) -> dict[str, Any]:
         "labels": spec["labels"],
         "restart_policy": spec["restart_policy"]["Name"],
         "tmpfs": [f"{path}:{options}" for path, options in spec["tmpfs"].items()],
+        "log_driver": spec["log_config"]["Type"],
+        "log_options": spec["log_config"]["Config"],
     }
 
 
@@ -106,8 +108,12 @@ def playbook_vars(settings: Settings) -> dict[str, Any]:
             settings.image.reference: settings.image.archive.resolve(),
             hub.image: hub.image_archive.resolve(),
         }
+    engine_logs = contract.log_options(settings.resources.log_max)
     return {
         "dlworkshop_contract": contract_vars(),
+        # The engine's default for any other container: the same cap as the hub's and learners'.
+        "docker_engine_log_max_size": engine_logs["max-size"],
+        "docker_engine_log_max_files": int(engine_logs["max-file"]),
         "workshop_images_source": "pull" if settings.image.source == "pull" else "archive",
         "workshop_images_wanted": [
             {

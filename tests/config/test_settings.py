@@ -159,3 +159,10 @@ def test_the_url_names_the_tls_port_unless_it_is_443() -> None:
     assert parse_settings(MINIMAL + tls % "").hub.url == "https://ws.example.org"
     assert parse_settings(MINIMAL + tls % ", port: 8443").hub.url == "https://ws.example.org:8443"
     assert parse_settings(MINIMAL).hub.url == "http://localhost:8000"
+
+
+def test_log_max_is_a_size_of_at_least_1m() -> None:
+    assert parse_settings(MINIMAL).resources.log_max == parse_bytes("30M")
+    assert parse_settings(MINIMAL + "resources: {log_max: 100M}\n").resources.log_max == 100 * 2**20
+    (problem,) = problems_of(MINIMAL + "resources: {log_max: 100K}\n")
+    assert problem.startswith("w.yaml:2: resources.log_max:") and "at least 1M" in problem
