@@ -191,11 +191,15 @@ def cluster_playbook_vars(
     settings: Settings, env_archive: Path, env_image_id: str, hub_archive: Path, hub_image_id: str
 ) -> dict[str, Any]:
     """Extra vars for the cluster plays of ansible/site.yml (hub.backend slurm)."""
+    from dataclasses import asdict
+
     from dlworkshop.slurm.environment import HUB_MARKER, MARKER
     from dlworkshop.slurm.jobs import account_uids, gres
+    from dlworkshop.slurm.limits import ASSOCIATION_FORMAT, learner_limits
 
     hub, slurm = settings.hub, settings.slurm
     accounts = account_uids(settings)
+    limits = learner_limits(settings)
     return {
         "dlworkshop_contract": contract_vars(),
         "workshop_accounts_list": [{"name": name, "uid": uid} for name, uid in accounts.items()],
@@ -221,6 +225,10 @@ def cluster_playbook_vars(
         "workshop_cluster_hub_learner_group": slurm.accounts.group,
         "workshop_cluster_hub_slurm_account": slurm.account or "",
         "workshop_cluster_hub_partition": slurm.partition or "",
+        "workshop_cluster_hub_learner_limits": asdict(limits),
+        "workshop_cluster_hub_learner_limits_set": limits.sacctmgr_set(),
+        "workshop_cluster_hub_association_format": ASSOCIATION_FORMAT,
+        "workshop_cluster_hub_log_max": settings.resources.log_max,
         "workshop_cluster_hub_gres": gres(settings) or "",
         "workshop_cluster_hub_bind": hub.bind,
         "workshop_cluster_hub_port": hub.port,
@@ -230,11 +238,17 @@ def cluster_playbook_vars(
 
 def cluster_verify_vars(settings: Settings) -> dict[str, Any]:
     """What the cluster checks expect on the login and compute nodes; no secrets."""
+    from dataclasses import asdict
+
     from dlworkshop.slurm.environment import HUB_MARKER, MARKER
     from dlworkshop.slurm.jobs import account_uids, gres
+    from dlworkshop.slurm.limits import learner_limits
 
     slurm, tls = settings.slurm, settings.hub.tls
     return {
+        "slurm_account": slurm.account,
+        "learner_limits": asdict(learner_limits(settings)),
+        "log_max": settings.resources.log_max,
         "accounts": account_uids(settings),
         "home_root": slurm.accounts.home_root,
         "partition": slurm.partition,
