@@ -182,6 +182,7 @@ def verify_vars(settings: Settings) -> dict[str, Any]:
         else None,
         "secrets_dir": str(contract.HUB_DATA),
         "accounts_in_container": str(contract.HUB_ACCOUNTS) if settings.auth.mode == "accounts" else None,
+        "log_options": contract.log_options(settings.resources.log_max),
         "work_quota": settings.resources.disk is not None,
         "work_slots": work_volumes.slot_count(settings) if settings.resources.disk is not None else 0,
     }
