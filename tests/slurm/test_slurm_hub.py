@@ -413,7 +413,7 @@ def test_a_learners_tmp_is_their_own_on_a_shared_node(cluster_hub: ClusterHub) -
         cluster.cancel(written)
     assert "secret-of-b" not in output and "No such file" in output, output
     # The learner's server: scratch in its own /tmp, which the node's /tmp does not show.
-    ada = cluster_hub.client("ada")
+    ada = cluster_hub.start("ada")  # running already when the whole module runs
     report = cluster_hub.run(
         ada,
         "ada",
