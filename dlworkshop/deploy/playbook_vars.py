@@ -248,6 +248,8 @@ def cluster_verify_vars(settings: Settings) -> dict[str, Any]:
     slurm, tls = settings.slurm, settings.hub.tls
     return {
         "slurm_account": slurm.account,
+        "hub_bind": settings.hub.bind,
+        "hub_port": settings.hub.port,
         "learner_limits": asdict(learner_limits(settings)),
         "log_max": settings.resources.log_max,
         "accounts": account_uids(settings),

@@ -14,7 +14,9 @@ from tests.conftest import REAL_DATA
 
 def recorded_hashes() -> dict[str, str]:
     """file name -> sha256, as SOURCES.md's table records them."""
-    rows = re.findall(r"^\| `([^`]+)` \|.*\| ([0-9a-f]{64}) \|$", (REAL_DATA / "SOURCES.md").read_text(), re.M)
+    rows = re.findall(
+        r"^\| `([^`]+)` \|.*\| ([0-9a-f]{64}) \|$", (REAL_DATA / "SOURCES.md").read_text(), re.M
+    )
     return dict(rows)
 
 

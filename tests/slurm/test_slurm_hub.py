@@ -276,6 +276,7 @@ def test_verify_passes_on_every_node(cluster_hub: ClusterHub) -> None:
         "test_jobs_get_a_private_tmp_and_a_private_queue",
         "test_each_learner_is_held_to_the_workshops_cpus_memory_jobs_and_partition",
         "test_the_hubs_journal_is_capped_and_its_database_private",
+        "test_the_hubs_plain_port_answers_no_other_local_user",
     ):
         assert re.search(rf"{check}\[ansible://{cluster_hub.cluster.login}\] PASSED", result.stdout), check
 

@@ -129,3 +129,13 @@ def test_the_hubs_journal_is_capped_and_its_database_private(login: Any, expecte
     assert journald.exists and f"SystemMaxUse={expected['log_max']}" in journald.content_string
     database = login.file(f"{expected['hub_home']}/data/jupyterhub.sqlite")
     assert database.exists and database.mode == 0o600, f"{database.path}: {database.mode:o}"
+
+
+def test_the_hubs_plain_port_answers_no_other_local_user(login: Any, expected: dict[str, Any]) -> None:
+    """Only nginx (TLS), the hub and root reach the hub's HTTP port on the loopback; a learner's
+    account on the login node does not."""
+    learner = next(iter(expected["accounts"]))
+    probe = f"exec 3<>/dev/tcp/{expected['hub_bind']}/{expected['hub_port']}"
+    as_learner = login.run(f"runuser -u {shlex.quote(learner)} -- bash -c {shlex.quote(probe)}")
+    assert as_learner.rc != 0, f"{learner} reaches the hub's plain HTTP port on the login node"
+    assert login.run(f"bash -c {shlex.quote(probe)}").rc == 0, "the hub's port does not answer root"
