@@ -1,6 +1,7 @@
-"""A learner who floods their container's stdout on the hub of `dlworkshop up`, whose engine has no
-log defaults here (no daemon.json log options): the engine keeps at most resources.log_max of it
-on the host's disk, in the files `docker inspect` names, and the neighbours carry on."""
+"""A learner who floods their container's stdout with ten times resources.log_max: the engine keeps
+at most the cap of it on the host's disk, in the files `docker inspect` names, and the neighbours
+carry on. On the hub of `dlworkshop up`, whose engine has no log defaults here (no daemon.json log
+options: the containers' own options hold the cap), and on a deployed host."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import docker
 import pytest
 
 from dlworkshop import contract
+from dlworkshop.settings import load_settings
+from tests.fixtures.ansible import DeployHost
 from tests.fixtures.hub import RunningHub
-from tests.hub.test_faults import at_work
+from tests.hub.test_faults import at_work, deployed_learner
 
-pytestmark = [pytest.mark.docker, pytest.mark.hub]
+pytestmark = [pytest.mark.docker]
 
 # Run in the learner's kernel: the container's own stdout (what `docker logs` shows), written past
 # Jupyter's output handling, as a runaway loop or a mischievous learner would.
@@ -37,6 +40,7 @@ def log_files(container: docker.models.containers.Container) -> list[Path]:
     return sorted(current.parent.glob(current.name + "*"))
 
 
+@pytest.mark.hub
 def test_a_learner_flooding_their_stdout_stays_within_the_log_cap(running_hub: RunningHub) -> None:
     cap = running_hub.settings.resources.log_max
     expected = contract.docker_log_config(cap)
@@ -68,4 +72,25 @@ def test_a_learner_flooding_their_stdout_stays_within_the_log_cap(running_hub: R
     assert newcomer.run("print(open('mine.txt').read())").strip() == "work of flood-cy"
     assert flooder.read("mine.txt") == "work of flood-ada"
     for learner in (flooder, neighbour, newcomer):
+        learner.browser.stop(learner.name)
+
+
+@pytest.mark.ansible
+@pytest.mark.slow
+def test_on_a_deployed_host_a_learners_flood_stays_within_the_log_cap(deployed: DeployHost) -> None:
+    settings = load_settings(deployed.config)
+    cap = settings.resources.log_max
+    flooder, neighbour = deployed_learner(deployed, "flood-ada"), deployed_learner(deployed, "flood-bo")
+    neighbour.save("mine.txt", "work of flood-bo")
+    container = contract.learner_container_name(settings.hub.container_name, flooder.name)
+    log = deployed.run(f"docker inspect --format '{{{{.LogPath}}}}' {container}").strip()
+    written = int(flooder.run(FLOOD.format(total=10 * cap), timeout=900).strip())
+    assert written >= 10 * cap
+    sizes = dict(line.rsplit(" ", 1) for line in deployed.run(f"stat -c '%n %s' {log}*").splitlines())
+    assert len(sizes) == contract.LOG_FILES, sizes
+    assert sum(int(size) for size in sizes.values()) <= cap, sizes
+    neighbour.save("after.txt", "saved after the flood")
+    assert neighbour.read("after.txt") == "saved after the flood"
+    assert neighbour.read("mine.txt") == "work of flood-bo"
+    for learner in (flooder, neighbour):
         learner.browser.stop(learner.name)
