@@ -468,7 +468,9 @@ def test_a_learner_sees_only_their_own_jobs_in_the_queue(cluster_hub: ClusterHub
     assert other not in shown.stdout + shown.stderr, shown.stdout
     assert other not in accounted.stdout.split(), accounted.stdout
     # The hub (the account's coordinator) still sees every learner's job.
-    hub_sees = cluster.run(cluster.login, "squeue --noheader --format=%u", user=HUB_USER).stdout.split()
+    hub_sees = cluster.run(
+        cluster.login, f"runuser -u {HUB_USER} -- squeue --noheader --format=%u"
+    ).stdout.split()
     assert cluster_hub.account_of("ada") in hub_sees, hub_sees
     wait_until(lambda: cluster.job(theirs).state not in ("RUNNING", "COMPLETING"), 60, "the job to end")
 
