@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from dlworkshop import contract
 from dlworkshop.cli import app
 from dlworkshop.errors import WorkshopError
 from dlworkshop.settings import DEFAULT_CONFIG_NAME, Settings, SlurmNode, load_settings
@@ -80,6 +81,7 @@ def check(
                 )
             ]
         _check_slurm(settings, nodes)
+        _print_site_config(settings)
         return
     if settings.hub.backend == "kubernetes":
         console.print(
@@ -128,12 +130,24 @@ def check(
     for warning in start.warnings:
         console.print(f"[yellow]warning[/]: {warning}")
     start.raise_if_blocked("the machine planned for" if planned else "this machine")
+    _print_site_config(settings)
     console.print(
         f"[green]ok[/]: {settings.workshop.name!r}, {settings.learners.total} learners, "
         f"login {settings.auth.mode}, image {settings.image.reference} ({settings.image.variant}); "
         f"this host carries {report.carries} learners at once and starts {report.start_capacity} "
         "servers at a time"
     )
+
+
+def _print_site_config(settings: Settings) -> None:
+    """The site's own JupyterHub files (hub.extra_config), in the order the hub loads them after
+    ours: what a site setting that seems ignored is checked against first."""
+    folder = settings.hub.extra_config
+    if folder is None:
+        console.print("site configuration: none (hub.extra_config names a jupyterhub_config.d folder)")
+        return
+    names = ", ".join(path.name for path in contract.site_config_files(folder))
+    console.print(f"site configuration: {folder}, loaded after ours in this order: {names}", highlight=False)
 
 
 def _print_sizing(settings: Settings, cores: float, learners: int) -> None:
