@@ -31,6 +31,7 @@ from dlworkshop.docker_host.hub_runtime import hub_settings, hub_settings_yaml
 from dlworkshop.hubclient import HubClient
 from dlworkshop.settings import load_settings
 from dlworkshop.slurm.jobs import account_names
+from dlworkshop.slurm.limits import learner_limits
 from tests.fixtures.hub import SITE_HUB_CONFIG
 from tests.fixtures.slurm import ENV_VOLUME, NETWORK, OTHER_PARTITION, SlurmCluster, docker, wait_until
 
@@ -301,12 +302,18 @@ def test_the_sites_slurmspawner_settings_in_jupyterhub_config_d_reach_the_learne
 ) -> None:
     """The deploy copied hub.extra_config into the hub's jupyterhub_config.d: its req_options is on
     the learner's job. A file the site adds there setting req_partition moves the next job to that
-    partition; what the site left alone (the GPU, the QOS) is still the workshop's request."""
+    partition; what the site left alone (the GPU, the QOS) is still the workshop's request. The
+    learners' associations reach the workshop's partition only: a site that moves their jobs gives
+    them associations in its partition too, with the workshop's limits."""
     cluster = cluster_hub.cluster
     folder = f"{contract.cluster_hub_home(HUB_USER)}/{contract.HUB_EXTRA_CONFIG.name}"
     assert cluster.run(cluster.login, f"ls {folder}").stdout.split() == ["50-site.py"]
     site_file = f"{folder}/60-partition.py"
+    settings = load_settings(cluster_hub.config)
+    learners = ",".join(account_names(settings))
     cluster.run(cluster.login, f"scontrol create PartitionName={SITE_PARTITION} 'Nodes=node[1-2]' State=UP")
+    limits = " ".join(learner_limits(settings).sacctmgr_set())
+    cluster.sacctmgr(f"add user {learners} account={cluster.account} partition={SITE_PARTITION} {limits}")
     cluster.run(
         cluster.login,
         f"printf %s {shlex.quote(SITE_PARTITION_FILE)} > {site_file} && chown {HUB_USER}: {site_file}",
@@ -324,6 +331,9 @@ def test_the_sites_slurmspawner_settings_in_jupyterhub_config_d_reach_the_learne
     finally:
         cluster.run(cluster.login, f"rm -f {site_file}")
         cluster_hub.restart_hub()
+        cluster.sacctmgr(
+            f"delete user where name={learners} account={cluster.account} partition={SITE_PARTITION}"
+        )
         cluster.run(cluster.login, f"scontrol delete PartitionName={SITE_PARTITION}", check=False)
     assert SITE_PARTITION not in cluster.run(cluster.login, "sinfo --noheader --format=%R").stdout.split()
 
