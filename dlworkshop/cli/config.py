@@ -127,6 +127,7 @@ def check(
         table.add_row(demand.resource, demand.shown_needed, demand.shown_available, fits)
     console.print(table)
     _print_sizing(settings, host.cpus, report.concurrent)
+    console.print(f"logs: {_log_cap(settings)}", highlight=False)
     for warning in start.warnings:
         console.print(f"[yellow]warning[/]: {warning}")
     start.raise_if_blocked("the machine planned for" if planned else "this machine")
@@ -196,6 +197,48 @@ def _print_sizing(settings: Settings, cores: float, learners: int) -> None:
     )
 
 
+def _print_slurm_limits(settings: Settings) -> None:
+    """What each learner may hold (the deploy sets it), and what the site's slurm.conf must say
+    (`dlworkshop verify` checks both)."""
+    from dlworkshop.slurm.limits import job_container_conf, learner_limits, slurm_conf_lines
+
+    limits = learner_limits(settings)
+    if settings.slurm.account:
+        console.print(
+            f"each learner's association in account {settings.slurm.account} (the deploy sets it): "
+            f"at most {limits.describe()} (sacctmgr: {' '.join(limits.sacctmgr_set())})",
+            highlight=False,
+        )
+    else:
+        console.print(
+            "[yellow]note[/]: without slurm.account (slurmdbd) nothing holds a learner to "
+            f"{limits.describe()}: set it so the deploy can limit each learner's association",
+            highlight=False,
+        )
+    console.print(
+        "the site's slurm.conf gives each job a private /tmp and hides others' jobs: "
+        + " ".join(slurm_conf_lines())
+        + "; job_container.conf on every node: "
+        + job_container_conf().replace("\n", " ").strip(),
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(f"logs: {_log_cap(settings)}", highlight=False)
+
+
+def _log_cap(settings: Settings) -> str:
+    from dlworkshop import contract
+    from dlworkshop.settings import format_bytes
+
+    cap = settings.resources.log_max
+    if settings.hub.backend == "slurm":
+        return f"a learner's job keeps at most {format_bytes(cap)} of its server's output in its log file"
+    return (
+        f"each learner's container and the hub's keep at most {format_bytes(cap)} of output "
+        f"({contract.LOG_FILES} rotated files of {format_bytes(cap // contract.LOG_FILES)})"
+    )
+
+
 def _check_slurm(settings: Settings, nodes: list[SlurmNode]) -> None:
     """hub.backend slurm: the partition's nodes (given by hand) against the job request, and the
     reservation line for the workshop's hours."""
@@ -207,6 +250,7 @@ def _check_slurm(settings: Settings, nodes: list[SlurmNode]) -> None:
     request = job_request(settings)
     plan = cluster_capacity(settings, nodes)
     console.print(f"each learner's job: sbatch {' '.join(request.sbatch_options())}", highlight=False)
+    _print_slurm_limits(settings)
     if plan.nodes:
         table = Table("node", "nodes", "CPUs", "memory", "GPUs", "learners each", "limited by")
         for row in plan.nodes:
