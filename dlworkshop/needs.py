@@ -131,6 +131,33 @@ def died_reason(
     return f"{state}, not for memory (peak {mib(peak) if peak else 'unknown'}); see the server's log"
 
 
+# The room view marks a learner whose memory reaches this share of what would kill their kernel:
+# their quota, or the measured peak of the heaviest episode they have open (past it, the learner
+# runs more than the lesson measured).
+NEAR = 0.9
+
+
+def memory_watch(
+    used: int | None, limit: int | None, notebooks: list[str], kills: int | None, needs: list[EpisodeNeed]
+) -> list[str]:
+    """What the room view says of one learner's memory (`dlworkshop status`): kernels their
+    container killed for memory so far, and a use near their quota or near the measured peak of
+    the episode they run (`notebooks`: the paths their kernels run)."""
+    notes = []
+    if kills:
+        notes.append(f"{kills} kernel{'s' if kills > 1 else ''} killed for memory")
+    open_episodes = {Path(path).stem for path in notebooks}
+    running = [need for need in needs if need.episode in open_episodes]
+    heaviest = max(running, key=lambda need: need.peak_bytes, default=None)
+    if used is not None and limit and used >= NEAR * limit:
+        notes.append(f"near its quota ({mib(used)} of {format_bytes(limit)})")
+    elif used is not None and heaviest and used >= NEAR * heaviest.peak_bytes:
+        notes.append(
+            f"near the measured peak of {heaviest.episode} ({mib(used)}, peak {mib(heaviest.peak_bytes)})"
+        )
+    return notes
+
+
 def results_needs(results: dict[str, Any], episode: str) -> dict[str, Any]:
     """An episode's `needs` metadata from a results file (benchmarks/results/episode-needs-*.json)."""
     figures = results["episodes"].get(episode, {})
