@@ -7,6 +7,13 @@ CPU-seconds and wall time per episode, per variant (cpu/gpu) and size (smoke/ful
 measured is recorded as {"missing": why}; the rules use the largest measured size of the CPU
 variant, which a plan on a GPU also needs in host memory.
 
+The peak is the largest of the episode's repeated runs, and the margin on top of it (`needs.margin`
+in the metadata, the results file's `margin.fraction`) is fitted to those runs: the widest
+relative spread (max - min) / min between the runs of one episode, up to a whole percent
+(benchmarks/episode_needs.py's fitted_margin; tests/package/test_needs.py recomputes it from the
+file's runs). A quota below a peak is a kill some run met; one within the margin above it, a kill
+the next run may meet.
+
 Pure functions: the smoke test, `check` and the metadata command call them.
 """
 

@@ -15,6 +15,7 @@ from dlworkshop.needs import (
     latest_results,
     lesson_needs,
     memory_verdict,
+    need_of,
     results_needs,
 )
 from dlworkshop.settings import format_bytes, parse_bytes
@@ -33,6 +34,34 @@ def test_a_results_file_is_committed_and_says_what_data_it_measured() -> None:
             figures = variants["cpu"][size]
             # Every figure is measured or says why not.
             assert figures.get("missing") or {"memory_bytes", "cpu_seconds", "wall_seconds"} <= set(figures)
+
+
+def test_the_margin_is_the_widest_spread_of_the_files_repeated_runs() -> None:
+    """Recomputed here from the runs the file records: each episode's peak is its largest run's,
+    and the margin the checks add is the widest (max - min) / min of an episode measured three
+    times or more, up to a whole percent. Every episode at the size the refusal uses was measured
+    three times, or the file says why not."""
+    assert RESULTS is not None
+    spreads = []
+    for name, variants in RESULTS["episodes"].items():
+        for size, figures in variants["cpu"].items():
+            runs = [run for run in figures.get("runs", []) if "memory_bytes" in run]
+            if not runs:
+                continue
+            peaks = [run["memory_bytes"] for run in runs]
+            assert figures["memory_bytes"] == max(peaks), (name, size)
+            spread = figures["memory_spread"]
+            assert (spread["min"], spread["max"], spread["runs"]) == (min(peaks), max(peaks), len(peaks))
+            if len(runs) >= 3:
+                spreads.append((max(peaks) - min(peaks)) / min(peaks))
+    assert spreads, "no episode was measured three times: the margin would not be fitted"
+    assert RESULTS["margin"]["fraction"] == math.ceil(max(spreads) * 100) / 100
+    for lesson in list_lessons(REPO / "lessons"):
+        need = need_of(lesson.name, lesson.needs)
+        assert need is not None, lesson.name
+        assert need.margin == RESULTS["margin"]["fraction"]
+        figures = RESULTS["episodes"][lesson.name]["cpu"][need.size]
+        assert figures["memory_spread"]["runs"] >= 3 or figures["fewer_runs"], lesson.name
 
 
 def test_the_notebooks_needs_metadata_equals_the_results_file() -> None:
@@ -127,11 +156,11 @@ def test_check_sizes_the_example_room_from_the_results_file() -> None:
 
     assert RESULTS is not None
     example = REPO / "examples" / "workshop.yaml"
-    room = check_capacity(
-        load_settings(example), HostFacts(cpus=8, memory=parse_bytes("64G"), gpus=0)
-    ).concurrent
+    settings = load_settings(example)
+    room = check_capacity(settings, HostFacts(cpus=8, memory=parse_bytes("64G"), gpus=0)).concurrent
     cores, quota = 1, 0
     margin, step = RESULTS["margin"]["fraction"], 64 * 2**20
+    rows = []
     for name, variants in RESULTS["episodes"].items():
         size = "full" if "memory_bytes" in variants["cpu"]["full"] else "smoke"
         figures = variants["cpu"][size]
@@ -140,7 +169,14 @@ def test_check_sizes_the_example_room_from_the_results_file() -> None:
         notebook = json.loads((REPO / "lessons" / f"{name}.ipynb").read_text())
         budget = notebook["metadata"]["dlworkshop"]["budget_seconds"]["cpu"][size]
         cores = max(cores, math.ceil(figures["cpu_seconds"] * room / budget))
-        quota = max(quota, math.ceil(figures["memory_bytes"] * (1 + margin) / step) * step)
+        episode_quota = math.ceil(figures["memory_bytes"] * (1 + margin) / step) * step
+        quota = max(quota, episode_quota)
+        # The room training at once on 8 cores, never faster than one learner's CPU quota.
+        seconds = max(figures["cpu_seconds"] * room / 8, figures["cpu_seconds"] / settings.resources.cpu)
+        fits = "yes" if seconds <= budget else "no"
+        rows.append(
+            f"{name} {format_bytes(episode_quota)} {figures['cpu_seconds']:g} {seconds:.0f} s {budget:g} s {fits}"
+        )
     memory = math.ceil((room * quota + 2**30) / 2**30) * 2**30
     result = subprocess.run(
         [
@@ -163,6 +199,9 @@ def test_check_sizes_the_example_room_from_the_results_file() -> None:
     assert expected + f"{cores} cores and {format_bytes(memory)}" in " ".join(result.stdout.split()), (
         result.stdout
     )
+    # The per-episode table: each measured episode's row, its cells as computed here.
+    table = [" ".join(line.replace("│", " ").split()) for line in result.stdout.splitlines()]
+    assert rows and all(row in table for row in rows), (rows, result.stdout)
 
 
 def test_check_passes_just_above_the_largest_peak_with_a_warning_naming_the_tight_episodes(
