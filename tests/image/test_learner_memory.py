@@ -4,9 +4,16 @@ seen as the root) or outside it (a Slurm job's nested cgroup), and the notebooks
 
 from __future__ import annotations
 
+import json
+import subprocess
+import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from dlworkshop_learner.memory import cgroup_memory, notebooks_of
+from tests.conftest import docker_cli
 
 M = 2**20
 
@@ -99,7 +106,7 @@ def test_cgroup_v1_unlimited_and_no_cgroup_at_all(tmp_path: Path) -> None:
 
 
 def test_the_notebooks_the_kernels_run() -> None:
-    sessions = [
+    sessions: list[dict[str, Any]] = [
         {"path": "lessons/04-dollar-street.ipynb", "type": "notebook", "kernel": {"execution_state": "busy"}},
         {"path": "console-1", "type": "console", "kernel": {"execution_state": "idle"}},
         {"path": "scratch.ipynb", "kernel": None},
@@ -108,3 +115,78 @@ def test_the_notebooks_the_kernels_run() -> None:
         {"path": "lessons/04-dollar-street.ipynb", "state": "busy"},
         {"path": "scratch.ipynb", "state": None},
     ]
+
+
+# Inside a learner container under a small quota: the server's endpoint before and after a process
+# of the container (as a kernel would) is killed for memory, with a notebook's kernel open.
+PROBE = """
+import json, subprocess, time, urllib.request
+def call(method, path, body=None, token="tok"):
+    request = urllib.request.Request(
+        "http://127.0.0.1:8888/api/" + path, method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Authorization": "token " + token, "Content-Type": "application/json"})
+    return json.loads(urllib.request.urlopen(request, timeout=30).read() or b"null")
+for _ in range(90):
+    try:
+        before = call("GET", "dlworkshop/memory")
+        break
+    except OSError:
+        time.sleep(1)
+call("POST", "sessions", {"path": "04-dollar-street.ipynb", "type": "notebook", "kernel": {"name": "python3"}})
+killed = subprocess.run(["python", "-c", "x = bytearray(900 * 2**20)"]).returncode
+after = call("GET", "dlworkshop/memory")
+try:
+    call("GET", "dlworkshop/memory", token="wrong")
+    refused = None
+except urllib.error.HTTPError as error:
+    refused = error.code
+print("PROBE " + json.dumps({"before": before, "killed": killed, "after": after, "refused": refused}))
+"""
+
+
+@pytest.mark.docker
+@pytest.mark.image
+def test_a_learner_servers_memory_endpoint_counts_a_kill_in_a_real_container(learner_image: str) -> None:
+    name = f"dlworkshop-test-memory-{int(time.time())}"
+    quota = 500 * M
+    subprocess.run(
+        [
+            docker_cli(),
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "none",
+            "--memory",
+            str(quota),
+            "--memory-swap",
+            str(quota),
+            learner_image,
+            "jupyter",
+            "server",
+            "--ServerApp.token=tok",
+            "--ServerApp.ip=127.0.0.1",
+            "--port=8888",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        probe = subprocess.run(
+            [docker_cli(), "exec", name, "python", "-c", PROBE], capture_output=True, text=True, timeout=300
+        )
+        lines = [line for line in probe.stdout.splitlines() if line.startswith("PROBE ")]
+        assert lines, probe.stdout[-2000:] + probe.stderr[-2000:]
+        said = json.loads(lines[-1].removeprefix("PROBE "))
+        assert said["before"]["limit"] == quota and said["before"]["oom_kills"] == 0
+        assert said["killed"] == -9
+        after = said["after"]
+        assert after["oom_kills"] == 1 and after["limit"] == quota
+        assert after["notebooks"] == [
+            {"path": "04-dollar-street.ipynb", "state": after["notebooks"][0]["state"]}
+        ]
+        assert said["refused"] == 403
+    finally:
+        subprocess.run([docker_cli(), "rm", "-f", name], capture_output=True)
