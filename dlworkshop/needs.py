@@ -42,6 +42,9 @@ class EpisodeNeed:
     cpu_seconds: float | None
     size: str
     margin: float
+    # Another notebook of the same episode number (04b-cifar10 for 04-dollar-street): a workshop
+    # teaches one of them, the first by name unless it chooses the other.
+    alternative_to: str | None = None
 
     @property
     def quota_bytes(self) -> int:
@@ -56,7 +59,7 @@ def mib(size: int) -> str:
     return f"{size / 2**20:.0f} MiB"
 
 
-def need_of(name: str, needs: dict[str, Any]) -> EpisodeNeed | None:
+def need_of(name: str, needs: dict[str, Any], alternative_to: str | None = None) -> EpisodeNeed | None:
     """The episode's need from its metadata's `needs` (None where nothing was measured)."""
     variant = needs.get("cpu", {})
     for size in SIZES:
@@ -68,6 +71,7 @@ def need_of(name: str, needs: dict[str, Any]) -> EpisodeNeed | None:
                 figures.get("cpu_seconds"),
                 size,
                 float(needs.get("margin", 0.0)),
+                alternative_to,
             )
     return None
 
@@ -75,14 +79,25 @@ def need_of(name: str, needs: dict[str, Any]) -> EpisodeNeed | None:
 def memory_verdict(memory: int, needs: list[EpisodeNeed]) -> tuple[list[str], list[str]]:
     """(problems, warnings) of a per-learner memory quota against the episodes' needs.
 
-    Below an episode's measured peak the kernel is certainly killed: a problem naming the first
-    such episode, its figure, and the smallest quota that runs every episode. At or above every
-    peak but below an episode's peak plus the margin (the run-to-run spread the results file
-    records): a warning naming the episodes that may be killed."""
-    if not needs:
+    Below a taught episode's measured peak (the largest of its runs) the kernel is killed: a
+    problem naming the first such episode, its figure, and the smallest quota that runs every
+    taught episode. At or above every peak but below an episode's peak plus the margin (the
+    run-to-run spread the results file records): a warning naming the episodes that may be
+    killed. An alternative episode (04b-cifar10 beside 04-dollar-street) that does not fit is a
+    warning naming it and the quota that would teach it instead."""
+    taught = [need for need in needs if need.alternative_to is None]
+    if not taught:
         return [], []
-    smallest = max(need.quota_bytes for need in needs)
-    killed = [need for need in needs if memory < need.peak_bytes]
+    smallest = max(need.quota_bytes for need in taught)
+    warnings = [
+        f"resources.memory: {format_bytes(memory)} per learner cannot teach episode {need.episode}, the "
+        f"alternative to {need.alternative_to}: it needs {need.figure()}, its kernel "
+        f"{'would' if memory < need.peak_bytes else 'may'} be killed for memory; set resources.memory to "
+        f"{format_bytes(max(smallest, need.quota_bytes))} to teach it instead"
+        for need in needs
+        if need.alternative_to is not None and memory < need.quota_bytes
+    ]
+    killed = [need for need in taught if memory < need.peak_bytes]
     if killed:
         first = killed[0]
         others = f" (also {', '.join(n.episode for n in killed[1:])})" if killed[1:] else ""
@@ -90,16 +105,17 @@ def memory_verdict(memory: int, needs: list[EpisodeNeed]) -> tuple[list[str], li
             f"resources.memory: {format_bytes(memory)} per learner cannot teach the lesson: episode "
             f"{first.episode} needs {first.figure()}, its kernel would be killed for memory{others}; "
             f"fix: set resources.memory to at least {format_bytes(smallest)}"
-        ], []
-    tight = [need for need in needs if memory < need.quota_bytes]
+        ], warnings
+    tight = [need for need in taught if memory < need.quota_bytes]
     if tight:
-        return [], [
+        warnings.insert(
+            0,
             f"resources.memory: {format_bytes(memory)} per learner is within the measured margin of "
             f"episode(s) {', '.join(n.episode for n in tight)} (each needs "
             f"{', '.join(format_bytes(n.quota_bytes) for n in tight)}): they may be killed for memory; "
-            f"{format_bytes(smallest)} runs every episode"
-        ]
-    return [], []
+            f"{format_bytes(smallest)} runs every episode",
+        )
+    return [], warnings
 
 
 def killed_reason(limit: int | None, need: EpisodeNeed | None, episode: bool = True) -> str:
@@ -214,7 +230,18 @@ def lesson_needs(lessons: list[Any] | None = None) -> list[EpisodeNeed]:
     """The measured need of every episode whose notebook carries one, in episode order."""
     from dlworkshop.lessons import list_lessons
 
-    found = (need_of(lesson.name, lesson.needs) for lesson in (lessons or list_lessons()))
+    lessons = lessons or list_lessons()
+    first_of: dict[int, str] = {}
+    for lesson in lessons:  # in name order: 04-dollar-street before 04b-cifar10
+        first_of.setdefault(lesson.episode, lesson.name)
+    found = (
+        need_of(
+            lesson.name,
+            lesson.needs,
+            None if first_of[lesson.episode] == lesson.name else first_of[lesson.episode],
+        )
+        for lesson in lessons
+    )
     return [need for need in found if need is not None]
 
 
@@ -283,7 +310,9 @@ def smallest_host(
     needs: list[EpisodeNeed], budgets: dict[str, float], learners: int, hub_bytes: int
 ) -> tuple[int, int]:
     """(cores, memory bytes, whole GiB) of the smallest host on which every measured episode runs within its
-    budget with the whole room training at once, each learner in the quota its episodes need."""
+    budget with the whole room training at once, each learner in the quota its episodes need (the
+    taught episodes: an alternative one, 04b-cifar10, is not counted)."""
+    needs = [need for need in needs if need.alternative_to is None]
     cores = max(
         (
             math.ceil(need.cpu_seconds * learners / budgets[need.episode])

@@ -166,8 +166,9 @@ def _print_sizing(settings: Settings, cores: float, learners: int) -> None:
     )
     by_name = {need.episode: need for need in needs}
     for load in episode_loads(needs, budgets, learners, cores, settings.resources.cpu):
+        instead = by_name[load.episode].alternative_to
         table.add_row(
-            load.episode,
+            f"{load.episode} (alternative to {instead})" if instead else load.episode,
             format_bytes(by_name[load.episode].quota_bytes),
             f"{load.cpu_seconds:g}",
             f"{load.seconds:.0f} s",
@@ -179,6 +180,7 @@ def _print_sizing(settings: Settings, cores: float, learners: int) -> None:
     console.print(
         f"smallest host for {learners} learners with every episode within budget (CPU, measured "
         f"figures): {host_cores} cores and {format_bytes(host_memory)}"
+        + (" (alternative episodes not counted)" if any(need.alternative_to for need in needs) else "")
     )
 
 

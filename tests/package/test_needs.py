@@ -101,8 +101,21 @@ def _check(config: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _taught() -> dict[int, str]:
+    """The notebooks a workshop teaches by default, by episode number: the first by name (an
+    alternative, 04b-cifar10 beside 04-dollar-street, only where chosen)."""
+    import json
+
+    first: dict[int, str] = {}
+    for path in sorted((REPO / "lessons").glob("[0-9]*.ipynb")):
+        first.setdefault(json.loads(path.read_text())["metadata"]["dlworkshop"]["episode"], path.stem)
+    return first
+
+
 def test_check_refuses_640m_naming_the_first_episode_that_cannot_run(tmp_path: Path) -> None:
-    needs = lesson_needs(list_lessons(REPO / "lessons"))
+    needs = [
+        need for need in lesson_needs(list_lessons(REPO / "lessons")) if need.episode in _taught().values()
+    ]
     killed = [need for need in needs if need.peak_bytes > parse_bytes("640M")]
     assert killed, "no measured episode outgrows 640M: the results file changed, so must this test"
     # Figures computed here from the file, independently of dlworkshop.needs.
@@ -139,6 +152,18 @@ def test_a_quota_below_a_peak_is_a_problem_naming_the_first_episode_and_the_fix(
     assert problems[0].endswith("fix: set resources.memory to at least 1344M")
 
 
+def test_an_alternative_episode_that_does_not_fit_is_a_warning_naming_it_and_its_quota() -> None:
+    cifar = EpisodeNeed("04b-cifar10", parse_bytes("2000M"), 900.0, "full", 0.1, "04-dollar-street")
+    problems, warnings = memory_verdict(parse_bytes("1344M"), [*NEEDS, cifar])
+    assert not problems and len(warnings) == 1
+    assert "cannot teach episode 04b-cifar10, the alternative to 04-dollar-street" in warnings[0]
+    # 2000 MiB x 1.1 = 2200 MiB, up to a 64 MiB step: 2240M.
+    assert "would be killed for memory; set resources.memory to 2240M to teach it instead" in warnings[0]
+    problems, warnings = memory_verdict(parse_bytes("640M"), [*NEEDS, cifar])
+    assert problems[0].endswith("fix: set resources.memory to at least 1344M") and len(warnings) == 1
+    assert memory_verdict(parse_bytes("2240M"), [*NEEDS, cifar]) == ([], [])
+
+
 def test_a_quota_within_an_episodes_margin_is_a_warning_naming_it() -> None:
     problems, warnings = memory_verdict(parse_bytes("1250M"), NEEDS)
     assert not problems and len(warnings) == 1
@@ -161,6 +186,7 @@ def test_check_sizes_the_example_room_from_the_results_file() -> None:
     cores, quota = 1, 0
     margin, step = RESULTS["margin"]["fraction"], 64 * 2**20
     rows = []
+    taught = _taught()
     for name, variants in RESULTS["episodes"].items():
         size = "full" if "memory_bytes" in variants["cpu"]["full"] else "smoke"
         figures = variants["cpu"][size]
@@ -168,9 +194,12 @@ def test_check_sizes_the_example_room_from_the_results_file() -> None:
             continue
         notebook = json.loads((REPO / "lessons" / f"{name}.ipynb").read_text())
         budget = notebook["metadata"]["dlworkshop"]["budget_seconds"]["cpu"][size]
-        cores = max(cores, math.ceil(figures["cpu_seconds"] * room / budget))
         episode_quota = math.ceil(figures["memory_bytes"] * (1 + margin) / step) * step
-        quota = max(quota, episode_quota)
+        if name in taught.values():  # the smallest host is sized for the taught episodes
+            cores = max(cores, math.ceil(figures["cpu_seconds"] * room / budget))
+            quota = max(quota, episode_quota)
+        else:
+            name += f" (alternative to {taught[notebook['metadata']['dlworkshop']['episode']]})"
         # The room training at once on 8 cores, never faster than one learner's CPU quota.
         seconds = max(figures["cpu_seconds"] * room / 8, figures["cpu_seconds"] / settings.resources.cpu)
         fits = "yes" if seconds <= budget else "no"
