@@ -5,8 +5,9 @@ quota, their kernels (busy or idle), their GPU share and the size of their work 
 Where the data lives decides where this code runs. The hub process knows the queue (it is in its
 memory: hub/admission.py), every server's state and activity, and who stopped a server (the
 culler's requests pass through it); the engine knows what servers use (the backend asks it:
-`Backend.learner_usage`, `host_usage`); each learner's server knows its kernels, and the hub asks
-it with a token that opens that one server only. So the view is one route of the hub's own API,
+`Backend.learner_usage`, `host_usage`); each learner's server knows its kernels, the notebooks
+they run and its memory cgroup's OOM kills (dlworkshop_learner/memory.py), and the hub asks it with
+a token that opens that one server only. So the view is one route of the hub's own API,
 `GET /hub/api/room`, readable with the `custom:dlworkshop:room` scope, which admins and helpers
 (auth.helpers) hold: `dlworkshop status` asks it through the hub's public URL with an admin's or
 a helper's token, from anywhere, with no SSH; on the hub of `dlworkshop up` it asks from inside
