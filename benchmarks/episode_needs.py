@@ -271,8 +271,8 @@ def summarize(runs: list[dict[str, Any]], repeat: int, stop_at: str | None) -> d
     summary = {
         "memory_bytes": peaks[-1],
         "resident_peak_bytes": max(resident, default=None),
-        "cpu_seconds": statistics.median(run["cpu_seconds"] for run in good),
-        "wall_seconds": statistics.median(run["wall_seconds"] for run in good),
+        "cpu_seconds": round(statistics.median(run["cpu_seconds"] for run in good), 1),
+        "wall_seconds": round(statistics.median(run["wall_seconds"] for run in good), 1),
         "memory_spread": {
             "runs": len(peaks),
             "min": peaks[0],
