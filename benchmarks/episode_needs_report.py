@@ -60,14 +60,19 @@ def row(name: str, variants: dict[str, Any], margin: float) -> str:
 def readme_table(results: dict[str, Any], file: str) -> str:
     date = datetime.strptime(results["date"], "%Y%m%dT%H%M%SZ").strftime("%Y-%m-%d %H:%M UTC")
     load = results.get("load_during")
-    loaded = f"; 1-minute load average during the run {load['min']:g} to {load['max']:g}" if load else ""
+    loaded = (
+        f", beside other work on the machine (1-minute load average {load['min']:g} to {load['max']:g} "
+        "during the run)"
+        if load
+        else ""
+    )
     margin = results["margin"]
     image = results["image"]
     lines = [
         f"Measured {date} by `benchmarks/episode_needs.py` (results file `{file}`) on "
         f"{describe(results['machine'])}, in the CPU learner image built by the tests (revision "
-        f"{(image.get('revision') or '?')[:7]}), each run alone in its own container ({results['quota']}, "
-        f"no network), {results.get('parallel', 1)} at a time{loaded}. Data: {results['data']}.",
+        f"{(image.get('revision') or '?')[:7]}), each run in a container of its own ({results['quota']}, "
+        f"no network), {results.get('parallel', 1)} runs at a time{loaded}. Data: {results['data']}.",
         "",
         "| episode | peak memory, full size (runs: min / median / max) | quota it needs (peak + margin) "
         "| CPU-seconds, full | wall, full | peak memory, smoke size |",
