@@ -66,7 +66,7 @@ workshop: {{name: surge benchmark}}
 learners: {{count: {names}, expected_concurrent: 30}}
 auth: {{mode: shared-code, access_code: {code}}}
 image: {{name: {name}, tag: {tag}}}
-resources: {{cpu: 1, memory: 1G}}  # a quota in which every episode runs (dlworkshop check refuses less)
+resources: {{cpu: 1, memory: 1G}}  # every taught episode runs in it (check refuses less; 04b-cifar10, the alternative, needs more)
 hub: {{image: {hub_image}, port: {port}, container_name: {prefix}-bench-ours, network: {prefix}-bench-ours, data_volume: {prefix}-bench-ours-data, start_capacity: {capacity}}}
 """
 # jupyterhub-deploy-docker's configuration, with DummyAuthenticator standing in for its

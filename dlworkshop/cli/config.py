@@ -180,9 +180,15 @@ def _print_sizing(settings: Settings, cores: float, learners: int) -> None:
         title=f"the lesson on {cores:g} cores (figures measured at {measured_at} size)",
     )
     by_name = {need.episode: need for need in needs}
+    alternatives = [
+        f"{need.episode} instead of {need.alternative_to}" for need in needs if need.alternative_to
+    ]
+    if alternatives:
+        table.caption = f"* taught instead of another episode: {'; '.join(alternatives)}"
     for load in episode_loads(needs, budgets, learners, cores, settings.resources.cpu):
+        instead = by_name[load.episode].alternative_to
         table.add_row(
-            load.episode,
+            f"{load.episode} *" if instead else load.episode,
             format_bytes(by_name[load.episode].quota_bytes),
             f"{load.cpu_seconds:g}",
             f"{load.seconds:.0f} s",
@@ -194,6 +200,7 @@ def _print_sizing(settings: Settings, cores: float, learners: int) -> None:
     console.print(
         f"smallest host for {learners} learners with every episode within budget (CPU, measured "
         f"figures): {host_cores} cores and {format_bytes(host_memory)}"
+        + (" (alternative episodes not counted)" if any(need.alternative_to for need in needs) else "")
     )
 
 
