@@ -75,7 +75,8 @@ def test_verify_names_each_missing_slurm_conf_line() -> None:
 
 def test_check_prints_the_learners_limits_and_the_slurm_conf_lines(tmp_path: Path) -> None:
     config = tmp_path / "workshop.yaml"
-    config.write_text(BASE + "slurm: {partition: gpu, account: workshop}\n")
+    # 1G: the lesson's largest taught episode fits (check refuses a quota it cannot teach in).
+    config.write_text(BASE.replace("900M", "1G") + "slurm: {partition: gpu, account: workshop}\n")
     result = subprocess.run(
         [sys.executable, "-m", "dlworkshop", "check", "-c", str(config), "--node-count", "2"],
         capture_output=True,
@@ -84,7 +85,7 @@ def test_check_prints_the_learners_limits_and_the_slurm_conf_lines(tmp_path: Pat
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert (
-        "each learner's association in account workshop (the deploy sets it): at most 1 CPUs, 900 MiB, "
+        "each learner's association in account workshop (the deploy sets it): at most 1 CPUs, 1024 MiB, "
         "1 job(s) running and 2 submitted in partition gpu" in result.stdout
     )
     assert (
