@@ -48,7 +48,7 @@ workshop: {{name: dlworkshop on Slurm}}
 learners: {{count: 12}}
 auth: {{mode: shared-code, access_code: {code}, admins: [instructor]}}
 image: {{name: {learner_name}, tag: {learner_tag}}}
-resources: {{cpu: 0.5, memory: 900M, gpu: {gpu}}}
+resources: {{cpu: 0.5, memory: 1G, gpu: {gpu}}}
 prewarm: {{seats: 0}}
 hub:
   backend: slurm
