@@ -91,10 +91,16 @@ def parse_associations(text: str) -> list[dict[str, str]]:
 
 def association_changes(text: str, learners: list[str], limits: LearnerLimits) -> dict[str, list[str]]:
     """What the deploy must do to the learners' associations (ASSOCIATION_FORMAT lines of the
-    workshop's account): `add` those without one in the workshop's partition, `modify` those whose
+    workshop's account): `remove` those that also have one outside the workshop's partition (one
+    with no partition lets its user submit anywhere: all of theirs in the account go, then come back
+    in the partition), `add` those without one in the workshop's partition, `modify` those whose
     limits are not exactly the workshop's."""
+    rows = parse_associations(text)
+    partition = limits.partition or ""
+    stray = {row["User"] for row in rows if partition and row["Partition"] != partition}
+    remove = [name for name in learners if name in stray]
     existing = {
-        row["User"]: row for row in parse_associations(text) if row["Partition"] == (limits.partition or "")
+        row["User"]: row for row in rows if row["Partition"] == partition and row["User"] not in stray
     }
     wanted = {"cpu": limits.cpus, "mem": limits.memory_mb}
     add = [name for name in learners if name not in existing]
@@ -108,7 +114,7 @@ def association_changes(text: str, learners: list[str], limits: LearnerLimits) -
             or existing[name]["MaxSubmit"] != str(limits.submitted)
         )
     ]
-    return {"add": add, "modify": modify}
+    return {"remove": remove, "add": add, "modify": modify}
 
 
 def parse_tres(text: str) -> dict[str, int]:

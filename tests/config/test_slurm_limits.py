@@ -46,10 +46,18 @@ def test_the_deploy_adds_missing_associations_and_corrects_loose_ones_only() -> 
             "dlw-01|gpu|cpu=1,mem=900M|1|2",  # as the workshop wants
             "dlw-02|gpu|cpu=4|1|2",  # loose
             "dlw-03||cpu=1,mem=900M|1|2",  # in every partition, not the workshop's
+            "dlw-05|gpu|cpu=1,mem=900M|1|2",  # as the workshop wants, but also
+            "dlw-05|||",  # in every partition, unlimited (as a site's earlier account would be)
         ]
     )
-    changes = association_changes(listed, ["dlw-01", "dlw-02", "dlw-03", "dlw-04"], limits)
-    assert changes == {"add": ["dlw-03", "dlw-04"], "modify": ["dlw-02"]}
+    changes = association_changes(listed, ["dlw-01", "dlw-02", "dlw-03", "dlw-04", "dlw-05"], limits)
+    # All of a learner's associations in the account go when one reaches beyond the partition,
+    # then come back in it, with the workshop's limits.
+    assert changes == {
+        "remove": ["dlw-03", "dlw-05"],
+        "add": ["dlw-03", "dlw-04", "dlw-05"],
+        "modify": ["dlw-02"],
+    }
     rows = {(row["User"], row["Partition"]): row for row in parse_associations(listed)}
     assert looser_than(limits, rows[("dlw-01", "gpu")]) == []
     assert looser_than(limits, rows[("dlw-02", "gpu")]) == [
