@@ -13,9 +13,11 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from dlworkshop.settings import Settings, format_bytes
+from dlworkshop_learner.host_cpu import cpu_times
+
+__all__ = ["cpu_times"]  # the host's busy CPU, read where the learner's server reads it too
 
 # The hub, its proxy and the culler, measured with a margin.
 HUB_OVERHEAD_BYTES = 1024**3
@@ -53,18 +55,6 @@ def start_capacity(settings: Settings, cpus: float, available_memory: int) -> in
     """hub.start_capacity from workshop.yaml, or the host's when it says auto."""
     configured = settings.hub.start_capacity
     return configured if isinstance(configured, int) else host_start_capacity(cpus, available_memory)
-
-
-def cpu_times(stat: Path = Path("/proc/stat")) -> tuple[int, int] | None:
-    """(busy, total) jiffies of all the host's cores together since boot (a container without
-    lxcfs reads its host's); None where /proc/stat cannot be read."""
-    try:
-        fields = [int(value) for value in stat.read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    total = sum(fields[:8])  # guest time is counted in user time already
-    return total - idle, total
 
 
 def available_memory() -> int:

@@ -27,9 +27,11 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from dlworkshop.capacity import START_CPU_SECONDS, START_WAIT_SECONDS, cpu_times, host_start_capacity
+from dlworkshop.capacity import START_CPU_SECONDS, START_WAIT_SECONDS, host_start_capacity
+from dlworkshop_learner.host_cpu import HostCpu
+
+__all__ = ["HostCpu"]  # the hub's admission reads the host as a learner's server does
 
 
 @dataclass(order=True)
@@ -159,24 +161,6 @@ class StartCosts:
         self.measured.append((cpu_seconds, max(0.0, wall_seconds - cpu_seconds)))
         self.cpu_seconds = statistics.median(cpu for cpu, _ in self.measured)
         self.wait_seconds = min(wait for _, wait in self.measured)
-
-
-class HostCpu:
-    """Cores busy on the host since the last reading, from /proc/stat (a container without lxcfs
-    reads its host's): the hub itself, running learners, anything else on the machine."""
-
-    def __init__(self, stat: Path = Path("/proc/stat"), cores: float | None = None) -> None:
-        self.stat = stat
-        self.cores = cores or float(os.cpu_count() or 1)
-        self._last = cpu_times(stat)
-
-    def busy_cores(self) -> float | None:
-        """Cores busy on average since the last call (None: nothing to tell yet)."""
-        now, last = cpu_times(self.stat), self._last
-        self._last = now
-        if now is None or last is None or now[1] <= last[1]:
-            return None
-        return self.cores * (now[0] - last[0]) / (now[1] - last[1])
 
 
 @dataclass
