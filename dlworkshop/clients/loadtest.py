@@ -28,6 +28,7 @@ from dlworkshop.hubclient import HubError, HubSession
 T = TypeVar("T")
 STEPS = ("login", "spawn", "kernel", "first_cell")
 DEFAULT_CODE = "import numpy\nprint(int(numpy.arange(7).sum()))"
+NOTEBOOK = "loadtest.ipynb"  # the notebook each learner opens (its session; the file need not exist)
 
 
 class Credentials(NamedTuple):
@@ -102,7 +103,8 @@ async def simulate_learner(
             # Ask for the server, then follow the spawn page's event stream until ready, as the
             # browser does (no polling delay added to the measurement).
             await _timed(run, "spawn", hub.spawn(name, timeout))
-            kernel = await _timed(run, "kernel", hub.start_kernel(name))
+            # A notebook opened as JupyterLab opens one: a session, its kernel started for it.
+            kernel = await _timed(run, "kernel", hub.start_session(name, NOTEBOOK))
             server = JupyterServer(f"{url}/user/{name}/", token)
             outputs = await _timed(run, "first_cell", run_cells(server, kernel, [code], cell_timeout=timeout))
             if not outputs[0].stdout.strip():
