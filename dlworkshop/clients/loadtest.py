@@ -72,7 +72,7 @@ async def _timed(run: LearnerRun, step: str, coroutine: Awaitable[T]) -> T:
     return result
 
 
-async def _login(hub: HubSession, login: Credentials) -> tuple[str, str]:
+async def log_in(hub: HubSession, login: Credentials) -> tuple[str, str]:
     """Log in through the form; returns the hub's name for the learner (a pre-warmed seat in
     shared-code mode may differ from the name typed) and an API token, which the session uses
     from then on."""
@@ -97,7 +97,7 @@ async def simulate_learner(
     await asyncio.sleep(arrival)
     async with HubSession(url, timeout=60) as hub:
         try:
-            name, token = await _timed(run, "login", _login(hub, login))
+            name, token = await _timed(run, "login", log_in(hub, login))
             if started is not None:
                 started.append((name, token))
             # Ask for the server, then follow the spawn page's event stream until ready, as the
