@@ -25,7 +25,7 @@ from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelMana
 from tornado.ioloop import IOLoop
 from traitlets import Float, Integer
 
-from dlworkshop_learner.kernel_ahead import AheadGate, hub_queue_reader
+from dlworkshop_learner.kernel_ahead import SATURATED_SHARE, AheadGate, hub_queue_reader
 
 SETTLE = """\
 import os as _dlworkshop_os
@@ -54,13 +54,19 @@ class PrestartedKernelManager(AsyncMappingKernelManager):
         "host busy, starts queued at the hub).",
     )
 
+    host_busy_share = Float(
+        SATURATED_SHARE,
+        config=True,
+        help="Share of the host's cores busy above which the kernel ahead waits (above 1: never on that account).",
+    )
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._ahead: list[str] = []
         self._filling: asyncio.Task[None] | None = None
         self._checking: asyncio.Task[None] | None = None
         self._waiting_to_fill: object | None = None
-        self._gate = AheadGate(hub_queue_reader())
+        self._gate = AheadGate(hub_queue_reader(), saturated=self.host_busy_share)
         self._learner_requests = 0  # kernel requests of the learner's so far
         if self.prestarted:
             # The server's loop runs once the server listens; the kernel ahead starts a little later.
