@@ -2,7 +2,7 @@
 side by side with a hub set up the way jupyterhub-deploy-docker does it (plain DockerSpawner, no
 limits or tuning) on the same machine and learner image.
 
-    python benchmarks/surge.py [--image IMG] [--hub-image IMG] [--prefix NAME] [--repeat 3]
+    python benchmarks/surge.py [--build] [--image IMG] [--hub-image IMG] [--prefix NAME] [--repeat 3]
                                [--scenarios 1,10,30-cold,30-prewarmed] [--skip-plain] [--profile]
                                [--sweep 1,2,3,4,5,6,7,8]
     python benchmarks/surge.py --readme benchmarks/results/surge-<date>.json [files with a sweep]
@@ -291,8 +291,40 @@ def write_results(results: dict[str, Any]) -> Path:
     return path
 
 
+def build_images(args: argparse.Namespace) -> None:
+    """The learner and hub images from this checkout, under --image and --hub-image, built as the
+    tests build theirs (the fixture data mirror: the benchmark's first cell needs none of the
+    lesson's data)."""
+    root = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(root))
+    from dlworkshop.image.base import build_base
+    from dlworkshop.image.build import build_hub_image, build_learner_image
+    from tests.fixtures.data import build_fixture_mirror
+
+    base = build_base()
+    mirror, registry = build_fixture_mirror()
+    build_learner_image(args.image, "cpu", base_image=base, data_mirror=str(mirror), registry=registry)
+    build_hub_image(args.hub_image, base)
+
+
+def revision() -> str:
+    """The checkout's commit (and whether it has changes), for the results file."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    head = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout
+    dirty = subprocess.run(
+        ["git", "-C", str(root), "status", "--porcelain"], capture_output=True, text=True
+    ).stdout
+    return head.strip() + (" (with uncommitted changes)" if dirty.strip() else "")
+
+
 def run_benchmark(args: argparse.Namespace, console: Console) -> Path:
     client = docker.from_env()
+    if args.build:
+        build_images(args)
     chosen = [s for s in SCENARIOS if s[0] in args.scenarios.split(",")]
     ours = OurHub(args, console)
     cores = int(machine()["cores"])
@@ -301,6 +333,7 @@ def run_benchmark(args: argparse.Namespace, console: Console) -> Path:
         "machine": machine(),
         "image": args.image,
         "hub_image": args.hub_image,
+        "revision": revision(),
         "ramp_s": args.ramp,
         "learner_quota": f"1 CPU, {ours.memory} (ours: {ours.memory_why}; the plain hub sets none)",
         "quiet_load": args.quiet,
@@ -421,6 +454,9 @@ def main() -> None:
         "--idle", type=float, default=60, help="Seconds the idle servers' CPU is measured over."
     )
     parser.add_argument("--skip-plain", action="store_true", help="Measure dlworkshop up only.")
+    parser.add_argument(
+        "--build", action="store_true", help="Build --image and --hub-image from this checkout first."
+    )
     parser.add_argument(
         "--quiet", type=float, default=0.8, help="Each run waits for a 1-minute load average under this."
     )
