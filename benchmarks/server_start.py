@@ -85,20 +85,27 @@ def _median(values: list[float]) -> float:
     return round(statistics.median(values), 3)
 
 
-def server_start(client: docker.DockerClient, image: str, cpus: float, args: list[str]) -> dict[str, float]:
-    """One start of jupyterhub-singleuser in a fresh container: CPU and wall seconds until it answers."""
-    hub_version = client.containers.run(
+def hub_version(client: docker.DockerClient, image: str) -> str:
+    """The image's JupyterHub version (the stand-in hub answers with it, as the real hub would)."""
+    output = client.containers.run(
         image,
         ["-c", "import jupyterhub; print(jupyterhub.__version__)"],
         entrypoint=["python"],
         remove=True,
         network_mode="none",
     )
+    return str(output.decode().strip())
+
+
+def server_start(
+    client: docker.DockerClient, image: str, cpus: float, args: list[str], version: str
+) -> dict[str, float]:
+    """One start of jupyterhub-singleuser in a fresh container: CPU and wall seconds until it answers."""
     output = client.containers.run(
         image,
         ["-c", PROBE, *args],
         entrypoint=["python"],  # the server alone: the start hook's cost is the profile's own row
-        environment={**ENVIRONMENT, "HUB_VERSION": hub_version.decode().strip()},
+        environment={**ENVIRONMENT, "HUB_VERSION": version},
         remove=True,
         nano_cpus=int(cpus * 1e9),
         network_mode="none",
@@ -107,13 +114,21 @@ def server_start(client: docker.DockerClient, image: str, cpus: float, args: lis
     return result
 
 
+def rotated(items: list[str], turn: int) -> list[str]:
+    """`items` starting at `turn` (mod their count): each goes first, second... in turn."""
+    shift = turn % len(items)
+    return items[shift:] + items[:shift]
+
+
 def server_starts(client: docker.DockerClient, image: str, cpus: float, repeat: int) -> dict[str, Any]:
-    """Each variant `repeat` times, taking turns (the first, discarded, warms the page cache)."""
-    server_start(client, image, cpus, [])
+    """Each variant `repeat` times, taking turns, the order rotating every round (no variant always
+    runs first or last); the first start, discarded, warms the page cache."""
+    version = hub_version(client, image)
+    server_start(client, image, cpus, [], version)
     samples: dict[str, list[dict[str, float]]] = {variant: [] for variant in SERVER_VARIANTS}
-    for _ in range(repeat):
-        for variant, args in SERVER_VARIANTS.items():
-            samples[variant].append(server_start(client, image, cpus, args))
+    for turn in range(repeat):
+        for variant in rotated(list(SERVER_VARIANTS), turn):
+            samples[variant].append(server_start(client, image, cpus, SERVER_VARIANTS[variant], version))
     return {
         variant: {
             "cpu_s": _median([s["cpu_s"] for s in runs]),

@@ -152,7 +152,7 @@ def profile(client: docker.DockerClient, image: str, cpus: float, repeat: int, i
         "repeat": repeat,
         "phases": phases,
         "pieces_cpu_s": pieces,
-        "singleuser_start": server_starts(client, image, cpus, max(repeat, 5)),
+        "singleuser_start": server_starts(client, image, cpus, max(repeat, 9)),
         "imports_cpu_s": import_costs(client, image, repeat),
     }
 

@@ -243,3 +243,11 @@ def test_dockers_timestamps_and_the_engines_processes(tmp_path: Path) -> None:
     assert set(found) == {11, 13}
     tick = os.sysconf("SC_CLK_TCK")
     assert found[11] == pytest.approx(160 / tick)
+
+
+def test_the_server_start_variants_take_turns_going_first() -> None:
+    starts = load_benchmark("server_start.py", "server_start")
+    variants = ["shipped", "pypi", "readonly"]
+    firsts = [starts.rotated(variants, turn)[0] for turn in range(3)]
+    assert firsts == variants  # each goes first once in three rounds
+    assert all(sorted(starts.rotated(variants, turn)) == sorted(variants) for turn in range(5))
