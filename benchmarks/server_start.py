@@ -75,6 +75,16 @@ IMPORTS = {
     "jupyterhub.orm (SQLAlchemy, Alembic: the hub's database layer)": "import jupyterhub.orm",
     "jupyterlab.extensions.pypi (the extension manager's PyPI client)": "import jupyterlab.extensions.pypi",
 }
+# The extension manager's set-up at a server start, once JupyterLab's server extension is
+# imported (jupyterlab.extensions imports both managers' modules whichever is chosen, so what the
+# setting saves is the PyPI manager's construction): its CPU alone, in the process (the whole
+# start's CPU varies by more than this on a shared machine).
+MANAGER_SETUP = (
+    "import time; from jupyterlab.commands import AppOptions; "
+    "from jupyterlab.extensions import get_{manager}_manager as manager; options = AppOptions(); "
+    "began = time.process_time(); manager(options, {{}}, None); print(time.process_time() - began)"
+)
+MANAGERS = {"pypi": "the PyPI client (JupyterLab's default)", "readonly": "read-only (this image)"}
 RUSAGE = (
     "import resource, subprocess, sys; subprocess.run([sys.executable, '-c', sys.argv[1]], check=True); "
     "r = resource.getrusage(resource.RUSAGE_CHILDREN); print(r.ru_utime + r.ru_stime)"
@@ -155,6 +165,26 @@ def import_costs(client: docker.DockerClient, image: str, repeat: int) -> dict[s
         ]
         costs[label] = _median(runs)
     return costs
+
+
+def manager_setup_cpu(client: docker.DockerClient, image: str, repeat: int) -> dict[str, float]:
+    """CPU seconds of each extension manager's set-up in a fresh process, JupyterLab's server
+    extension imported (median of `repeat`, the two taking turns)."""
+    runs: dict[str, list[float]] = {manager: [] for manager in MANAGERS}
+    for turn in range(repeat):
+        for manager in rotated(list(MANAGERS), turn):
+            output = client.containers.run(
+                image,
+                ["-c", MANAGER_SETUP.format(manager=manager)],
+                entrypoint=["python"],
+                remove=True,
+                network_mode="none",
+            )
+            runs[manager].append(float(output.decode().split()[-1]))
+    return {
+        f"{manager}: {label}": round(statistics.median(runs[manager]), 4)
+        for manager, label in MANAGERS.items()
+    }
 
 
 def claim_check_cpu(repeat: int = 20) -> dict[str, float]:

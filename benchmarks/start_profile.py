@@ -41,7 +41,12 @@ from machine import (  # what every results file records, and the README's gener
     relative,
     replace_readme_block,
 )
-from server_start import claim_check_cpu, import_costs, server_starts  # pieces measured alone
+from server_start import (  # pieces measured alone
+    claim_check_cpu,
+    import_costs,
+    manager_setup_cpu,
+    server_starts,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -154,6 +159,7 @@ def profile(client: docker.DockerClient, image: str, cpus: float, repeat: int, i
         "pieces_cpu_s": pieces,
         "singleuser_start": server_starts(client, image, cpus, max(repeat, 9)),
         "imports_cpu_s": import_costs(client, image, repeat),
+        "extension_manager_setup_cpu_s": manager_setup_cpu(client, image, max(repeat, 9)),
     }
 
 
@@ -202,6 +208,14 @@ def readme_profile(results: dict[str, Any], path: str) -> list[str]:
             for p in profiles
         ]
         lines.append(f"| import alone: {label} | " + " | ".join(cells) + " |")
+    for label in profiles[0].get("extension_manager_setup_cpu_s", {}):
+        cells = [
+            f"{p['extension_manager_setup_cpu_s'][label]:.3f}"
+            if label in p.get("extension_manager_setup_cpu_s", {})
+            else "-"
+            for p in profiles
+        ]
+        lines.append(f"| set-up of JupyterLab's extension manager, {label} | " + " | ".join(cells) + " |")
     if results.get("claim_check_cpu_s"):
         lines += [
             "",

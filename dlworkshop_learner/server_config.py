@@ -49,8 +49,9 @@ def apply(c: Config, environ: Mapping[str, str] = os.environ) -> None:
     c.ResourceUseDisplay.track_disk_usage = True
     c.ResourceUseDisplay.disk_path = layout.WORK_FOLDER
     # JupyterLab's extension manager without its PyPI client: learners install no JupyterLab
-    # extensions (the image has them all), and the client's imports and set-up cost every server
-    # start CPU in the 09:00 rush (benchmarks/server_start.py measures the start each way).
+    # extensions (the image has them all), and setting the client up costs every server start CPU
+    # in the 09:00 rush (its module is imported either way; benchmarks/server_start.py measures
+    # the set-up each way, and the whole start).
     c.LabApp.extension_manager = "readonly"
     # JupyterHub's single-user extension imports the hub's database layer (jupyterhub.log ->
     # jupyterhub.handlers -> jupyterhub.orm: SQLAlchemy, Alembic) whichever way it is started
