@@ -84,7 +84,7 @@ MANAGER_SETUP = (
     "from jupyterlab.extensions import get_{manager}_manager as manager; options = AppOptions(); "
     "began = time.process_time(); manager(options, {{}}, None); print(time.process_time() - began)"
 )
-MANAGERS = {"pypi": "the PyPI client (JupyterLab's default)", "readonly": "read-only (this image)"}
+MANAGERS = {"pypi": "with the PyPI client (JupyterLab's default)", "readonly": "read-only"}
 RUSAGE = (
     "import resource, subprocess, sys; subprocess.run([sys.executable, '-c', sys.argv[1]], check=True); "
     "r = resource.getrusage(resource.RUSAGE_CHILDREN); print(r.ru_utime + r.ru_stime)"

@@ -250,6 +250,13 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=60, help="Seconds of idle server measured (0: none).")
     parser.add_argument("--json", type=Path, help="Write the figures to this file too.")
     parser.add_argument(
+        "--describe",
+        action="append",
+        default=[],
+        metavar="IMAGE=TEXT",
+        help="What an image is, for the results file and the README (e.g. 'main before this change').",
+    )
+    parser.add_argument(
         "--readme",
         type=Path,
         nargs="+",
@@ -285,7 +292,7 @@ def main() -> None:
             pieces.add_row(result["image"], piece, f"{seconds:.2f}")
     console.print(pieces)
     if args.json:
-        results = {
+        results: dict[str, Any] = {
             "measured": started.strftime("%Y-%m-%d %H:%M UTC"),
             "command": "python benchmarks/start_profile.py " + " ".join(sys.argv[1:]),
             "machine": machine(),
@@ -295,6 +302,11 @@ def main() -> None:
             "profiles": profiles,
             "claim_check_cpu_s": claim_check_cpu(),
         }
+        about: dict[str, Any] = results["images"]
+        for described in args.describe:  # said beside the image's revision label
+            image, _, text = described.partition("=")
+            revision = (about.get(image) or {}).get("org.opencontainers.image.revision", "")
+            about[image] = text + (f" (revision {revision[:7]})" if revision else "")
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 
 
