@@ -273,14 +273,19 @@ def arrival_profiles(
     }
     hubs = [OURS_HUB] + ([] if args.skip_plain else [PLAIN_HUB])
     samples: dict[str, list[dict[str, dict[str, float]]]] = {hub: [] for hub in hubs}
+    errors: list[str] = []
     for sample in range(PROFILE_SAMPLES):
         for hub in pair_order(sample, hubs):
             url, container, container_of = meters[hub]
             quiet()
             login = loadtest.credentials(1, f"p{sample}-", CODE, None, instructor.secret_for)[0]
             reader = Meters(client, client.containers.get(container).id or "", container_of)
-            samples[hub].append(asyncio.run(one_arrival(url, login, reader, args.settle_profile)))
-    return {hub: median_phases(runs) for hub, runs in samples.items() if runs}
+            try:
+                samples[hub].append(asyncio.run(one_arrival(url, login, reader, args.settle_profile)))
+            except Exception as exc:  # one failed sample is reported, never the end of the run
+                errors.append(f"{hub}, sample {sample + 1}: {type(exc).__name__}: {exc}")
+    profile: dict[str, Any] = {hub: median_phases(runs) for hub, runs in samples.items() if runs}
+    return profile | ({"errors": errors} if errors else {})
 
 
 def write_results(results: dict[str, Any]) -> Path:

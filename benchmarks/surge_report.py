@@ -248,6 +248,8 @@ def arrival_lines(results: dict[str, Any]) -> list[str]:
     if not profile:
         return []
     hubs = [hub for hub in (OURS_HUB, PLAIN_HUB) if hub in profile]
+    if not hubs:
+        return []
     samples = min(row["samples"] for hub in hubs for row in profile[hub].values())
     lines = [
         "",

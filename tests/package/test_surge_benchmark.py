@@ -251,3 +251,20 @@ def test_the_server_start_variants_take_turns_going_first() -> None:
     firsts = [starts.rotated(variants, turn)[0] for turn in range(3)]
     assert firsts == variants  # each goes first once in three rounds
     assert all(sorted(starts.rotated(variants, turn)) == sorted(variants) for turn in range(5))
+
+
+def test_the_arrival_profile_is_a_table_of_phases_for_both_hubs() -> None:
+    report = report_module()
+    data = results()
+    data["summary"] = report.summarise(data["runs"])
+    row = {"cpu_s": 0.01, "wall_s": 0.2, "samples": 3}
+    data["arrival_profile"] = {
+        report.OURS_HUB: {"login and claim check": row, "first cell": row | {"cpu_s": 0.3}},
+        report.PLAIN_HUB: {"login and claim check": row | {"cpu_s": 0.02}, "first cell": row},
+        "errors": ["plain DockerSpawner, sample 2: RuntimeError: spawn: timed out"],
+    }
+    table = report.readme_table(data)
+    assert "median of 3 per hub" in table
+    assert "| phase | dlworkshop up | plain DockerSpawner |" in table
+    assert "| login and claim check | 0.01 (0.20) | 0.02 (0.20) |" in table
+    assert "| first cell | 0.30 (0.20) | 0.01 (0.20) |" in table
