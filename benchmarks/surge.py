@@ -53,7 +53,7 @@ from dlworkshop.settings import Settings, format_bytes, parse_settings
 sys.path.insert(0, str(Path(__file__).parent))
 from arrival_profile import Meters, median_phases, one_arrival  # one learner, phase by phase
 from host_trace import HostCpuTrace, pair_order, saturated_seconds, wait_for_quiet  # around each run
-from machine import load_average, machine  # what every results file records
+from machine import load_average, machine, revision  # what every results file records
 from start_profile import cpu_seconds  # the sibling benchmark's cgroup reader
 from surge_report import (  # the results: summary, README table and plot
     OURS_HUB,
@@ -310,20 +310,6 @@ def build_images(args: argparse.Namespace) -> None:
     mirror, registry = build_fixture_mirror()
     build_learner_image(args.image, "cpu", base_image=base, data_mirror=str(mirror), registry=registry)
     build_hub_image(args.hub_image, base)
-
-
-def revision() -> str:
-    """The checkout's commit (and whether it has changes), for the results file."""
-    import subprocess
-
-    root = Path(__file__).resolve().parent.parent
-    head = subprocess.run(
-        ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True
-    ).stdout
-    dirty = subprocess.run(
-        ["git", "-C", str(root), "status", "--porcelain"], capture_output=True, text=True
-    ).stdout
-    return head.strip() + (" (with uncommitted changes)" if dirty.strip() else "")
 
 
 def run_benchmark(args: argparse.Namespace, console: Console) -> Path:
