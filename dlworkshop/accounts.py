@@ -17,8 +17,9 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-# scrypt's cost: N=2**12, r=8, p=1 (4 MiB, about 0.014 CPU-s a hash on the 2-core CI machine; the
-# PBKDF2 at 200,000 iterations it replaces took 0.11, `benchmarks/start_profile.py --claim-check`).
+# scrypt's cost: N=2**12, r=8, p=1 (4 MiB, 0.015 CPU-s a check on the 2-core CI machine; the
+# PBKDF2 at 200,000 iterations it replaces took 0.110: benchmarks/start_profile.py's claim check,
+# benchmarks/results/start-profile-20261207T1827Z.json).
 # The hash is checked at every login, so a room of 30 arriving at once pays it 30 times on the
 # hub's cores in the rush: 0.4 CPU-s instead of 3.2. What it defends against is an offline attack
 # on a stolen claims or accounts file, and no hashing saves the secrets it guards there: a 4-digit
