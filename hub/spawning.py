@@ -201,8 +201,13 @@ class WorkshopSpawner(LoggingConfigurable):
         except Exception:  # a measurement, never a reason to fail a start
             self.log.debug("no CPU figure for %s's start", self._log_name, exc_info=True)
             return
-        settled = costs.settled
+        settled, first = costs.settled, not costs.measured
         costs.record(wall_seconds, cpu)
+        if first and costs.measured:  # one sample, said; the costs follow from several
+            self.log.info(
+                "dlworkshop: a learner server start measured here: %.2f CPU-s, %.1f s waiting",
+                *costs.measured[0],
+            )
         if cpu is not None and cpu > 0:
             # The learner's first minute competes with the starts after theirs: read it again later.
             task = asyncio.ensure_future(self._record_after(cpu))

@@ -377,6 +377,8 @@ def test_a_fixed_capacity_hub_still_measures_and_says_what_a_learner_costs(
     assert spawner.admission.capacity == 2
     with caplog.at_level("INFO"):
         asyncio.run(record_starts(spawner, [2.0, 3.0, 2.5, 2.0]))
+    first = [r.getMessage() for r in caplog.records if "start measured here" in r.getMessage()]
+    assert first == ["dlworkshop: a learner server start measured here: 1.25 CPU-s, 0.8 s waiting"]
     said = [r.getMessage() for r in caplog.records if "costs here" in r.getMessage()]
     assert said == [
         "dlworkshop: what a learner costs here, measured: a start 1.25 CPU-s + 0.8 s waiting, then "
