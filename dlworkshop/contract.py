@@ -215,6 +215,29 @@ def slurm_placed_message(job_id: str, node: str, queued_seconds: float) -> str:
 # learners' servers and kernels, and the hub, outlive it. The deploy sets it; `up` and `check` warn
 # where the engine has it off.
 DOCKER_LIVE_RESTORE = True
+# Every container's log (learners', the hub's) is capped on disk by its own options, whatever the
+# engine's defaults (Docker's json-file keeps everything): a learner printing to the container's
+# stdout (/proc/1/fd/1) would otherwise fill the host's disk past every quota. resources.log_max is
+# the whole cap, split over LOG_FILES rotated files; the deploy's daemon.json gets the same options.
+LOG_DRIVER = "json-file"
+LOG_FILES = 3
+# The engine rotates a file once it has reached max-size, after the entry that reached it: one
+# entry over per file. An entry holds at most 16 KiB of output, JSON-escaped at most 6 bytes each.
+LOG_ENTRY_MAX = 96 * 1024
+
+
+def log_options(log_max: int) -> dict[str, str]:
+    """The json-file driver's options for a log of at most `log_max` bytes on disk, the entry that
+    tips each file over included (sizes in plain bytes: Docker reads 10m as decimal megabytes)."""
+    per_file = log_max // LOG_FILES - LOG_ENTRY_MAX
+    return {"max-size": str(max(LOG_ENTRY_MAX, per_file)), "max-file": str(LOG_FILES)}
+
+
+def docker_log_config(log_max: int) -> dict[str, object]:
+    """A container's LogConfig (the Docker API's HostConfig.LogConfig, as the SDK takes it)."""
+    return {"Type": LOG_DRIVER, "Config": log_options(log_max)}
+
+
 # Where `up` (as root) and the deploy keep the hub's settings and accounts files.
 HOST_STATE = PurePosixPath("/var/lib/dlworkshop")
 STATE_ENV = "DLWORKSHOP_STATE"

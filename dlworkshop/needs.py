@@ -7,6 +7,13 @@ CPU-seconds and wall time per episode, per variant (cpu/gpu) and size (smoke/ful
 measured is recorded as {"missing": why}; the rules use the largest measured size of the CPU
 variant, which a plan on a GPU also needs in host memory.
 
+The peak is the largest of the episode's repeated runs, and the margin on top of it (`needs.margin`
+in the metadata, the results file's `margin.fraction`) is fitted to those runs: the widest
+relative spread (max - min) / min between the runs of one episode, up to a whole percent
+(benchmarks/episode_needs.py's fitted_margin; tests/package/test_needs.py recomputes it from the
+file's runs). A quota below a peak is a kill some run met; one within the margin above it, a kill
+the next run may meet.
+
 Pure functions: the smoke test, `check` and the metadata command call them.
 """
 
@@ -35,6 +42,9 @@ class EpisodeNeed:
     cpu_seconds: float | None
     size: str
     margin: float
+    # Another notebook of the same episode number (04b-cifar10 for 04-dollar-street): a workshop
+    # teaches one of them, the first by name unless it chooses the other.
+    alternative_to: str | None = None
 
     @property
     def quota_bytes(self) -> int:
@@ -49,7 +59,7 @@ def mib(size: int) -> str:
     return f"{size / 2**20:.0f} MiB"
 
 
-def need_of(name: str, needs: dict[str, Any]) -> EpisodeNeed | None:
+def need_of(name: str, needs: dict[str, Any], alternative_to: str | None = None) -> EpisodeNeed | None:
     """The episode's need from its metadata's `needs` (None where nothing was measured)."""
     variant = needs.get("cpu", {})
     for size in SIZES:
@@ -61,6 +71,7 @@ def need_of(name: str, needs: dict[str, Any]) -> EpisodeNeed | None:
                 figures.get("cpu_seconds"),
                 size,
                 float(needs.get("margin", 0.0)),
+                alternative_to,
             )
     return None
 
@@ -68,14 +79,25 @@ def need_of(name: str, needs: dict[str, Any]) -> EpisodeNeed | None:
 def memory_verdict(memory: int, needs: list[EpisodeNeed]) -> tuple[list[str], list[str]]:
     """(problems, warnings) of a per-learner memory quota against the episodes' needs.
 
-    Below an episode's measured peak the kernel is certainly killed: a problem naming the first
-    such episode, its figure, and the smallest quota that runs every episode. At or above every
-    peak but below an episode's peak plus the margin (the run-to-run spread the results file
-    records): a warning naming the episodes that may be killed."""
-    if not needs:
+    Below a taught episode's measured peak (the largest of its runs) the kernel is killed: a
+    problem naming the first such episode, its figure, and the smallest quota that runs every
+    taught episode. At or above every peak but below an episode's peak plus the margin (the
+    run-to-run spread the results file records): a warning naming the episodes that may be
+    killed. An alternative episode (04b-cifar10 beside 04-dollar-street) that does not fit is a
+    warning naming it and the quota that would teach it instead."""
+    taught = [need for need in needs if need.alternative_to is None]
+    if not taught:
         return [], []
-    smallest = max(need.quota_bytes for need in needs)
-    killed = [need for need in needs if memory < need.peak_bytes]
+    smallest = max(need.quota_bytes for need in taught)
+    warnings = [
+        f"resources.memory: {format_bytes(memory)} per learner cannot teach episode {need.episode}, the "
+        f"alternative to {need.alternative_to}: it needs {need.figure()}, its kernel "
+        f"{'would' if memory < need.peak_bytes else 'may'} be killed for memory; set resources.memory to "
+        f"{format_bytes(max(smallest, need.quota_bytes))} to teach it instead"
+        for need in needs
+        if need.alternative_to is not None and memory < need.quota_bytes
+    ]
+    killed = [need for need in taught if memory < need.peak_bytes]
     if killed:
         first = killed[0]
         others = f" (also {', '.join(n.episode for n in killed[1:])})" if killed[1:] else ""
@@ -83,16 +105,17 @@ def memory_verdict(memory: int, needs: list[EpisodeNeed]) -> tuple[list[str], li
             f"resources.memory: {format_bytes(memory)} per learner cannot teach the lesson: episode "
             f"{first.episode} needs {first.figure()}, its kernel would be killed for memory{others}; "
             f"fix: set resources.memory to at least {format_bytes(smallest)}"
-        ], []
-    tight = [need for need in needs if memory < need.quota_bytes]
+        ], warnings
+    tight = [need for need in taught if memory < need.quota_bytes]
     if tight:
-        return [], [
+        warnings.insert(
+            0,
             f"resources.memory: {format_bytes(memory)} per learner is within the measured margin of "
             f"episode(s) {', '.join(n.episode for n in tight)} (each needs "
             f"{', '.join(format_bytes(n.quota_bytes) for n in tight)}): they may be killed for memory; "
-            f"{format_bytes(smallest)} runs every episode"
-        ]
-    return [], []
+            f"{format_bytes(smallest)} runs every episode",
+        )
+    return [], warnings
 
 
 def killed_reason(limit: int | None, need: EpisodeNeed | None, episode: bool = True) -> str:
@@ -129,6 +152,33 @@ def died_reason(
     if kills is None and limit and peak and peak >= limit * 0.98:
         return killed_reason(limit, need, episode)
     return f"{state}, not for memory (peak {mib(peak) if peak else 'unknown'}); see the server's log"
+
+
+# The room view marks a learner whose memory reaches this share of what would kill their kernel:
+# their quota, or the measured peak of the heaviest episode they have open (past it, the learner
+# runs more than the lesson measured).
+NEAR = 0.9
+
+
+def memory_watch(
+    used: int | None, limit: int | None, notebooks: list[str], kills: int | None, needs: list[EpisodeNeed]
+) -> list[str]:
+    """What the room view says of one learner's memory (`dlworkshop status`): kernels their
+    container killed for memory so far, and a use near their quota or near the measured peak of
+    the episode they run (`notebooks`: the paths their kernels run)."""
+    notes = []
+    if kills:
+        notes.append(f"{kills} kernel{'s' if kills > 1 else ''} killed for memory")
+    open_episodes = {Path(path).stem for path in notebooks}
+    running = [need for need in needs if need.episode in open_episodes]
+    heaviest = max(running, key=lambda need: need.peak_bytes, default=None)
+    if used is not None and limit and used >= NEAR * limit:
+        notes.append(f"near its quota ({mib(used)} of {format_bytes(limit)})")
+    elif used is not None and heaviest and used >= NEAR * heaviest.peak_bytes:
+        notes.append(
+            f"near the measured peak of {heaviest.episode} ({mib(used)}, peak {mib(heaviest.peak_bytes)})"
+        )
+    return notes
 
 
 def results_needs(results: dict[str, Any], episode: str) -> dict[str, Any]:
@@ -180,7 +230,18 @@ def lesson_needs(lessons: list[Any] | None = None) -> list[EpisodeNeed]:
     """The measured need of every episode whose notebook carries one, in episode order."""
     from dlworkshop.lessons import list_lessons
 
-    found = (need_of(lesson.name, lesson.needs) for lesson in (lessons or list_lessons()))
+    lessons = lessons or list_lessons()
+    first_of: dict[int, str] = {}
+    for lesson in lessons:  # in name order: 04-dollar-street before 04b-cifar10
+        first_of.setdefault(lesson.episode, lesson.name)
+    found = (
+        need_of(
+            lesson.name,
+            lesson.needs,
+            None if first_of[lesson.episode] == lesson.name else first_of[lesson.episode],
+        )
+        for lesson in lessons
+    )
     return [need for need in found if need is not None]
 
 
@@ -249,7 +310,9 @@ def smallest_host(
     needs: list[EpisodeNeed], budgets: dict[str, float], learners: int, hub_bytes: int
 ) -> tuple[int, int]:
     """(cores, memory bytes, whole GiB) of the smallest host on which every measured episode runs within its
-    budget with the whole room training at once, each learner in the quota its episodes need."""
+    budget with the whole room training at once, each learner in the quota its episodes need (the
+    taught episodes: an alternative one, 04b-cifar10, is not counted)."""
+    needs = [need for need in needs if need.alternative_to is None]
     cores = max(
         (
             math.ceil(need.cpu_seconds * learners / budgets[need.episode])

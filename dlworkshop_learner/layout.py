@@ -44,6 +44,8 @@ HUB_STARTS_API = "room/starts"
 # JupyterHub's own names for a server's quota; a fallback where no cgroup says it.
 CPU_LIMIT_ENV = "CPU_LIMIT"
 MEM_LIMIT_ENV = "MEM_LIMIT"
+# Below a learner's server's /api/: its memory cgroup and open notebooks, for the hub's room view.
+MEMORY_API = "dlworkshop/memory"
 
 
 def data_root() -> Path:

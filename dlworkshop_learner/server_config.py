@@ -38,11 +38,13 @@ def apply(c: Config, environ: Mapping[str, str] = os.environ) -> None:
     # notebook-shim only carries the classic notebook server's settings over, and there is no
     # classic notebook here (a few hundredths of a CPU second a start, within the noise of
     # benchmarks/results/start-profile-20261129T2108Z.json).
-    # JupyterLab shows the name a learner typed at login, also on a pre-warmed seat's server.
+    # JupyterLab shows the name a learner typed at login, also on a pre-warmed seat's server; the
+    # hub's room view reads the server's memory cgroup (its OOM kills) and open notebooks.
     c.ServerApp.jpserver_extensions = {
         "jupyter_lsp": False,
         "notebook_shim": False,
         "dlworkshop_learner.identity": True,
+        "dlworkshop_learner.memory": True,
     }
     # JupyterLab's status bar shows the work folder's use against its size (the learner's quota,
     # where the hub gives one), beside memory and CPU (jupyter-resource-usage).

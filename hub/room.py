@@ -5,8 +5,9 @@ quota, their kernels (busy or idle), their GPU share and the size of their work 
 Where the data lives decides where this code runs. The hub process knows the queue (it is in its
 memory: hub/admission.py), every server's state and activity, and who stopped a server (the
 culler's requests pass through it); the engine knows what servers use (the backend asks it:
-`Backend.learner_usage`, `host_usage`); each learner's server knows its kernels, and the hub asks
-it with a token that opens that one server only. So the view is one route of the hub's own API,
+`Backend.learner_usage`, `host_usage`); each learner's server knows its kernels, the notebooks
+they run and its memory cgroup's OOM kills (dlworkshop_learner/memory.py), and the hub asks it with
+a token that opens that one server only. So the view is one route of the hub's own API,
 `GET /hub/api/room`, readable with the `custom:dlworkshop:room` scope, which admins and helpers
 (auth.helpers) hold: `dlworkshop status` asks it through the hub's public URL with an admin's or
 a helper's token, from anywhere, with no SSH; on the hub of `dlworkshop up` it asks from inside
@@ -46,6 +47,7 @@ from hub.room_rows import (
     host_fields,
     iso,
     kernel_counts,
+    memory_facts,
     merged,
     server_state,
     server_usage,
@@ -222,21 +224,26 @@ class Room:
 
     async def ask_server(
         self, user: Any, spawner: Any, measure: bool, disk: bool = False
-    ) -> tuple[dict[str, int] | None, LearnerUsage | None]:
-        """A running server's kernels and, with `measure`, what it says it uses
-        (jupyter-resource-usage: its processes' memory, and their CPU between two answers
-        SAMPLE_SECONDS apart: the first answer primes it); with `disk` alone, one answer (its
-        work folder's use)."""
+    ) -> tuple[dict[str, int] | None, LearnerUsage | None, dict[str, Any]]:
+        """A running server's kernels, its memory cgroup and open notebooks (the learner image's
+        dlworkshop_learner/memory.py: the OOM kills no engine counts) and, with `measure`, what it
+        says it uses (jupyter-resource-usage: its processes' memory, and their CPU between two
+        answers SAMPLE_SECONDS apart: the first answer primes it); with `disk` alone, one answer
+        (its work folder's use)."""
         async with self._asking:
+            asked = [
+                self._ask(user, spawner, "kernels"),
+                self._ask(user, spawner, contract.learner.MEMORY_API),
+            ]
             if not measure and not disk:
-                return kernel_counts(await self._ask(user, spawner, "kernels")), None
-            kernels, first = await asyncio.gather(
-                self._ask(user, spawner, "kernels"), self._ask(user, spawner, "metrics/v1")
-            )
+                kernels, memory = await asyncio.gather(*asked)
+                return kernel_counts(kernels), None, memory_facts(memory)
+            kernels, memory, first = await asyncio.gather(*asked, self._ask(user, spawner, "metrics/v1"))
             if not measure:
-                return kernel_counts(kernels), server_usage(first)
+                return kernel_counts(kernels), server_usage(first), memory_facts(memory)
             await asyncio.sleep(SAMPLE_SECONDS)
-            return kernel_counts(kernels), server_usage(await self._ask(user, spawner, "metrics/v1"))
+            said = server_usage(await self._ask(user, spawner, "metrics/v1"))
+            return kernel_counts(kernels), said, memory_facts(memory)
 
     def person(self, user: Any, seats: dict[str, str]) -> tuple[dict[str, Any], Any]:
         """What the hub knows of one person and their default server; the spawner when it is ready."""
@@ -322,9 +329,10 @@ class Room:
         )
         servers = {user.name: answer for (user, _), answer in zip(ready, answers, strict=True)}
         for entry in people:
-            kernels, said = servers.get(entry["user"], (None, None))
+            kernels, said, memory = servers.get(entry["user"], (None, None, memory_facts(None)))
             figures, measured = merged(usage.get(entry["user"]), said)
             entry.update(usage_fields(figures))
+            entry.update(memory)
             entry["kernels"] = kernels
             entry["measured_by"] = measured
         capacity, starting = self.start_capacity()

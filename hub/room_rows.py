@@ -166,6 +166,25 @@ def merged(
     )
 
 
+def memory_facts(answer: Any) -> dict[str, Any]:
+    """What a learner's server says of its memory cgroup (dlworkshop_learner/memory.py): its kernels
+    killed for memory so far, its peak, and the notebooks its kernels run; None where it does not
+    say (no server, or an image without the extension)."""
+    if not isinstance(answer, dict):
+        return {"memory_kills": None, "memory_peak": None, "notebooks": None}
+    kills, peak = answer.get("oom_kills"), answer.get("peak")
+    notebooks = answer.get("notebooks")
+    return {
+        "memory_kills": kills if isinstance(kills, int) else None,
+        "memory_peak": peak if isinstance(peak, int) else None,
+        "notebooks": [
+            {"path": str(n.get("path")), "state": n.get("state")} for n in notebooks if isinstance(n, dict)
+        ]
+        if isinstance(notebooks, list)
+        else None,
+    }
+
+
 def kernel_counts(answer: Any) -> dict[str, int] | None:
     """Busy and idle kernels from a Jupyter server's /api/kernels."""
     if not isinstance(answer, list):

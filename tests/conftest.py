@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI") == "true"
 
 # Each module holds the fixtures of one concern; listed here so every test group can use them.
-_FIXTURE_MODULES = ["data", "images", "hub", "smoke", "browser", "ansible", "slurm", "faults"]
+_FIXTURE_MODULES = ["pipeline", "data", "images", "hub", "smoke", "browser", "ansible", "slurm", "faults"]
 pytest_plugins = [
     f"tests.fixtures.{name}"
     for name in _FIXTURE_MODULES

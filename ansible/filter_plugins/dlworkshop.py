@@ -10,6 +10,7 @@ from typing import Any
 from dlworkshop.docker_host.hub_runtime import with_gpu_inventory
 from dlworkshop.docker_host.work_volumes import free_slot_volume, slots_to_register
 from dlworkshop.gpus import GpuDevice, parse_nvidia_smi
+from dlworkshop.slurm.limits import LearnerLimits, association_changes
 
 
 def gpu_inventory(query: str) -> list[dict[str, Any]]:
@@ -28,10 +29,18 @@ def free_slot_volumes(volumes: list[dict[str, Any]], hub: str, slots: list[str])
     return [free_slot_volume(hub, slot) for slot in slots_to_register(volumes, hub, slots)]
 
 
+def learner_association_changes(
+    sacctmgr: str, learners: list[str], limits: dict[str, Any]
+) -> dict[str, list[str]]:
+    """The learners whose association the deploy adds or sets limits on (limits.association_changes)."""
+    return association_changes(sacctmgr, learners, LearnerLimits(**limits))
+
+
 class FilterModule:
     def filters(self) -> dict[str, object]:
         return {
             "dlworkshop_gpu_inventory": gpu_inventory,
             "dlworkshop_settings_with_gpus": settings_with_gpus,
             "dlworkshop_free_slot_volumes": free_slot_volumes,
+            "dlworkshop_learner_association_changes": learner_association_changes,
         }

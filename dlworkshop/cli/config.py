@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from dlworkshop import contract
 from dlworkshop.cli import app
 from dlworkshop.errors import WorkshopError
 from dlworkshop.settings import DEFAULT_CONFIG_NAME, Settings, SlurmNode, load_settings
@@ -80,6 +81,7 @@ def check(
                 )
             ]
         _check_slurm(settings, nodes)
+        _print_site_config(settings)
         return
     if settings.hub.backend == "kubernetes":
         console.print(
@@ -125,15 +127,28 @@ def check(
         table.add_row(demand.resource, demand.shown_needed, demand.shown_available, fits)
     console.print(table)
     _print_sizing(settings, host.cpus, report.concurrent)
+    console.print(f"logs: {_log_cap(settings)}", highlight=False)
     for warning in start.warnings:
         console.print(f"[yellow]warning[/]: {warning}")
     start.raise_if_blocked("the machine planned for" if planned else "this machine")
+    _print_site_config(settings)
     console.print(
         f"[green]ok[/]: {settings.workshop.name!r}, {settings.learners.total} learners, "
         f"login {settings.auth.mode}, image {settings.image.reference} ({settings.image.variant}); "
         f"this host carries {report.carries} learners at once and starts {report.start_capacity} "
         "servers at a time"
     )
+
+
+def _print_site_config(settings: Settings) -> None:
+    """The site's own JupyterHub files (hub.extra_config), in the order the hub loads them after
+    ours: what a site setting that seems ignored is checked against first."""
+    folder = settings.hub.extra_config
+    if folder is None:
+        console.print("site configuration: none (hub.extra_config names a jupyterhub_config.d folder)")
+        return
+    names = ", ".join(path.name for path in contract.site_config_files(folder))
+    console.print(f"site configuration: {folder}, loaded after ours in this order: {names}", highlight=False)
 
 
 def _print_sizing(settings: Settings, cores: float, learners: int) -> None:
@@ -165,9 +180,15 @@ def _print_sizing(settings: Settings, cores: float, learners: int) -> None:
         title=f"the lesson on {cores:g} cores (figures measured at {measured_at} size)",
     )
     by_name = {need.episode: need for need in needs}
+    alternatives = [
+        f"{need.episode} instead of {need.alternative_to}" for need in needs if need.alternative_to
+    ]
+    if alternatives:
+        table.caption = f"* taught instead of another episode: {'; '.join(alternatives)}"
     for load in episode_loads(needs, budgets, learners, cores, settings.resources.cpu):
+        instead = by_name[load.episode].alternative_to
         table.add_row(
-            load.episode,
+            f"{load.episode} *" if instead else load.episode,
             format_bytes(by_name[load.episode].quota_bytes),
             f"{load.cpu_seconds:g}",
             f"{load.seconds:.0f} s",
@@ -179,6 +200,49 @@ def _print_sizing(settings: Settings, cores: float, learners: int) -> None:
     console.print(
         f"smallest host for {learners} learners with every episode within budget (CPU, measured "
         f"figures): {host_cores} cores and {format_bytes(host_memory)}"
+        + (" (alternative episodes not counted)" if any(need.alternative_to for need in needs) else "")
+    )
+
+
+def _print_slurm_limits(settings: Settings) -> None:
+    """What each learner may hold (the deploy sets it), and what the site's slurm.conf must say
+    (`dlworkshop verify` checks both)."""
+    from dlworkshop.slurm.limits import job_container_conf, learner_limits, slurm_conf_lines
+
+    limits = learner_limits(settings)
+    if settings.slurm.account:
+        console.print(
+            f"each learner's association in account {settings.slurm.account} (the deploy sets it): "
+            f"at most {limits.describe()} (sacctmgr: {' '.join(limits.sacctmgr_set())})",
+            highlight=False,
+        )
+    else:
+        console.print(
+            "[yellow]note[/]: without slurm.account (slurmdbd) nothing holds a learner to "
+            f"{limits.describe()}: set it so the deploy can limit each learner's association",
+            highlight=False,
+        )
+    console.print(
+        "the site's slurm.conf gives each job a private /tmp and hides others' jobs: "
+        + " ".join(slurm_conf_lines())
+        + "; job_container.conf on every node: "
+        + job_container_conf().replace("\n", " ").strip(),
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(f"logs: {_log_cap(settings)}", highlight=False)
+
+
+def _log_cap(settings: Settings) -> str:
+    from dlworkshop import contract
+    from dlworkshop.settings import format_bytes
+
+    cap = settings.resources.log_max
+    if settings.hub.backend == "slurm":
+        return f"a learner's job keeps at most {format_bytes(cap)} of its server's output in its log file"
+    return (
+        f"each learner's container and the hub's keep at most {format_bytes(cap)} of output "
+        f"({contract.LOG_FILES} rotated files of {format_bytes(cap // contract.LOG_FILES)})"
     )
 
 
@@ -193,6 +257,7 @@ def _check_slurm(settings: Settings, nodes: list[SlurmNode]) -> None:
     request = job_request(settings)
     plan = cluster_capacity(settings, nodes)
     console.print(f"each learner's job: sbatch {' '.join(request.sbatch_options())}", highlight=False)
+    _print_slurm_limits(settings)
     if plan.nodes:
         table = Table("node", "nodes", "CPUs", "memory", "GPUs", "learners each", "limited by")
         for row in plan.nodes:

@@ -7,6 +7,7 @@ a helper first (queued, starting, then the busiest running servers).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -17,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dlworkshop.errors import WorkshopError
+from dlworkshop.needs import EpisodeNeed, lesson_needs, memory_watch
 
 View = dict[str, Any]
 _ORDER = {
@@ -119,6 +121,22 @@ def gpu(person: View) -> str:
     return f"{devices} {held['memory_mb']}M" if held.get("memory_mb") else devices
 
 
+@functools.cache
+def measured_needs() -> tuple[EpisodeNeed, ...]:
+    """The lesson's measured needs (the notebooks' metadata), read once per run of `status`."""
+    return tuple(lesson_needs())
+
+
+def watch_cell(person: View, needs: list[EpisodeNeed]) -> Text:
+    """Kernels killed for memory, and a use near the quota or the episode's measured peak."""
+    memory = person.get("memory") or {}
+    notebooks = [notebook["path"] for notebook in person.get("notebooks") or []]
+    notes = memory_watch(
+        memory.get("used"), memory.get("limit"), notebooks, person.get("memory_kills"), needs
+    )
+    return Text("; ".join(notes), style="bold red") if notes else Text("-")
+
+
 def sort_key(person: View) -> tuple[int, float, str]:
     cpu = (person.get("cpu") or {}).get("used") or 0.0
     return (_ORDER.get(person["state"], 9), person.get("place") or -cpu, person["name"])
@@ -162,8 +180,10 @@ def host_line(view: View) -> Text:
     return line
 
 
-def render(view: View, problem: str | None = None) -> RenderableType:
-    """The room as one table, its totals above it."""
+def render(view: View, problem: str | None = None, needs: list[EpisodeNeed] | None = None) -> RenderableType:
+    """The room as one table, its totals above it; `needs`: the episodes' measured needs (by
+    default the notebooks' metadata), which mark learners near them."""
+    needs = list(measured_needs()) if needs is None else needs
     now = parse(view["at"]) or datetime.now(timezone.utc)
     title = Text(f"{view['workshop']}  ", style="bold")
     title.append(f"{view['url']}  at {now.astimezone().strftime('%H:%M:%S')}", style="dim")
@@ -186,9 +206,21 @@ def render(view: View, problem: str | None = None) -> RenderableType:
                 Text(kernels(person)),
                 Text(gpu(person)),
                 Text(size(person.get("work_bytes"))),
+                watch_cell(person, needs),
             ]
         )
-    columns = ("learner", "state", "since", "active", "CPU", "memory", "kernels", "GPU", "work")
+    columns = (
+        "learner",
+        "state",
+        "since",
+        "active",
+        "CPU",
+        "memory",
+        "kernels",
+        "GPU",
+        "work",
+        "memory watch",
+    )
     # A column nobody has a figure in (no GPUs in a CPU workshop) is left out; the name and the
     # state are never cut short, the others wrap in a narrow terminal.
     shown = [i for i, column in enumerate(columns) if i < 4 or any(row[i].plain != "-" for row in rows)]

@@ -87,6 +87,8 @@ def docker_container_params(spec: dict[str, Any]) -> dict[str, Any]:
         "labels": spec["labels"],
         "restart_policy": spec["restart_policy"]["Name"],
         "tmpfs": [f"{path}:{options}" for path, options in spec["tmpfs"].items()],
+        "log_driver": spec["log_config"]["Type"],
+        "log_options": spec["log_config"]["Config"],
     }
 
 
@@ -123,8 +125,12 @@ def playbook_vars(settings: Settings) -> dict[str, Any]:
             settings.image.reference: settings.image.archive.resolve(),
             hub.image: hub.image_archive.resolve(),
         }
+    engine_logs = contract.log_options(settings.resources.log_max)
     return {
         "dlworkshop_contract": contract_vars(),
+        # The engine's default for any other container: the same cap as the hub's and learners'.
+        "docker_engine_log_max_size": engine_logs["max-size"],
+        "docker_engine_log_max_files": int(engine_logs["max-file"]),
         "workshop_images_source": "pull" if settings.image.source == "pull" else "archive",
         "workshop_images_wanted": [
             {
@@ -195,6 +201,7 @@ def verify_vars(settings: Settings) -> dict[str, Any]:
         else None,
         "secrets_dir": str(contract.HUB_DATA),
         "accounts_in_container": str(contract.HUB_ACCOUNTS) if settings.auth.mode == "accounts" else None,
+        "log_options": contract.log_options(settings.resources.log_max),
         "work_quota": settings.resources.disk is not None,
         "work_slots": work_volumes.slot_count(settings) if settings.resources.disk is not None else 0,
     }
@@ -204,11 +211,15 @@ def cluster_playbook_vars(
     settings: Settings, env_archive: Path, env_image_id: str, hub_archive: Path, hub_image_id: str
 ) -> dict[str, Any]:
     """Extra vars for the cluster plays of ansible/site.yml (hub.backend slurm)."""
+    from dataclasses import asdict
+
     from dlworkshop.slurm.environment import HUB_MARKER, MARKER
     from dlworkshop.slurm.jobs import account_uids, gres
+    from dlworkshop.slurm.limits import ASSOCIATION_FORMAT, learner_limits
 
     hub, slurm = settings.hub, settings.slurm
     accounts = account_uids(settings)
+    limits = learner_limits(settings)
     return {
         "dlworkshop_contract": contract_vars(),
         "workshop_accounts_list": [{"name": name, "uid": uid} for name, uid in accounts.items()],
@@ -238,6 +249,10 @@ def cluster_playbook_vars(
         "workshop_cluster_hub_learner_group": slurm.accounts.group,
         "workshop_cluster_hub_slurm_account": slurm.account or "",
         "workshop_cluster_hub_partition": slurm.partition or "",
+        "workshop_cluster_hub_learner_limits": asdict(limits),
+        "workshop_cluster_hub_learner_limits_set": limits.sacctmgr_set(),
+        "workshop_cluster_hub_association_format": ASSOCIATION_FORMAT,
+        "workshop_cluster_hub_log_max": settings.resources.log_max,
         "workshop_cluster_hub_gres": gres(settings) or "",
         "workshop_cluster_hub_bind": hub.bind,
         "workshop_cluster_hub_port": hub.port,
@@ -247,11 +262,19 @@ def cluster_playbook_vars(
 
 def cluster_verify_vars(settings: Settings) -> dict[str, Any]:
     """What the cluster checks expect on the login and compute nodes; no secrets."""
+    from dataclasses import asdict
+
     from dlworkshop.slurm.environment import HUB_MARKER, MARKER
     from dlworkshop.slurm.jobs import account_uids, gres
+    from dlworkshop.slurm.limits import learner_limits
 
     slurm, tls = settings.slurm, settings.hub.tls
     return {
+        "slurm_account": slurm.account,
+        "hub_bind": settings.hub.bind,
+        "hub_port": settings.hub.port,
+        "learner_limits": asdict(learner_limits(settings)),
+        "log_max": settings.resources.log_max,
         "accounts": account_uids(settings),
         "home_root": slurm.accounts.home_root,
         "partition": slurm.partition,

@@ -122,4 +122,6 @@ def hub_container_spec(
         "labels": {contract.LABEL_HUB: hub.container_name},
         "restart_policy": {"Name": "unless-stopped"},
         "tmpfs": {str(contract.HUB_RUNTIME): "size=16m,mode=0755"},
+        # A line per request (every failed login, every API call): capped like a learner's.
+        "log_config": contract.docker_log_config(settings.resources.log_max),
     }

@@ -25,6 +25,8 @@ DOCKER_ONLY = DockerOnly(
         ("image", "archive"): "a cluster pulls the learner image from a registry",
         ("resources", "pids"): "a pod's process limit is the kubelet's podPidsLimit, set per node",
         ("resources", "disk_free_min"): "a learner's disk is a PVC of kubernetes.storage_size",
+        ("resources", "log_max"): "the kubelet rotates every container's log (containerLogMaxSize, "
+        "10Mi, and containerLogMaxFiles, 5, by default), set per node, not by the chart",
         ("hub", "tls", "port"): "the chart's proxy-public Service serves TLS on 443",
         ("resources", "gpu", "devices"): "the NVIDIA device plugin picks the GPUs",
         (

@@ -260,3 +260,10 @@ class Slurm(StrictModel):
         default=[], description="The partition's nodes, for `dlworkshop check`'s capacity table."
     )
     accounts: SlurmAccounts = SlurmAccounts()
+    learner_jobs: int = Field(
+        default=0,
+        ge=0,
+        le=16,
+        description="Jobs a learner may run from their terminal beside their server, each at most "
+        "the server's size: the limits the deploy sets on each learner's association (0: none).",
+    )

@@ -101,6 +101,11 @@ class Resources(StrictModel):
     disk_free_min: ByteSize = Field(
         default=parse_bytes("2G"), description="Free disk the host must keep; spawns refused below it."
     )
+    log_max: ByteSize = Field(
+        default=parse_bytes("30M"),
+        description="Disk the engine may keep of each learner's and the hub's output (container logs, "
+        "rotated over 3 files; on Slurm the job's log file), whatever the engine's defaults.",
+    )
     shared_folder: bool | None = Field(
         default=None,
         description="An instructor's folder, read-only at ~/work/shared in every learner "
@@ -126,6 +131,15 @@ class Resources(StrictModel):
     def _disk_at_least_64m(cls, value: int | None) -> int | None:
         if value is not None and value < parse_bytes("64M"):
             raise ValueError(f"{format_bytes(value)} is too small for a work folder; give at least 64M")
+        return value
+
+    @field_validator("log_max")
+    @classmethod
+    def _log_max_at_least_1m(cls, value: int) -> int:
+        if value < parse_bytes("1M"):
+            raise ValueError(
+                f"{format_bytes(value)} would lose the lines a start failure leaves; give at least 1M"
+            )
         return value
 
     @field_validator("tmp")

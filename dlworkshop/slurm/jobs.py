@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from dlworkshop import contract
 from dlworkshop.settings import Settings
 
+# A learner's job's scratch folder: the private /tmp job_container/tmpfs mounts (slurm/limits.py).
+JOB_TMPDIR = "/tmp"
+
 
 def cpus_per_task(cpu: float) -> int:
     """Slurm gives whole CPUs: a fractional quota rounds up (0.5 -> 1)."""

@@ -29,7 +29,7 @@ DOCKER_ONLY = DockerOnly(
         ("prewarm", "spares"): "every seat is a cluster account made at deploy time; raise prewarm.seats",
     },
     disk="learners' files live in their homes on the cluster's storage, under the site's quotas",
-    tmp="a job's /tmp is the compute node's",
+    tmp="a job's /tmp is its own on the node's local disk (job_container/tmpfs in slurm.conf)",
     extra_mounts="jobs see the cluster's shared file systems as they are; point learners at the folder "
     "instead (resources.extra_env can name it)",
     shared_folder="is a folder on its shared storage",

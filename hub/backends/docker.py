@@ -335,6 +335,9 @@ class DockerBackend(Backend):
             "memswap_limit": resources.memory,
             "read_only": True,
             "tmpfs": scratch_folders(resources.tmp_size),
+            # What the learner prints to the container's stdout (/proc/1/fd/1 included) is kept
+            # on the host's disk by the engine: capped here, whatever the engine's defaults.
+            "log_config": contract.docker_log_config(resources.log_max),
         }
         c.WorkshopDockerSpawner.hub_name = hub.container_name
         c.WorkshopDockerSpawner.gpu = resources.gpu.model_dump(mode="json")

@@ -37,7 +37,7 @@ from traitlets import Dict, Integer, List, Unicode, default
 from dlworkshop import contract
 from dlworkshop.slurm.apptainer import IMAGE_START, apptainer_command
 from dlworkshop.slurm.environment import BATCHSPAWNER_DIR, START_SCRIPT
-from dlworkshop.slurm.jobs import JobRequest, account_names, gpu_memory_cap_mb, job_request
+from dlworkshop.slurm.jobs import JOB_TMPDIR, JobRequest, account_names, gpu_memory_cap_mb, job_request
 from hub.backends.base import Backend, LearnerServer, ServerState
 from hub.backends.cluster_accounts import AccountsExhausted, ClusterAccountBook
 from hub.spawning import WorkshopSpawner
@@ -80,9 +80,19 @@ set -euo pipefail
 trap 'echo SIGTERM received' TERM
 export HOME={{homedir}} USER={{username}} LOGNAME={{username}}
 export {{work_env}}={{homedir}}/{{work_folder}}
+# The job's own /tmp (job_container/tmpfs): no other job on the node sees it.
+export TMPDIR={{tmpdir}}
 mkdir -p "${{work_env}}"
 {{prologue}}
-{% if srun %}{{srun}} {% endif %}{{cmd}}
+# The server's output: its first {{log_max}} bytes kept in the job's log, the rest read and dropped
+# (the server never blocks on a full pipe, and a loop printing forever cannot fill the home).
+{% if srun %}{{srun}} {% endif %}{{cmd}} 2>&1 | {
+  head -c {{log_max}}
+  if IFS= read -r -n 1 _; then
+    printf '\n%s\n' "dlworkshop: the server's output passed {{log_max}} bytes (resources.log_max); the rest is dropped"
+    cat > /dev/null
+  fi
+}
 echo "the learner's server ended"
 {{epilogue}}
 """
@@ -149,6 +159,9 @@ class WorkshopSlurmSpawner(WorkshopSpawner, SlurmSpawner):
         "or apptainer exec of the SIF).",
     )
     squeue_format = Unicode("%T|%B|%r", help="squeue's fields for one job: state, host, reason.")
+    log_max = Integer(
+        30 * 2**20, config=True, help="Bytes of the server's output the job's log keeps (resources.log_max)."
+    )
 
     # What Slurm last said of the job: long state name, node, pending reason; and its timing.
     slurm_state = Unicode("")
@@ -227,7 +240,12 @@ class WorkshopSlurmSpawner(WorkshopSpawner, SlurmSpawner):
     # ---- the job ----------------------------------------------------------------------------
     def get_req_subvars(self) -> dict[str, Any]:
         subvars = super().get_req_subvars()
-        subvars.update(work_env=contract.learner.WORK_ENV, work_folder=WORK_FOLDER_NAME)
+        subvars.update(
+            work_env=contract.learner.WORK_ENV,
+            work_folder=WORK_FOLDER_NAME,
+            tmpdir=JOB_TMPDIR,
+            log_max=self.log_max,
+        )
         return subvars
 
     def cmd_formatted_for_batch(self) -> str:
@@ -411,14 +429,15 @@ class SlurmBackend(Backend):
         c.WorkshopSlurmSpawner.cluster_accounts = account_names(settings)
         c.WorkshopSlurmSpawner.accounts_file = str(Path(contract.hub_data()) / contract.CLUSTER_ACCOUNTS_FILE)
         c.WorkshopSlurmSpawner.gpu_memory_cap_mb = gpu_memory_cap_mb(settings) or 0
+        c.WorkshopSlurmSpawner.log_max = settings.resources.log_max
         # Into the job with the hub's own variables (sbatch --export of every name get_env gives).
         # Set only when asked for: an empty dict here would hide a site's own Spawner.environment.
         if settings.resources.extra_env:
             c.WorkshopSlurmSpawner.environment = dict(settings.resources.extra_env)
 
     def learner_servers(self) -> list[LearnerServer]:
-        """This hub's learner jobs, from squeue (run as the hub's own user: squeue lists every
-        user's jobs unless the site sets PrivateData=jobs)."""
+        """This hub's learner jobs, from squeue, run as the hub's own user: the deploy makes it a
+        coordinator of the workshop's Slurm account, which sees its jobs under PrivateData=jobs."""
         command = [
             *self.command_prefix,
             "squeue",

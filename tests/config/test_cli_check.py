@@ -159,3 +159,25 @@ def test_an_engine_that_stops_containers_when_it_restarts_is_a_warning_where_it_
         check_start(settings, host, live_restore=False, this_machine=False),  # a plan for another
     ):
         assert not any("live-restore" in warning for warning in quiet.warnings)
+
+
+def test_check_lists_the_sites_configuration_files_in_the_order_the_hub_loads_them(tmp_path: Path) -> None:
+    site = tmp_path / "jupyterhub_config.d"
+    site.mkdir()
+    for name in ("20-culler.py", "10-auth.py", "README.txt"):
+        (site / name).write_text("# a site setting\n")
+    config = tmp_path / "workshop.yaml"
+    config.write_text(
+        "learners: {count: 2}\nauth: {mode: shared-code, access_code: x}\n"
+        f"hub: {{extra_config: {site}}}\n"
+    )
+    result = check(config, *BIG_HOST)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (
+        f"site configuration: {site}, loaded after ours in this order: 10-auth.py, 20-culler.py"
+        in result.stdout
+    )
+    config.write_text("learners: {count: 2}\nauth: {mode: shared-code, access_code: x}\n")
+    result = check(config, *BIG_HOST)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "site configuration: none" in result.stdout

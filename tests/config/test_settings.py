@@ -179,3 +179,10 @@ def test_each_engine_registers_its_own_table() -> None:
     assert support._TABLES["kubernetes"] is on_kubernetes.unsupported_settings
     assert support._TABLES["slurm"] is on_slurm.unsupported_settings
     assert support._TABLES["docker"] is support.docker_problems
+
+
+def test_log_max_is_a_size_of_at_least_1m() -> None:
+    assert parse_settings(MINIMAL).resources.log_max == parse_bytes("30M")
+    assert parse_settings(MINIMAL + "resources: {log_max: 100M}\n").resources.log_max == 100 * 2**20
+    (problem,) = problems_of(MINIMAL + "resources: {log_max: 100K}\n")
+    assert problem.startswith("w.yaml:2: resources.log_max:") and "at least 1M" in problem

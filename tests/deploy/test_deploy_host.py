@@ -1,7 +1,7 @@
 """`dlworkshop deploy` and `verify` against one fresh test host (a systemd container reached over
 SSH, images from archives), in order: errors that must stop before any host is touched, the fresh
-deploy and a learner over TLS, verify, idempotence, --check, and an interrupted deploy that
-converges when run again."""
+deploy and a learner over TLS, verify, idempotence, --check, an interrupted upgrade that
+converges when run again, and the certificate modes."""
 
 from __future__ import annotations
 
@@ -197,40 +197,72 @@ def test_check_mode_changes_nothing(deployed: DeployHost) -> None:
     assert "# edited by hand" in deployed.run("cat /etc/nginx/conf.d/dlworkshop-http.conf")
 
 
-def test_interrupted_deploy_converges(deployed: DeployHost) -> None:
-    # As after a failed upgrade: no hub container, no hub image (its archive must be copied again).
-    hub_image = load_settings(deployed.config).hub.image
-    deployed.run(f"docker rm -f dlworkshop-hub && docker rmi {hub_image}")
-    command = [
-        sys.executable, "-m", "dlworkshop", "deploy",
-        "-i", str(deployed.inventory), "-c", str(deployed.config),
-    ]  # fmt: skip
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+def test_an_upgrade_interrupted_midway_converges_to_the_rebuilt_image(
+    deployed: DeployHost, hub_image: str, tmp_path: Path
+) -> None:
+    """An upgrade (same tag, new image: the deploy compares image IDs, not tags) killed while it
+    copies the new image's archive, after the hub container was lost too; the next run converges:
+    the archive copied again, the hub re-created on the new image, the hand edit the --check test
+    left repaired, the killed run's private folder gone."""
+    tag = f"{PREFIX}/hub:upgrade"
+    archive = tmp_path / "hub-upgrade.tar"
+    config = tmp_path / "workshop.yaml"
+    original = load_settings(deployed.config)
+    config.write_text(
+        deployed.config.read_text()
+        .replace(f"image: {original.hub.image}", f"image: {tag}")
+        .replace(f"image_archive: {original.hub.image_archive}", f"image_archive: {archive}")
     )
-    seen = []
+    # The host has the tag already, on the image deployed before (as after the previous release).
+    deployed.run(f"docker tag {original.hub.image} {tag} && docker rm -f dlworkshop-hub")
+    old_id = deployed.run(f"docker image inspect -f '{{{{.Id}}}}' {tag}").strip()
     try:
-        for line in process.stdout:  # type: ignore[union-attr]
-            seen.append(line)
-            if line.startswith("TASK Copy the archive of"):
-                time.sleep(2)  # well into the copy
-                break
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    assert any(line.startswith("TASK Copy the archive of") for line in seen), "".join(seen)[-3000:]
-    assert (
-        deployed.run(f"docker image inspect {hub_image} >/dev/null 2>&1 || echo missing").strip() == "missing"
-    )
+        subprocess.run(
+            [docker_cli(), "build", "-q", "-t", tag, "-"],
+            input=f"FROM {hub_image}\nLABEL org.dlworkshop.deploytest.revision=2\n",
+            text=True,
+            check=True,
+            capture_output=True,
+        )
+        new_id = subprocess.check_output(
+            [docker_cli(), "image", "inspect", "-f", "{{.Id}}", tag], text=True
+        ).strip()
+        assert new_id != old_id
+        subprocess.run([docker_cli(), "save", "-o", str(archive), tag], check=True)
 
-    rerun = deployed.dlworkshop("deploy", "-i", str(deployed.inventory), "-c", str(deployed.config))
-    assert rerun.returncode == 0, rerun.stdout[-4000:] + rerun.stderr[-2000:]
-    # The killed run's private folder (its extra vars hold the access code) is gone too.
-    assert not list(Path(tempfile.gettempdir()).glob(f"dlworkshop-deploy-*/run-{process.pid}"))
-    # The hand edit from the --check test is repaired too.
-    assert "# edited by hand" not in deployed.run("cat /etc/nginx/conf.d/dlworkshop-http.conf")
-    verified = deployed.dlworkshop("verify", "-i", str(deployed.inventory), "-c", str(deployed.config))
-    assert verified.returncode == 0, verified.stdout[-5000:] + verified.stderr[-2000:]
+        command = [
+            sys.executable, "-m", "dlworkshop", "deploy", "-i", str(deployed.inventory), "-c", str(config),
+        ]  # fmt: skip
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
+        seen = []
+        try:
+            for line in process.stdout:  # type: ignore[union-attr]
+                seen.append(line)
+                if line.startswith(f"TASK Copy the archive of {tag}"):
+                    time.sleep(2)  # well into the copy
+                    break
+        finally:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        assert any(line.startswith(f"TASK Copy the archive of {tag}") for line in seen), "".join(seen)[-3000:]
+        assert deployed.run(f"docker image inspect -f '{{{{.Id}}}}' {tag}").strip() == old_id
+        assert deployed.run("docker ps -aq --filter name=^dlworkshop-hub$").strip() == ""
+
+        rerun = deployed.dlworkshop("deploy", "-i", str(deployed.inventory), "-c", str(config))
+        assert rerun.returncode == 0, rerun.stdout[-4000:] + rerun.stderr[-2000:]
+        assert f"TASK Copy the archive of {tag}" in rerun.stdout
+        running = deployed.run("docker inspect -f '{{.Image}}' dlworkshop-hub").strip()
+        assert running == new_id, f"the hub runs {running}, not the rebuilt {new_id}"
+        # The killed run's private folder (its extra vars hold the access code) is gone too.
+        assert not list(Path(tempfile.gettempdir()).glob(f"dlworkshop-deploy-*/run-{process.pid}"))
+        # The hand edit from the --check test is repaired too.
+        assert "# edited by hand" not in deployed.run("cat /etc/nginx/conf.d/dlworkshop-http.conf")
+        verified = deployed.dlworkshop("verify", "-i", str(deployed.inventory), "-c", str(config))
+        assert verified.returncode == 0, verified.stdout[-5000:] + verified.stderr[-2000:]
+    finally:
+        subprocess.run([docker_cli(), "rmi", tag], capture_output=True)
 
 
 def certificate_chain(folder: Path, name: str) -> tuple[Path, Path, Path]:
@@ -350,43 +382,3 @@ def test_letsencrypt_certificate_through_acme_http01(deployed: DeployHost, tmp_p
     assert verified.returncode == 0, verified.stdout[-5000:] + verified.stderr[-2000:]
     again = deploy(load_settings(config), deployed.inventory, Console(file=open(os.devnull, "w")))  # noqa: SIM115
     assert [s.changed for s in again.stats.values()] == [0], "a valid certificate was requested again"
-
-
-def test_an_image_rebuilt_under_the_same_tag_reaches_the_host(
-    deployed: DeployHost, hub_image: str, tmp_path: Path
-) -> None:
-    """An upgrade: same tag, new image. The deploy compares image IDs, not tags, and re-creates the hub."""
-    tag = f"{PREFIX}/hub:upgrade"
-    archive = tmp_path / "hub-upgrade.tar"
-    config = tmp_path / "workshop.yaml"
-    original = load_settings(deployed.config)
-    config.write_text(
-        deployed.config.read_text()
-        .replace(f"image: {original.hub.image}", f"image: {tag}")
-        .replace(f"image_archive: {original.hub.image_archive}", f"image_archive: {archive}")
-    )
-    # The host has the tag already, on the image deployed before (as after the previous release).
-    deployed.run(f"docker tag {original.hub.image} {tag}")
-    old_id = deployed.run(f"docker image inspect -f '{{{{.Id}}}}' {tag}").strip()
-    try:
-        subprocess.run(
-            [docker_cli(), "build", "-q", "-t", tag, "-"],
-            input=f"FROM {hub_image}\nLABEL org.dlworkshop.deploytest.revision=2\n",
-            text=True,
-            check=True,
-            capture_output=True,
-        )
-        new_id = subprocess.check_output(
-            [docker_cli(), "image", "inspect", "-f", "{{.Id}}", tag], text=True
-        ).strip()
-        assert new_id != old_id
-        subprocess.run([docker_cli(), "save", "-o", str(archive), tag], check=True)
-        result = deployed.dlworkshop("deploy", "-i", str(deployed.inventory), "-c", str(config))
-        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-        assert f"TASK Copy the archive of {tag}" in result.stdout
-        running = deployed.run("docker inspect -f '{{.Image}}' dlworkshop-hub").strip()
-        assert running == new_id, f"the hub runs {running}, not the rebuilt {new_id}"
-        verified = deployed.dlworkshop("verify", "-i", str(deployed.inventory), "-c", str(config))
-        assert verified.returncode == 0, verified.stdout[-5000:] + verified.stderr[-2000:]
-    finally:
-        subprocess.run([docker_cli(), "rmi", tag], capture_output=True)

@@ -88,6 +88,7 @@ def test_playbook_vars_come_from_the_settings(settings: Settings, config_dir: Pa
         "workshop_hub_",
         "tls_proxy_",
         "workshop_firewall_",
+        "docker_engine_log_",
         "dlworkshop_contract",
     )
     assert all(name.startswith(prefixes) for name in extra)
@@ -131,6 +132,22 @@ def test_hub_container_is_the_one_dlworkshop_up_runs(settings: Settings) -> None
     assert params["tmpfs"] == [f"{contract.HUB_RUNTIME}:size=16m,mode=0755"]
     # The kernel's count of each learner's start CPU, read-only (auto admission).
     assert f"{contract.HOST_CGROUP}:{contract.HUB_HOST_CGROUP}:ro" in params["volumes"]
+    # Its log capped by its own options, as `up`'s hub is, whatever the engine's defaults.
+    assert params["log_driver"] == "json-file"
+    assert params["log_options"] == contract.log_options(settings.resources.log_max)
+    assert spec["log_config"] == contract.docker_log_config(settings.resources.log_max)
+
+
+def test_the_engines_default_log_cap_is_the_containers_own() -> None:
+    settings = parse_settings(
+        "auth: {mode: shared-code, access_code: x}\nresources: {log_max: 12M}\n"
+        "hub: {tls: {mode: self-signed, domain: hub.example.org}}\n"
+    )
+    extra = playbook_vars(settings)
+    per_file = str(4 * 2**20 - contract.LOG_ENTRY_MAX)
+    assert extra["docker_engine_log_max_size"] == per_file
+    assert extra["docker_engine_log_max_files"] == 3
+    assert extra["workshop_hub_container"]["log_options"] == {"max-size": per_file, "max-file": "3"}
 
 
 def test_bridge_name_fits_an_interface_name() -> None:

@@ -131,6 +131,20 @@ def test_the_root_is_read_only_and_scratch_space_is_bounded_memory() -> None:
     assert f"size={2 * 1024**3}," in big.DockerSpawner.extra_host_config["tmpfs"]["/tmp"]
 
 
+def test_a_learners_container_log_is_capped_by_its_own_options() -> None:
+    """Whatever the engine's defaults, the container says how much of its output is kept."""
+    default = Config()
+    DockerBackend(settings_of()).configure(default)
+    assert default.DockerSpawner.extra_host_config["log_config"] == {
+        "Type": "json-file",
+        "Config": {"max-size": str(10 * 2**20 - contract.LOG_ENTRY_MAX), "max-file": "3"},
+    }
+    small = Config()
+    DockerBackend(settings_of("resources: {log_max: 3M}\n")).configure(small)
+    config = small.DockerSpawner.extra_host_config["log_config"]["Config"]
+    assert (int(config["max-size"]) + contract.LOG_ENTRY_MAX) * int(config["max-file"]) <= 3 * 2**20
+
+
 def test_work_folders_are_claimed_from_prepared_slots_unless_the_quota_is_off() -> None:
     c = Config()
     DockerBackend(settings_of()).configure(c)

@@ -23,7 +23,7 @@ from hub.backends.base import LearnerUsage
 from hub.closing import DEFAULT_NOTICE, Closing, refuse_after_the_end
 from hub.closing import main as closing_main
 from hub.room import Room, room_for
-from hub.room_rows import StopBook, kernel_counts, merged, server_state, server_usage, totals
+from hub.room_rows import StopBook, kernel_counts, memory_facts, merged, server_state, server_usage, totals
 from hub.state import HubState
 from tests.hub.test_logins import login, refused, shared
 
@@ -291,3 +291,41 @@ def test_a_work_folder_on_a_device_is_sized_by_the_server_where_the_engine_canno
     files = (Path("stops.json"), Path("closed.json"), Path("seats.json"))
     assert Room(parse_settings(BASE), *files).work_folder_from_server
     assert not Room(parse_settings(BASE + "resources: {disk: null}\n"), *files).work_folder_from_server
+
+
+def test_the_room_asks_each_server_for_its_memory_kills_and_open_notebooks(tmp_path: Path) -> None:
+    """The learner image's server extension (dlworkshop_learner/memory.py) answers at
+    /api/dlworkshop/memory; an image without it (404: None) leaves the facts unknown."""
+    import asyncio
+
+    room = Room(parse_settings(BASE), tmp_path / "s", tmp_path / "c", tmp_path / "seats")
+    answers = {
+        "kernels": [{"execution_state": "busy"}],
+        contract.learner.MEMORY_API: {
+            "limit": 2**30,
+            "usage": 5,
+            "peak": 900 * 2**20,
+            "oom_kills": 1,
+            "notebooks": [{"path": "04-dollar-street.ipynb", "state": "busy"}],
+        },
+        "metrics/v1": {"rss": 700 * 2**20, "cpu_percent": 50.0},
+    }
+    asked: list[str] = []
+
+    async def fake_ask(user: Any, spawner: Any, path: str) -> Any:
+        asked.append(path)
+        return answers.get(path)
+
+    room._ask = fake_ask  # type: ignore[method-assign]
+    kernels, said, memory = asyncio.run(room.ask_server(None, None, measure=False))
+    assert kernels == {"busy": 1, "idle": 0} and said is None
+    assert memory == {
+        "memory_kills": 1,
+        "memory_peak": 900 * 2**20,
+        "notebooks": [{"path": "04-dollar-street.ipynb", "state": "busy"}],
+    }
+    assert asked == ["kernels", contract.learner.MEMORY_API]
+    del answers[contract.learner.MEMORY_API]
+    _, said, memory = asyncio.run(room.ask_server(None, None, measure=True))
+    assert said is not None and said.memory_used == 700 * 2**20
+    assert memory == memory_facts(None) == {"memory_kills": None, "memory_peak": None, "notebooks": None}

@@ -97,6 +97,34 @@ def test_the_batch_script_asks_for_the_quota_and_runs_the_environments_start_hoo
         assert line in script, script
     assert learner.notebook_dir == "/home/dlw-01/work"
     assert learner.get_env()["JUPYTERHUB_ROOT_DIR"] == "/home/dlw-01/work"
+    # Scratch in the job's private /tmp; the server's output bounded by resources.log_max.
+    assert "export TMPDIR=/tmp" in script
+    assert f"head -c {30 * 2**20}" in script
+
+
+def test_the_jobs_log_keeps_at_most_log_max_of_the_servers_output(tmp_path: Path) -> None:
+    """The batch script's pipe, run with a server that prints ten times the cap: the log keeps the
+    cap and one line saying the rest was dropped, and the server ran to its end."""
+    import subprocess
+
+    learner = spawner(log_max=4096)
+    learner.cmd = [
+        "python3",
+        "-c",
+        "import sys; sys.stdout.write('x' * 40960); print('server done', file=sys.stderr)",
+    ]
+    script = learner._format(
+        learner.batch_script, learner.get_req_subvars() | {"cmd": learner.cmd_formatted_for_batch()}
+    )
+    pipe = script[script.index("srun --export=ALL") : script.index('echo "the learner')]
+    pipe = pipe.replace("srun --export=ALL /shared/env/start-server ", "")
+    log = tmp_path / "job.log"
+    ran = subprocess.run(["bash", "-c", f"set -euo pipefail\n{pipe}"], stdout=log.open("wb"), timeout=60)
+    assert ran.returncode == 0
+    kept = log.read_bytes()
+    assert kept[:4097] == b"x" * 4096 + b"\n"
+    assert kept[4097:].startswith(b"dlworkshop: the server's output passed 4096 bytes")
+    assert len(kept) < 4096 + 200
 
 
 def batch_script(learner: Any) -> str:

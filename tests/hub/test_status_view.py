@@ -135,3 +135,29 @@ def test_sizes_and_times_are_short() -> None:
     assert ago("2026-12-01T08:55:00+00:00", now) == "5 min"
     assert ago("2026-12-01T06:58:00+00:00", now) == "2 h 02"
     assert size(512) == "512B" and size(3 * 2**20) == "3.0M" and size(None) == "-"
+
+
+def test_learners_near_what_kills_their_kernel_or_killed_for_memory_are_marked() -> None:
+    """The episode's measured peak (or the quota, where it comes first), and the container's OOM
+    kills, which its server reads from its memory cgroup (dlworkshop_learner/memory.py)."""
+    from dlworkshop.needs import EpisodeNeed
+
+    needs = [EpisodeNeed("04-dollar-street", 800 * 2**20, 60.0, "full", 0.05)]
+    episode = [{"path": "lessons/04-dollar-street.ipynb", "state": "busy"}]
+    people = [
+        person("eve", "running", memory={"used": 750 * 2**20, "limit": 2 * G}, notebooks=episode),
+        person(
+            "fay", "running", memory={"used": 300 * 2**20, "limit": 2 * G}, notebooks=episode, memory_kills=2
+        ),
+        person("gus", "running", memory={"used": int(1.9 * G), "limit": 2 * G}, notebooks=[]),
+        person("hal", "running", memory={"used": 700 * 2**20, "limit": 2 * G}, notebooks=episode),
+    ]
+    text = shown(render({**VIEW, "people": people}, needs=needs))
+    rows = {line.split()[0]: line for line in text.splitlines() if line.split()}
+    assert "memory watch" in text
+    assert "near the measured peak of 04-dollar-street (750 MiB, peak 800 MiB)" in rows["eve"]
+    assert "2 kernels killed for memory" in rows["fay"] and "near" not in rows["fay"]
+    assert "near its quota (1946 MiB of 2G)" in rows["gus"]
+    assert rows["hal"].rstrip().endswith("-")  # 700 MiB: below 90% of the peak
+    # Nobody to watch: no column.
+    assert "memory watch" not in shown(render(VIEW, needs=needs))

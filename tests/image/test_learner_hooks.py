@@ -212,11 +212,13 @@ def test_the_server_opens_in_the_work_folder_with_the_kernel_started_ahead() -> 
     server_config.apply(c, environ={})
     assert c.ServerApp.root_dir == layout.WORK_FOLDER
     assert c.ServerApp.kernel_manager_class == "dlworkshop_learner.kernels.PrestartedKernelManager"
-    # jupyter-lsp off; JupyterLab shows the name typed at login (dlworkshop_learner/identity.py).
+    # jupyter-lsp off; JupyterLab shows the name typed at login (dlworkshop_learner/identity.py);
+    # the room view reads the server's memory cgroup (dlworkshop_learner/memory.py).
     assert c.ServerApp.jpserver_extensions == {
         "jupyter_lsp": False,
         "notebook_shim": False,
         "dlworkshop_learner.identity": True,
+        "dlworkshop_learner.memory": True,
     }
     # An idle server samples nothing every second (jupyter-resource-usage's Prometheus gauges).
     assert c.ResourceUseDisplay.enable_prometheus_metrics is False

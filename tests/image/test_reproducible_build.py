@@ -70,7 +70,9 @@ def test_the_cuda_lock_resolves_with_the_pip_cuda_wheels(tmp_path: Path) -> None
     shutil.copy2(shipped, relocked)
     resolved = lock("cuda", output=relocked).read_text()
     assert resolved_at(relocked) == resolved_at(shipped) is not None
-    assert pinned(resolved) == pinned(shipped.read_text()), "the CUDA lock is stale: run `dlworkshop image lock`"
+    assert pinned(resolved) == pinned(shipped.read_text()), (
+        "the CUDA lock is stale: run `dlworkshop image lock`"
+    )
     assert "\ntensorflow==2.21.0" in resolved
     assert "nvidia-cudnn-cu12==" in resolved and "--hash=sha256:" in resolved
 

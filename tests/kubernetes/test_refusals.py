@@ -142,6 +142,11 @@ REFUSED = [
         id="setting-of-another-policy",
     ),
     pytest.param(
+        KUBERNETES + "resources: {log_max: 50M}\n",
+        "w.yaml:4: resources.log_max: only the Docker backend reads it: the kubelet rotates",
+        id="log-cap-is-the-kubelets",
+    ),
+    pytest.param(
         KUBERNETES + "kubernetes: {placeholders: -1}\n",
         "w.yaml:4: kubernetes.placeholders: -1 is neither a count (0 or more) nor auto",
         id="negative-placeholders",

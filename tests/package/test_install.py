@@ -147,7 +147,9 @@ def test_the_hub_lock_is_the_hub_extra_resolved_with_hashes(tmp_path: Path) -> N
 
     if not shutil.which("uv") and not Path(sys.executable).with_name("uv").exists():
         pytest.fail("uv is not installed (tests/requirements.txt installs it: scripts/setup-host --test)")
-    assert resolved_at(HUB_LOCK), "hub/requirements.lock records no resolution time: run `dlworkshop image lock`"
+    assert resolved_at(HUB_LOCK), (
+        "hub/requirements.lock records no resolution time: run `dlworkshop image lock`"
+    )
     relocked = tmp_path / "requirements.lock"
     shutil.copy2(HUB_LOCK, relocked)
     lock_hub(output=relocked)

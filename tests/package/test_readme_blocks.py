@@ -24,6 +24,7 @@ EXPECTED = {
     "fault table",
     "slurm load test",
     "upstream lesson table",
+    "episode needs",
 }
 
 machine = load_benchmark("machine.py", "machine")

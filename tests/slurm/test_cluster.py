@@ -68,7 +68,10 @@ def release(cluster: SlurmCluster, user: str, job_id: int) -> Job:
 
 
 def test_sinfo_shows_both_nodes_idle_with_gpus_and_shards(slurm_cluster: SlurmCluster) -> None:
-    out = slurm_cluster.run(slurm_cluster.login, "sinfo --Node --noheader --format='%N %t %G'").stdout
+    out = slurm_cluster.run(
+        slurm_cluster.login,
+        f"sinfo --Node --noheader --partition={slurm_cluster.partition} --format='%N %t %G'",
+    ).stdout
     shards = GPUS_PER_NODE * SHARDS_PER_GPU
     assert sorted(out.splitlines()) == [
         f"{node} idle gpu:{GPUS_PER_NODE},shard:{shards}" for node in COMPUTE_NODES

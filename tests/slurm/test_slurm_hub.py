@@ -30,8 +30,10 @@ from dlworkshop.clients.smoke.jupyter import JupyterServer, run_code
 from dlworkshop.docker_host.hub_runtime import hub_settings, hub_settings_yaml
 from dlworkshop.hubclient import HubClient
 from dlworkshop.settings import load_settings
+from dlworkshop.slurm.jobs import account_names
+from dlworkshop.slurm.limits import learner_limits
 from tests.fixtures.hub import SITE_HUB_CONFIG
-from tests.fixtures.slurm import ENV_VOLUME, NETWORK, SlurmCluster, docker, wait_until
+from tests.fixtures.slurm import ENV_VOLUME, NETWORK, OTHER_PARTITION, SlurmCluster, docker, wait_until
 
 pytestmark = [pytest.mark.slurm, pytest.mark.docker, pytest.mark.ansible, pytest.mark.slow]
 
@@ -46,7 +48,7 @@ workshop: {{name: dlworkshop on Slurm}}
 learners: {{count: 12}}
 auth: {{mode: shared-code, access_code: {code}, admins: [instructor]}}
 image: {{name: {learner_name}, tag: {learner_tag}}}
-resources: {{cpu: 0.5, memory: 900M, gpu: {gpu}}}
+resources: {{cpu: 0.5, memory: 1G, gpu: {gpu}}}
 prewarm: {{seats: 0}}
 hub:
   backend: slurm
@@ -277,6 +279,14 @@ def test_verify_passes_on_every_node(cluster_hub: ClusterHub) -> None:
     assert "every check passed" in result.stdout
     for node in cluster_hub.cluster.nodes:
         assert f"[ansible://{node}]" in result.stdout or node in result.stdout
+    # It reports the side doors closed: private /tmp and queue, each learner's limits, the hub's log.
+    for check in (
+        "test_jobs_get_a_private_tmp_and_a_private_queue",
+        "test_each_learner_is_held_to_the_workshops_cpus_memory_jobs_and_partition",
+        "test_the_hubs_journal_is_capped_and_its_database_private",
+        "test_the_hubs_plain_port_answers_no_other_local_user",
+    ):
+        assert re.search(rf"{check}\[ansible://{cluster_hub.cluster.login}\] PASSED", result.stdout), check
 
 
 def test_a_second_deploy_changes_nothing(cluster_hub: ClusterHub) -> None:
@@ -292,12 +302,18 @@ def test_the_sites_slurmspawner_settings_in_jupyterhub_config_d_reach_the_learne
 ) -> None:
     """The deploy copied hub.extra_config into the hub's jupyterhub_config.d: its req_options is on
     the learner's job. A file the site adds there setting req_partition moves the next job to that
-    partition; what the site left alone (the GPU, the QOS) is still the workshop's request."""
+    partition; what the site left alone (the GPU, the QOS) is still the workshop's request. The
+    learners' associations reach the workshop's partition only: a site that moves their jobs gives
+    them associations in its partition too, with the workshop's limits."""
     cluster = cluster_hub.cluster
     folder = f"{contract.cluster_hub_home(HUB_USER)}/{contract.HUB_EXTRA_CONFIG.name}"
     assert cluster.run(cluster.login, f"ls {folder}").stdout.split() == ["50-site.py"]
     site_file = f"{folder}/60-partition.py"
+    settings = load_settings(cluster_hub.config)
+    learners = ",".join(account_names(settings))
     cluster.run(cluster.login, f"scontrol create PartitionName={SITE_PARTITION} 'Nodes=node[1-2]' State=UP")
+    limits = " ".join(learner_limits(settings).sacctmgr_set())
+    cluster.sacctmgr(f"add user {learners} account={cluster.account} partition={SITE_PARTITION} {limits}")
     cluster.run(
         cluster.login,
         f"printf %s {shlex.quote(SITE_PARTITION_FILE)} > {site_file} && chown {HUB_USER}: {site_file}",
@@ -315,6 +331,9 @@ def test_the_sites_slurmspawner_settings_in_jupyterhub_config_d_reach_the_learne
     finally:
         cluster.run(cluster.login, f"rm -f {site_file}")
         cluster_hub.restart_hub()
+        cluster.sacctmgr(
+            f"delete user where name={learners} account={cluster.account} partition={SITE_PARTITION}"
+        )
         cluster.run(cluster.login, f"scontrol delete PartitionName={SITE_PARTITION}", check=False)
     assert SITE_PARTITION not in cluster.run(cluster.login, "sinfo --noheader --format=%R").stdout.split()
 
@@ -418,6 +437,91 @@ def test_learner_a_cannot_read_learner_bs_home(cluster_hub: ClusterHub) -> None:
         f"import os\ntry:\n    os.listdir('/home/{other}')\nexcept PermissionError as e:\n    print('denied', e)",
     )
     assert report.startswith("denied"), report
+
+
+def spare_accounts(cluster_hub: ClusterHub) -> list[str]:
+    """Two learner accounts no test logs in as before the load test: a learner typing in a
+    terminal, as the account their server runs under."""
+    return account_names(load_settings(cluster_hub.config))[-2:]
+
+
+# A learner's own job on node1, as they would submit it from their terminal (within the quota).
+SMALL = ("--nodelist=node1", "--cpus-per-task=1", "--mem=100M")
+
+
+def test_a_learners_tmp_is_their_own_on_a_shared_node(cluster_hub: ClusterHub) -> None:
+    cluster = cluster_hub.cluster
+    reader, writer = spare_accounts(cluster_hub)
+    written = cluster.submit(
+        writer, "umask 022; echo secret-of-b > /tmp/b.txt; echo written; sleep 300", *SMALL
+    )
+    try:
+        cluster.wait_for_output(writer, written, "written", timeout=120)
+        read = cluster.submit(reader, "cat /tmp/b.txt 2>&1; echo TMPDIR=${TMPDIR:-unset}; echo done", *SMALL)
+        output = cluster.wait_for_output(reader, read, "done", timeout=120)
+    finally:
+        cluster.cancel(written)
+    assert "secret-of-b" not in output and "No such file" in output, output
+    # The learner's server: scratch in its own /tmp, which the node's /tmp does not show.
+    ada = cluster_hub.start("ada")  # running already when the whole module runs
+    report = cluster_hub.run(
+        ada,
+        "ada",
+        "import os, socket\nopen('/tmp/ada.txt', 'w').write('mine')\n"
+        "print(os.environ.get('TMPDIR'), socket.gethostname())",
+    )
+    tmpdir, node = report.split()
+    assert tmpdir == "/tmp"
+    assert cluster.run(node, "test -e /tmp/ada.txt", check=False).returncode != 0
+    wait_until(
+        lambda: cluster.job(written).state not in ("RUNNING", "COMPLETING"), 60, "the writer's job to end"
+    )
+
+
+def test_a_learners_terminal_cannot_take_more_cpus_memory_or_another_partition(
+    cluster_hub: ClusterHub,
+) -> None:
+    cluster = cluster_hub.cluster
+    learner, _ = spare_accounts(cluster_hub)
+    refusals = {
+        " ".join(options): cluster.submit_refused(learner, "true", *options)
+        for options in (
+            ("--cpus-per-task=6", "--mem=2500"),
+            ("--cpus-per-task=6",),
+            ("--mem=2500",),
+            (f"--partition={OTHER_PARTITION}", "--cpus-per-task=1", "--mem=100M"),
+        )
+    }
+    for options, message in refusals.items():
+        assert (
+            "Job violates accounting/QOS policy" in message
+            or "Invalid account or account/partition combination" in message
+        ), f"{options}: {message}"
+    # Within the quota, the same learner's job runs.
+    accepted = cluster.submit(learner, "echo fits", *SMALL)
+    cluster.wait_for_state(accepted, "COMPLETED", timeout=120)
+
+
+def test_a_learner_sees_only_their_own_jobs_in_the_queue(cluster_hub: ClusterHub) -> None:
+    cluster = cluster_hub.cluster
+    watcher, other = spare_accounts(cluster_hub)
+    theirs = cluster.submit(other, "sleep 300", *SMALL)
+    try:
+        cluster.wait_for_state(theirs, "RUNNING", timeout=120)
+        seen = cluster.run(cluster.login, "squeue --noheader --format=%u", user=watcher).stdout.split()
+        shown = cluster.run(cluster.login, f"scontrol show job {theirs}", user=watcher, check=False)
+        accounted = cluster.run(cluster.login, "sacct --allusers --noheader --format=user%20", user=watcher)
+    finally:
+        cluster.cancel(theirs)
+    assert other not in seen and set(seen) <= {watcher}, seen
+    assert other not in shown.stdout + shown.stderr, shown.stdout
+    assert other not in accounted.stdout.split(), accounted.stdout
+    # The hub (the account's coordinator) still sees every learner's job.
+    hub_sees = cluster.run(
+        cluster.login, f"runuser -u {HUB_USER} -- squeue --noheader --format=%u"
+    ).stdout.split()
+    assert cluster_hub.account_of("ada") in hub_sees, hub_sees
+    wait_until(lambda: cluster.job(theirs).state not in ("RUNNING", "COMPLETING"), 60, "the job to end")
 
 
 def test_scancel_shows_as_a_stopped_server_and_the_learner_restarts_with_their_files(

@@ -85,3 +85,57 @@ def test_https_answers_with_a_valid_chain_for_the_name(login: Any, expected: dic
 
 def test_http_redirects_to_https(login: Any, expected: dict[str, Any]) -> None:
     single_host.test_http_redirects_to_https(login, expected)
+
+
+def test_jobs_get_a_private_tmp_and_a_private_queue(login: Any) -> None:
+    """slurm.conf as dlworkshop.slurm.limits.slurm_conf_lines() asks (the site's file)."""
+    from dlworkshop.slurm.limits import missing_from_config, parse_show_config
+
+    shown = login.run("scontrol show config")
+    assert shown.rc == 0, shown.stderr
+    problems = missing_from_config(parse_show_config(shown.stdout))
+    assert not problems, "; ".join(problems)
+
+
+def test_each_learner_is_held_to_the_workshops_cpus_memory_jobs_and_partition(
+    login: Any, expected: dict[str, Any]
+) -> None:
+    from dlworkshop.slurm.limits import ASSOCIATION_FORMAT, LearnerLimits, looser_than, parse_associations
+
+    assert expected["slurm_account"], (
+        "slurm.account is not set: the learners' CPU, memory and job limits live on their "
+        "associations in a Slurm account (slurmdbd)"
+    )
+    limits = LearnerLimits(**expected["learner_limits"])
+    shown = login.run(
+        f"sacctmgr --noheader --parsable2 show association where account={shlex.quote(expected['slurm_account'])} "
+        f"format={ASSOCIATION_FORMAT}"
+    )
+    assert shown.rc == 0, shown.stderr
+    rows = parse_associations(shown.stdout)
+    loose = {}
+    for name in expected["accounts"]:
+        mine = [row for row in rows if row["User"] == name]
+        problems = [problem for row in mine for problem in looser_than(limits, row)]
+        if not mine or problems:
+            loose[name] = problems or ["no association in the account"]
+    assert not loose, f"looser than the workshop's {limits.describe()}: {loose}"
+
+
+def test_the_hubs_journal_is_capped_and_its_database_private(login: Any, expected: dict[str, Any]) -> None:
+    namespace = login.run("systemctl show dlworkshop-hub --property=LogNamespace --value").stdout.strip()
+    assert namespace, "the hub logs into the system journal, uncapped (LogNamespace= unset)"
+    journald = login.file(f"/etc/systemd/journald@{namespace}.conf")
+    assert journald.exists and f"SystemMaxUse={expected['log_max']}" in journald.content_string
+    database = login.file(f"{expected['hub_home']}/data/jupyterhub.sqlite")
+    assert database.exists and database.mode == 0o600, f"{database.path}: {database.mode:o}"
+
+
+def test_the_hubs_plain_port_answers_no_other_local_user(login: Any, expected: dict[str, Any]) -> None:
+    """Only nginx (TLS), the hub and root reach the hub's HTTP port on the loopback; a learner's
+    account on the login node does not."""
+    learner = next(iter(expected["accounts"]))
+    probe = f"exec 3<>/dev/tcp/{expected['hub_bind']}/{expected['hub_port']}"
+    as_learner = login.run(f"runuser -u {shlex.quote(learner)} -- bash -c {shlex.quote(probe)}")
+    assert as_learner.rc != 0, f"{learner} reaches the hub's plain HTTP port on the login node"
+    assert login.run(f"bash -c {shlex.quote(probe)}").rc == 0, "the hub's port does not answer root"

@@ -148,6 +148,25 @@ def test_hub_secrets_exist_with_mode_0600(host: Any, expected: dict[str, Any], s
     assert secret_file.size > 0, f"{path} is empty"
 
 
+def test_the_hubs_and_learners_logs_are_capped(host: Any, expected: dict[str, Any]) -> None:
+    """The hub container and every learner's carry the cap themselves; the engine's default (any
+    other container) is the same (daemon.json)."""
+    wanted = {"Type": contract.LOG_DRIVER, "Config": expected["log_options"]}
+    hub = docker_inspect(host, "container", expected["hub_container"])
+    assert hub["HostConfig"]["LogConfig"] == wanted, hub["HostConfig"]["LogConfig"]
+    learners = host.run(
+        f"docker ps --quiet --filter label={contract.LABEL_HUB}={expected['hub_container']} "
+        f"--filter label={contract.LABEL_USER}"
+    ).stdout.split()
+    for learner in learners:
+        config = docker_inspect(host, "container", learner)["HostConfig"]["LogConfig"]
+        assert config == wanted, f"learner container {learner}: {config}"
+    daemon = json.loads(host.file("/etc/docker/daemon.json").content_string or "{}")
+    assert (
+        daemon.get("log-driver") == contract.LOG_DRIVER and daemon.get("log-opts") == expected["log_options"]
+    )
+
+
 def test_settings_file_is_private(host: Any, expected: dict[str, Any]) -> None:
     container = docker_inspect(host, "container", expected["hub_container"])
     sources = [m["Source"] for m in container["Mounts"] if m["Destination"] == str(contract.HUB_SETTINGS)]

@@ -1,0 +1,65 @@
+"""The tests' image pipeline (tests/fixtures/pipeline.py): which images a run builds ahead, in
+which order, and what a test that needs an image gets when its build failed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from tests.fixtures.pipeline import ImagePipeline, needed
+
+
+@dataclass
+class Item:
+    fixturenames: list[str]
+
+
+def test_a_run_builds_what_its_tests_need_and_what_those_builds_need_in_order() -> None:
+    assert needed([Item(["slurm_node_image"]), Item(["hub_image", "tmp_path"])]) == [
+        "base_image",
+        "deploy_host_image",
+        "hub_image",
+        "slurm_node_image",
+    ]
+
+
+def test_each_learner_image_asks_for_both_learner_images() -> None:
+    assert needed([Item(["each_learner_image"])]) == ["base_image", "learner_image", "cuda_learner_image"]
+
+
+def test_a_run_without_images_builds_nothing() -> None:
+    assert needed([Item(["tmp_path"]), Item([])]) == []
+
+
+def fake_builds(failing: str | None) -> dict:
+    def build(name: str):  # type: ignore[no-untyped-def]
+        def run(built: dict[str, str], console: Console) -> str:
+            if name == failing:
+                raise RuntimeError(f"{name} broke")
+            return f"{name}:{sorted(built)}"
+
+        return run
+
+    return {name: build(name) for name in ("base_image", "deploy_host_image", "learner_image", "hub_image")}
+
+
+def test_images_come_from_the_background_and_others_are_built_when_asked(tmp_path: Path) -> None:
+    pipeline = ImagePipeline(["base_image", "learner_image"], tmp_path / "log", lambda: fake_builds(None))
+    pipeline.start()
+    assert pipeline.result("learner_image", lambda: "not this") == "learner_image:['base_image']"
+    assert pipeline.result("hub_image", lambda: "built now") == "built now"
+
+
+def test_a_failed_build_fails_the_tests_that_need_it_or_what_builds_on_it(tmp_path: Path) -> None:
+    pipeline = ImagePipeline(
+        ["base_image", "deploy_host_image", "hub_image"], tmp_path / "log", lambda: fake_builds("base_image")
+    )
+    pipeline.start()
+    with pytest.raises(RuntimeError, match="base_image broke") as failed:
+        pipeline.result("base_image", lambda: "not this")
+    assert any("the builds' log" in note for note in failed.value.__notes__)
+    with pytest.raises(RuntimeError, match="not built: base_image"):
+        pipeline.result("hub_image", lambda: "not this")
