@@ -115,7 +115,9 @@ def learner_memory() -> tuple[str, str]:
     if largest is None:
         return "1G", "no episode's needs measured"
     quota = max(largest.quota_bytes, 2**30)
-    return format_bytes(quota), f"the lesson's largest taught episode, {largest.episode}, needs {largest.figure()}"
+    return format_bytes(
+        quota
+    ), f"the lesson's largest taught episode, {largest.episode}, needs {largest.figure()}"
 
 
 class PlainHub:
