@@ -27,6 +27,16 @@ def machine() -> dict[str, Any]:
     }
 
 
+def revision(root: Path = Path(__file__).resolve().parent.parent) -> str:
+    """The checkout's commit, and whether it has changes besides (what the figures measured)."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True).stdout.strip()
+
+    return git("rev-parse", "HEAD") + (" (with uncommitted changes)" if git("status", "--porcelain") else "")
+
+
 def load_average() -> list[float]:
     """The 1-, 5- and 15-minute load averages."""
     return [round(value, 2) for value in os.getloadavg()]

@@ -5,7 +5,9 @@
 
 Phases: container create+start, Jupyter server answering, kernel started, first cell's output, and
 the server idle for a minute after. CPU seconds are read from the container's cgroup, so they count
-every process in it. Prints a table (and writes it as JSON with --json); not a test. --readme
+every process in it. Then the pieces measured alone (benchmarks/server_start.py): the single-user
+server's start as JupyterHub runs it, with each extension manager, the imports it pays for, and
+the login's claim check with the hash written before and now. Prints a table (and writes it as JSON with --json); not a test. --readme
 turns committed results files into the README's start profile block.
 `benchmarks/surge.py --profile` puts the same figures in its results file.
 """
@@ -38,6 +40,12 @@ from machine import (  # what every results file records, and the README's gener
     readme_command,
     relative,
     replace_readme_block,
+)
+from server_start import (  # pieces measured alone
+    claim_check_cpu,
+    import_costs,
+    manager_setup_cpu,
+    server_starts,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -143,7 +151,16 @@ def profile(client: docker.DockerClient, image: str, cpus: float, repeat: int, i
         piece: round(statistics.median(component_cpu(client, image, command, cpus) for _ in range(repeat)), 3)
         for piece, command in COMPONENTS.items()
     }
-    return {"image": image, "cpus": cpus, "repeat": repeat, "phases": phases, "pieces_cpu_s": pieces}
+    return {
+        "image": image,
+        "cpus": cpus,
+        "repeat": repeat,
+        "phases": phases,
+        "pieces_cpu_s": pieces,
+        "singleuser_start": server_starts(client, image, cpus, max(repeat, 9)),
+        "imports_cpu_s": import_costs(client, image, repeat),
+        "extension_manager_setup_cpu_s": manager_setup_cpu(client, image, max(repeat, 9)),
+    }
 
 
 def image_label(image: str, about: Any) -> str:
@@ -179,6 +196,33 @@ def readme_profile(results: dict[str, Any], path: str) -> list[str]:
     for piece in profiles[0]["pieces_cpu_s"]:
         cells = [f"{p['pieces_cpu_s'][piece]:.2f}" if piece in p["pieces_cpu_s"] else "-" for p in profiles]
         lines.append(f"| alone in a fresh container: {piece} | " + " | ".join(cells) + " |")
+    for variant in profiles[0].get("singleuser_start", {}):
+        cells = []
+        for profile in profiles:
+            row = profile.get("singleuser_start", {}).get(variant)
+            cells.append(f"{row['cpu_s']:.2f} ({row['wall_s']:.2f})" if row else "-")
+        lines.append(f"| jupyterhub-singleuser until it answers, {variant} | " + " | ".join(cells) + " |")
+    for label in profiles[0].get("imports_cpu_s", {}):
+        cells = [
+            f"{p['imports_cpu_s'][label]:.2f}" if label in p.get("imports_cpu_s", {}) else "-"
+            for p in profiles
+        ]
+        lines.append(f"| import alone: {label} | " + " | ".join(cells) + " |")
+    for label in profiles[0].get("extension_manager_setup_cpu_s", {}):
+        cells = [
+            f"{p['extension_manager_setup_cpu_s'][label]:.3f}"
+            if label in p.get("extension_manager_setup_cpu_s", {})
+            else "-"
+            for p in profiles
+        ]
+        lines.append(f"| set-up of JupyterLab's extension manager, {label} | " + " | ".join(cells) + " |")
+    if results.get("claim_check_cpu_s"):
+        lines += [
+            "",
+            "A login's claim check (CPU s, median, on this machine): "
+            + "; ".join(f"{label} {seconds:.3f}" for label, seconds in results["claim_check_cpu_s"].items())
+            + ".",
+        ]
     return lines
 
 
@@ -205,6 +249,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--idle", type=float, default=60, help="Seconds of idle server measured (0: none).")
     parser.add_argument("--json", type=Path, help="Write the figures to this file too.")
+    parser.add_argument(
+        "--describe",
+        action="append",
+        default=[],
+        metavar="IMAGE=TEXT",
+        help="What an image is, for the results file and the README (e.g. 'main before this change').",
+    )
     parser.add_argument(
         "--readme",
         type=Path,
@@ -241,7 +292,7 @@ def main() -> None:
             pieces.add_row(result["image"], piece, f"{seconds:.2f}")
     console.print(pieces)
     if args.json:
-        results = {
+        results: dict[str, Any] = {
             "measured": started.strftime("%Y-%m-%d %H:%M UTC"),
             "command": "python benchmarks/start_profile.py " + " ".join(sys.argv[1:]),
             "machine": machine(),
@@ -249,7 +300,13 @@ def main() -> None:
             "load_average_after": load_average(),
             "images": {image: client.images.get(image).attrs["Config"]["Labels"] for image in images},
             "profiles": profiles,
+            "claim_check_cpu_s": claim_check_cpu(),
         }
+        about: dict[str, Any] = results["images"]
+        for described in args.describe:  # said beside the image's revision label
+            image, _, text = described.partition("=")
+            revision = (about.get(image) or {}).get("org.opencontainers.image.revision", "")
+            about[image] = text + (f" (revision {revision[:7]})" if revision else "")
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 
 

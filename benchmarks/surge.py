@@ -2,10 +2,16 @@
 side by side with a hub set up the way jupyterhub-deploy-docker does it (plain DockerSpawner, no
 limits or tuning) on the same machine and learner image.
 
-    python benchmarks/surge.py [--image IMG] [--hub-image IMG] [--prefix NAME] [--repeat 3]
+    python benchmarks/surge.py [--build] [--image IMG] [--hub-image IMG] [--prefix NAME] [--repeat 3]
                                [--scenarios 1,10,30-cold,30-prewarmed] [--skip-plain] [--profile]
                                [--sweep 1,2,3,4,5,6,7,8]
     python benchmarks/surge.py --readme benchmarks/results/surge-<date>.json [files with a sweep]
+
+Every learner does what a browser does: the login form, the spawn page's progress stream, a
+notebook session (POST /api/sessions, as JupyterLab opens a notebook), the first cell over the
+kernel's websocket. Every run waits for a quiet machine first (1-minute load average under
+--quiet), and records the host's busy cores second by second (/proc/stat), the CPU a learner cost
+all in, and beside its p95 the least p95 that cost allows in arrival order (the CPU bound).
 
 Scenarios: 1 learner (3 tries one after the other); 10 and 30 arriving within --ramp seconds on a
 hub with no server running; 30 arriving onto seats all started beforehand (ours only: the plain hub
@@ -13,7 +19,10 @@ has nothing like it), during which the idle cost of the 30 running servers is me
 over --idle seconds). Each scenario runs --repeat times, the two hubs taking turns (which goes first
 alternates), and the machine's load average is recorded before each; the summary is the median of
 the runs' p95s. --sweep measures the 30-cold room on our hub at each fixed start capacity (and
-auto). --profile adds benchmarks/start_profile.py's figures. One results file per run,
+auto). --profile adds benchmarks/start_profile.py's figures, and each hub's arrival of one learner
+phase by phase (benchmarks/arrival_profile.py: login and claim check, the hub's spawn work, the
+container's create, the server's start, kernel, first cell, the kernel started ahead; CPU and wall
+seconds, median of 3 samples per hub, the hubs taking turns). One results file per run,
 benchmarks/results/surge-<UTC time>.json; --readme turns one into the README's table (between its
 surge markers) and docs/surge.png. Not a test.
 """
@@ -24,11 +33,9 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import re
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,19 +45,22 @@ import docker
 import httpx
 from rich.console import Console
 
-from dlworkshop.capacity import cpu_times
+from dlworkshop import contract
 from dlworkshop.clients import instructor, loadtest
 from dlworkshop.local import local_hub
-from dlworkshop.settings import Settings, parse_settings
+from dlworkshop.settings import Settings, format_bytes, parse_settings
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import load_average, machine  # what every results file records
+from arrival_profile import Meters, median_phases, one_arrival  # one learner, phase by phase
+from host_trace import HostCpuTrace, pair_order, saturated_seconds, wait_for_quiet  # around each run
+from machine import load_average, machine, revision  # what every results file records
 from start_profile import cpu_seconds  # the sibling benchmark's cgroup reader
 from surge_report import (  # the results: summary, README table and plot
     OURS_HUB,
     PLAIN_HUB,
     RESULTS,
     SCENARIOS,
+    arrival_order_p95,
     print_summary,
     summarise,
     write_readme,
@@ -66,7 +76,7 @@ workshop: {{name: surge benchmark}}
 learners: {{count: {names}, expected_concurrent: 30}}
 auth: {{mode: shared-code, access_code: {code}}}
 image: {{name: {name}, tag: {tag}}}
-resources: {{cpu: 1, memory: 1G}}  # every taught episode runs in it (check refuses less; 04b-cifar10, the alternative, needs more)
+resources: {{cpu: 1, memory: {memory}}}  # every taught episode runs in it (check refuses less)
 hub: {{image: {hub_image}, port: {port}, container_name: {prefix}-bench-ours, network: {prefix}-bench-ours, data_volume: {prefix}-bench-ours-data, start_capacity: {capacity}}}
 """
 # jupyterhub-deploy-docker's configuration, with DummyAuthenticator standing in for its
@@ -90,6 +100,24 @@ c.Authenticator.allow_all = True
 # Distinct names one repeat logs in to our hub (each with its own work folder); the pre-warmed
 # learners take the seats' folders.
 NAMES_PER_REPEAT = sum(size * tries for _, _, size, prewarmed, tries in SCENARIOS if not prewarmed)
+# Learners who arrive alone, one after the other, each read phase by phase (--profile), per hub.
+PROFILE_SAMPLES = 3
+
+
+def learner_memory() -> tuple[str, str]:
+    """The learners' memory quota: 1G, or what the lesson's largest taught episode needs where
+    that is more (the notebooks' `needs`, from benchmarks/results/episode-needs-*.json), and why.
+    An alternative episode (04b-cifar10 beside 04-dollar-street) is left out, as check leaves it."""
+    from dlworkshop.needs import lesson_needs
+
+    needs = [need for need in lesson_needs() if need.alternative_to is None]
+    largest = max(needs, key=lambda need: need.quota_bytes, default=None)
+    if largest is None:
+        return "1G", "no episode's needs measured"
+    quota = max(largest.quota_bytes, 2**30)
+    return format_bytes(
+        quota
+    ), f"the lesson's largest taught episode, {largest.episode}, needs {largest.figure()}"
 
 
 class PlainHub:
@@ -135,6 +163,7 @@ class OurHub:
     def __init__(self, args: argparse.Namespace, console: Console) -> None:
         self.args, self.console = args, console
         self.url = f"http://127.0.0.1:{args.port}"
+        self.memory, self.memory_why = learner_memory()
         self.settings = self.settings_for("auto")
 
     def settings_for(self, capacity: str | int) -> Settings:
@@ -142,7 +171,8 @@ class OurHub:
         return parse_settings(
             OURS.format(
                 code=CODE,
-                names=NAMES_PER_REPEAT,
+                names=NAMES_PER_REPEAT + PROFILE_SAMPLES,
+                memory=self.memory,
                 name=name,
                 tag=tag,
                 hub_image=self.args.hub_image,
@@ -194,43 +224,11 @@ class OurHub:
         }
 
 
-class HostCpuTrace:
-    """The whole host's busy CPU seconds (/proc/stat), sampled every `interval` s in a thread: what a
-    surge cost all in (the hub, Docker, the servers and kernels, this benchmark's own clients)."""
-
-    def __init__(self, interval: float = 0.2) -> None:
-        self.interval = interval
-        self.samples: list[tuple[float, float]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            busy, _ = cpu_times() or (0, 0)
-            self.samples.append((time.monotonic(), busy / os.sysconf("SC_CLK_TCK")))
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> HostCpuTrace:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def busy_between(self, start: float, end: float) -> float:
-        """Busy CPU seconds from `start` to `end` (time.monotonic()), from the nearest samples."""
-
-        def at(moment: float) -> float:
-            return min(self.samples, key=lambda sample: abs(sample[0] - moment))[1]
-
-        return at(end) - at(start)
-
-
-def measure(url: str, learners: int, ramp: float, prefix: str, tries: int) -> dict[str, Any]:
+def measure(url: str, learners: int, ramp: float, prefix: str, tries: int, cores: int) -> dict[str, Any]:
     """`tries` surges one after the other (a single learner is measured several times)."""
     runs = []
     busy = 0.0
+    busy_cores: list[float] = []
     with HostCpuTrace() as trace:
         for attempt in range(tries):
             # Our hub's names are claimed with a secret; the plain hub's DummyAuthenticator ignores it.
@@ -241,8 +239,10 @@ def measure(url: str, learners: int, ramp: float, prefix: str, tries: int) -> di
             arrivals = loadtest.arrival_times(learners, ramp)
             last = max((at + r.ready for at, r in zip(arrivals, surge, strict=True) if r.ready), default=0.0)
             busy += trace.busy_between(began, began + last)
+            busy_cores += trace.busy_cores(began, began + last)
             runs += surge
     ready = [r.ready for r in runs if r.ready is not None]
+    cost = busy / max(len(runs), 1)
     return {
         "ran_code": len(ready),
         "learners": len(runs),
@@ -250,13 +250,45 @@ def measure(url: str, learners: int, ramp: float, prefix: str, tries: int) -> di
         "p95": round(loadtest.percentile(ready, 95), 2) if ready else None,
         "seconds": [round(value, 2) for value in ready],
         # The host's CPU from the first arrival to the last first cell, per learner.
-        "host_cpu_per_learner": round(busy / max(len(runs), 1), 2),
+        "host_cpu_per_learner": round(cost, 2),
+        # The least p95 that cost allows in arrival order with every core busy (beside the p95).
+        "cpu_bound_p95": round(arrival_order_p95(learners, ramp, cost, cores), 2),
+        # The host's busy cores, second by second, and the seconds with every core busy.
+        "busy_cores_per_s": busy_cores,
+        "saturated_s": saturated_seconds(busy_cores, cores),
         # Where the time went: p50/p95/max of each step (login, start, kernel, first cell).
         "steps": {
             step: {k: round(v, 2) for k, v in row.items()} for step, row in loadtest.summary(runs).items()
         },
         "errors": sorted({r.error for r in runs if r.error}),
     }
+
+
+def arrival_profiles(
+    client: docker.DockerClient, ours: OurHub, plain: PlainHub, args: argparse.Namespace, quiet: Any
+) -> dict[str, Any]:
+    """Each hub's arrival of one learner, phase by phase (benchmarks/arrival_profile.py), the hubs
+    taking turns, each sample on a quiet machine; the medians per phase."""
+    hub_name = ours.settings.hub.container_name
+    meters = {
+        OURS_HUB: (ours.url, hub_name, lambda user: contract.learner_container_name(hub_name, user)),
+        PLAIN_HUB: (plain.url, plain.name, lambda user: f"{plain.name}-{user}"),
+    }
+    hubs = [OURS_HUB] + ([] if args.skip_plain else [PLAIN_HUB])
+    samples: dict[str, list[dict[str, dict[str, float]]]] = {hub: [] for hub in hubs}
+    errors: list[str] = []
+    for sample in range(PROFILE_SAMPLES):
+        for hub in pair_order(sample, hubs):
+            url, container, container_of = meters[hub]
+            quiet()
+            login = loadtest.credentials(1, f"p{sample}-", CODE, None, instructor.secret_for)[0]
+            reader = Meters(client, client.containers.get(container).id or "", container_of)
+            try:
+                samples[hub].append(asyncio.run(one_arrival(url, login, reader, args.settle_profile)))
+            except Exception as exc:  # one failed sample is reported, never the end of the run
+                errors.append(f"{hub}, sample {sample + 1}: {type(exc).__name__}: {exc}")
+    profile: dict[str, Any] = {hub: median_phases(runs) for hub, runs in samples.items() if runs}
+    return profile | ({"errors": errors} if errors else {})
 
 
 def write_results(results: dict[str, Any]) -> Path:
@@ -267,16 +299,38 @@ def write_results(results: dict[str, Any]) -> Path:
     return path
 
 
+def build_images(args: argparse.Namespace) -> None:
+    """The learner and hub images from this checkout, under --image and --hub-image, built as the
+    tests build theirs (the fixture data mirror: the benchmark's first cell needs none of the
+    lesson's data)."""
+    root = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(root))
+    from dlworkshop.image.base import build_base
+    from dlworkshop.image.build import build_hub_image, build_learner_image
+    from tests.fixtures.data import build_fixture_mirror
+
+    base = build_base()
+    mirror, registry = build_fixture_mirror()
+    build_learner_image(args.image, "cpu", base_image=base, data_mirror=str(mirror), registry=registry)
+    build_hub_image(args.hub_image, base)
+
+
 def run_benchmark(args: argparse.Namespace, console: Console) -> Path:
     client = docker.from_env()
+    if args.build:
+        build_images(args)
     chosen = [s for s in SCENARIOS if s[0] in args.scenarios.split(",")]
+    ours = OurHub(args, console)
+    cores = int(machine()["cores"])
     results: dict[str, Any] = {
         "started": datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"),
         "machine": machine(),
         "image": args.image,
         "hub_image": args.hub_image,
+        "revision": revision(),
         "ramp_s": args.ramp,
-        "learner_quota": "1 CPU, 1G (ours; the plain hub sets none)",
+        "learner_quota": f"1 CPU, {ours.memory} (ours: {ours.memory_why}; the plain hub sets none)",
+        "quiet_load": args.quiet,
         "repeat": args.repeat,
         "scenarios": [s[0] for s in chosen],
         "runs": [],
@@ -284,7 +338,6 @@ def run_benchmark(args: argparse.Namespace, console: Console) -> Path:
         "admission": [],
         "notes": args.note,
     }
-    ours = OurHub(args, console)
     plain = PlainHub(client, args.prefix, args.plain_port)
     path = write_results(
         results
@@ -294,9 +347,15 @@ def run_benchmark(args: argparse.Namespace, console: Console) -> Path:
         row = {"hub": hub, "scenario": key, "label": label, "repeat": repeat, **extra, **row}
         results["runs"].append(row)
         console.print(
-            f"{hub}, {label} (run {repeat + 1}): ran code {row['ran_code']}/{row['learners']}, p50 {row['p50']} s, p95 {row['p95']} s, load before {row['load_before']}"
+            f"{hub}, {label} (run {repeat + 1}): ran code {row['ran_code']}/{row['learners']}, p50 {row['p50']} s, "
+            f"p95 {row['p95']} s (CPU bound {row['cpu_bound_p95']} s), load before {row['load_before']}"
         )
         write_results(results)
+
+    def quiet() -> dict[str, Any]:
+        """Wait for a quiet machine (the runs before it leave their load behind)."""
+        with console.status(f"waiting for the load average to fall under {args.quiet}"):
+            return wait_for_quiet(args.quiet, args.quiet_timeout)
 
     with tempfile.TemporaryDirectory() as scratch:
         try:
@@ -311,40 +370,51 @@ def run_benchmark(args: argparse.Namespace, console: Console) -> Path:
                 plain.start(args.image, args.hub_image, Path(scratch))
             for repeat in range(args.repeat if chosen else 0):
                 ours.restart()
+                if args.profile and repeat == 0:
+                    results["arrival_profile"] = arrival_profiles(client, ours, plain, args, quiet)
+                    write_results(results)
                 for index, (key, label, size, prewarmed, tries) in enumerate(chosen):
-                    hubs = [(OURS_HUB, ours.url)]
-                    if not prewarmed and not args.skip_plain:
-                        hubs.append((PLAIN_HUB, plain.url))
-                    if repeat % 2:
-                        hubs.reverse()  # neither hub always goes first
-                    for hub, url in hubs:
+                    urls = {OURS_HUB: ours.url, PLAIN_HUB: plain.url}
+                    both = [OURS_HUB] + ([PLAIN_HUB] if not prewarmed and not args.skip_plain else [])
+                    for hub in pair_order(repeat, both):  # neither hub always goes first
+                        url = urls[hub]
                         if prewarmed:
                             local_hub.prewarm(ours.settings, Console(quiet=True))
                             time.sleep(args.settle)  # the kernels started ahead are ready, as on the day
                             idle = ours.idle_cpu(args.idle)
                             results["idle"].append({"repeat": repeat, **idle})
                             console.print(f"idle: {idle}")
-                        load = load_average()
-                        row = measure(url, size, args.ramp if size > 1 else 0, f"b{repeat}s{index}-", tries)
-                        record(hub, key, label, repeat, row, load_before=load)
+                        calm = quiet()
+                        row = measure(
+                            url, size, args.ramp if size > 1 else 0, f"b{repeat}s{index}-", tries, cores
+                        )
+                        record(
+                            hub,
+                            key,
+                            label,
+                            repeat,
+                            row,
+                            first=hub == pair_order(repeat, both)[0],
+                            **calm,
+                        )
                 results["admission"] += ours.admission_lines()
             for capacity in [c for c in args.sweep.split(",") if c]:
                 ours.restart(capacity if capacity == "auto" else int(capacity))
-                load = load_average()
-                row = measure(ours.url, 30, args.ramp, f"s{capacity}-", 1)
+                calm = quiet()
+                row = measure(ours.url, 30, args.ramp, f"s{capacity}-", 1, cores)
                 lines = ours.admission_lines()
                 results["runs"].append(
                     {
                         "hub": OURS_HUB,
                         "scenario": "30-cold",
                         "sweep": capacity,
-                        "load_before": load,
                         "admission": lines,
+                        **calm,
                         **row,
                     }
                 )
                 console.print(
-                    f"sweep, capacity {capacity}: {row['ran_code']}/{row['learners']}, p95 {row['p95']} s, load before {load} {lines[-1:]}"
+                    f"sweep, capacity {capacity}: {row['ran_code']}/{row['learners']}, p95 {row['p95']} s, load before {calm['load_before']} {lines[-1:]}"
                 )
                 write_results(results)
         finally:
@@ -378,6 +448,24 @@ def main() -> None:
         "--idle", type=float, default=60, help="Seconds the idle servers' CPU is measured over."
     )
     parser.add_argument("--skip-plain", action="store_true", help="Measure dlworkshop up only.")
+    parser.add_argument(
+        "--build", action="store_true", help="Build --image and --hub-image from this checkout first."
+    )
+    parser.add_argument(
+        "--quiet", type=float, default=0.8, help="Each run waits for a 1-minute load average under this."
+    )
+    parser.add_argument(
+        "--quiet-timeout",
+        type=float,
+        default=900,
+        help="Seconds a run waits for quiet at most (then runs, noted).",
+    )
+    parser.add_argument(
+        "--settle-profile",
+        type=float,
+        default=20,
+        help="Seconds after the first cell a --profile arrival watches for a kernel started ahead.",
+    )
     parser.add_argument("--profile", action="store_true", help="Add start_profile.py's figures.")
     parser.add_argument(
         "--sweep", default="", help="Start capacities to measure the 30-cold room at (e.g. 1,2,4,8,auto)."

@@ -81,11 +81,14 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         if run.get("sweep") is not None:
             continue
         row = summary.setdefault(run["scenario"], {}).setdefault(
-            run["hub"], {"p95s": [], "p50s": [], "cpu_per_learner": [], "ran_code": 0, "learners": 0}
+            run["hub"],
+            {"p95s": [], "p50s": [], "cpu_per_learner": [], "bounds": [], "ran_code": 0, "learners": 0},
         )
         if run["p95"] is not None:
             row["p95s"].append(run["p95"])
             row["p50s"].append(run["p50"])
+        if run.get("cpu_bound_p95") is not None:
+            row["bounds"].append(run["cpu_bound_p95"])
         if run.get("host_cpu_per_learner") is not None:
             row["cpu_per_learner"].append(run["host_cpu_per_learner"])
         row["ran_code"] += run["ran_code"]
@@ -96,6 +99,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             row["median_p50"] = round(statistics.median(row["p50s"]), 2) if row["p50s"] else None
             cpu = row["cpu_per_learner"]
             row["median_cpu_per_learner"] = round(statistics.median(cpu), 2) if cpu else None
+            row["median_bound"] = round(statistics.median(row["bounds"]), 2) if row["bounds"] else None
     return summary
 
 
@@ -145,8 +149,8 @@ def readme_table(results: dict[str, Any], sweeps: list[dict[str, Any]] | None = 
         f"scenario {min(loads, default=0):.1f} to {max(loads, default=0):.1f}."
         + (f" {results['notes']}" if results.get("notes") else ""),
         "",
-        f"| learners | `{OURS_HUB}`: ran code | p95, median of runs (each run) | p50 | {PLAIN_HUB}: ran code | p95, median of runs (each run) | p50 |",
-        "|---|---|---|---|---|---|---|",
+        f"| learners | `{OURS_HUB}`: ran code | p95, median of runs (each run) | CPU bound | p50 | {PLAIN_HUB}: ran code | p95, median of runs (each run) | CPU bound | p50 |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     labels = {key: label for key, label, *_ in SCENARIOS}
     for key in results["scenarios"]:
@@ -155,7 +159,7 @@ def readme_table(results: dict[str, Any], sweeps: list[dict[str, Any]] | None = 
         for hub in (OURS_HUB, PLAIN_HUB):
             row = hubs.get(hub)
             if row is None:
-                cells += ["-", "", ""]
+                cells += ["-", "", "", ""]
             else:
                 runs = ", ".join(f"{value:.1f}" for value in row["p95s"])
                 cells += [
@@ -163,6 +167,7 @@ def readme_table(results: dict[str, Any], sweeps: list[dict[str, Any]] | None = 
                     f"{_seconds(row['median_p95'])} ({runs})"
                     if len(row["p95s"]) > 1
                     else _seconds(row["median_p95"]),
+                    _seconds(row.get("median_bound")),
                     _seconds(row["median_p50"]),
                 ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -172,7 +177,7 @@ def readme_table(results: dict[str, Any], sweeps: list[dict[str, Any]] | None = 
             "",
             "Our hub's admission (`hub.start_capacity: auto`), from its log: " + "; ".join(admitted) + ".",
         ]
-    lines += cost_lines(results)
+    lines += pair_lines(results) + cost_lines(results)
     for idle in results.get("idle", [])[:1]:
         lines += [
             "",
@@ -180,8 +185,87 @@ def readme_table(results: dict[str, Any], sweeps: list[dict[str, Any]] | None = 
         ]
     for source in [results, *(sweeps or [])]:
         lines += sweep_table(source, source is not results)
-    lines += profile_lines(results) + cold_room_lines(results)
+    lines += sweep_best_lines(results, sweeps or [])
+    lines += profile_lines(results) + arrival_lines(results) + cold_room_lines(results)
     return "\n".join(lines)
+
+
+def pairs(results: dict[str, Any], scenario: str = "30-cold") -> list[tuple[int, float, float, str]]:
+    """The interleaved pairs of a scenario: (repeat, our p95, the plain hub's p95, which went first)."""
+    found: dict[int, dict[str, Any]] = {}
+    for run in results["runs"]:
+        if run.get("sweep") is None and run["scenario"] == scenario and run["p95"] is not None:
+            found.setdefault(run["repeat"], {})[run["hub"]] = run
+    return [
+        (
+            repeat,
+            hubs[OURS_HUB]["p95"],
+            hubs[PLAIN_HUB]["p95"],
+            OURS_HUB if hubs[OURS_HUB].get("first", repeat % 2 == 0) else PLAIN_HUB,
+        )
+        for repeat, hubs in sorted(found.items())
+        if OURS_HUB in hubs and PLAIN_HUB in hubs
+    ]
+
+
+def pair_lines(results: dict[str, Any]) -> list[str]:
+    """The cold room's pairs: ours against the plain hub in each, and the median ratio."""
+    found = pairs(results)
+    if not found:
+        return []
+    ratios = [ours / plain for _, ours, plain, _ in found]
+    each = "; ".join(
+        f"pair {repeat + 1} ({first} first): {ours:.1f} s against {plain:.1f} s ({ours / plain:.2f}x)"
+        for repeat, ours, plain, first in found
+    )
+    worse = sum(1 for ratio in ratios if ratio > 1)
+    return [
+        "",
+        f"The cold room of {COLD_ROOM}, pair by pair (p95, ours against the plain hub): {each}; median "
+        f"{statistics.median(ratios):.2f}x, ours worse in {worse} of {len(found)} pairs.",
+    ]
+
+
+def sweep_best_lines(results: dict[str, Any], sweeps: list[dict[str, Any]]) -> list[str]:
+    """Where the capacity auto chose lies in the sweep: its p95 against the best fixed one's."""
+    sweep = [r for r in results["runs"] if r.get("sweep") is not None and r["p95"] is not None]
+    auto = [r for r in sweep if r["sweep"] == "auto"]
+    fixed = [r for r in sweep if r["sweep"] != "auto"]
+    if not auto or not fixed:
+        return []
+    best = min(fixed, key=lambda r: r["p95"])
+    chose = auto[0].get("admission", [])
+    return [
+        "",
+        f"The capacity our hub chose (auto{': ' + chose[-1] if chose else ''}) gave a p95 of "
+        f"{auto[0]['p95']:.1f} s; the best fixed capacity of the sweep, {best['sweep']}, {best['p95']:.1f} s.",
+    ]
+
+
+def arrival_lines(results: dict[str, Any]) -> list[str]:
+    """One learner's arrival phase by phase on each hub (`--profile`), CPU and wall seconds."""
+    profile = results.get("arrival_profile")
+    if not profile:
+        return []
+    hubs = [hub for hub in (OURS_HUB, PLAIN_HUB) if hub in profile]
+    if not hubs:
+        return []
+    samples = min(row["samples"] for hub in hubs for row in profile[hub].values())
+    lines = [
+        "",
+        f"One learner's arrival, phase by phase, alone on a quiet machine (`--profile`, median of "
+        f"{samples} per hub, the hubs taking turns); CPU s (wall s):",
+        "",
+        "| phase | " + " | ".join(hubs) + " |",
+        "|---" * (len(hubs) + 1) + "|",
+    ]
+    for phase in profile[hubs[0]]:
+        cells = []
+        for hub in hubs:
+            row = profile[hub].get(phase)
+            cells.append(f"{row['cpu_s']:.2f} ({row['wall_s']:.2f})" if row else "-")
+        lines.append(f"| {phase} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def profile_cpu(results: dict[str, Any]) -> tuple[float, float] | None:

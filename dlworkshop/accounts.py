@@ -1,7 +1,8 @@
 """Workshop accounts: generated usernames and passwords, stored hashed for the hub.
 
-Hashes are PBKDF2-HMAC-SHA256 from the standard library (`pbkdf2_sha256$<iterations>$<salt>$<hash>`),
-so the hub needs no extra dependency to check them.
+Hashes are scrypt from the standard library (`scrypt$<n>$<r>$<p>$<salt>$<hash>`), so the hub needs
+no extra dependency to check them; hashes written before (`pbkdf2_sha256$<iterations>$<salt>$<hash>`)
+still verify, each with the parameters stored beside it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,20 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-ITERATIONS = 200_000
+# scrypt's cost: N=2**12, r=8, p=1 (4 MiB, 0.015 CPU-s a check on the 2-core CI machine; the
+# PBKDF2 at 200,000 iterations it replaces took 0.110: benchmarks/start_profile.py's claim check,
+# benchmarks/results/start-profile-20261207T1827Z.json).
+# The hash is checked at every login, so a room of 30 arriving at once pays it 30 times on the
+# hub's cores in the rush: 0.4 CPU-s instead of 3.2. What it defends against is an offline attack
+# on a stolen claims or accounts file, and no hashing saves the secrets it guards there: a 4-digit
+# PIN is 10**4 guesses and a generated password (two of 26 words and 3 digits) 676,000, which at
+# 200,000 PBKDF2 iterations is still hours on one core and minutes on a GPU. What protects them is
+# that the files never leave the hub (mode 0600, on the hub's volume) and the online rate limit of
+# every login (hub/login_limits.py). The hash stays memory-hard, so a stolen file is not cracked
+# for free; the parameters are stored with each hash, so they may change without a reset.
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**12, 8, 1
+# What hashes written before used (PBKDF2-HMAC-SHA256): they verify with their stored count.
+PBKDF2_ITERATIONS = 200_000
 # shared-code mode: the secret a learner claims their name with (a password, or a PIN) is at least this long.
 MIN_SECRET_LENGTH = 4
 WORDS = [
@@ -49,22 +63,41 @@ WORDS = [
 ]
 
 
-def hash_password(password: str, salt: bytes | None = None, iterations: int = ITERATIONS) -> str:
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def hash_password(
+    password: str, salt: bytes | None = None, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P
+) -> str:
+    """scrypt of the password, its parameters and salt written with it."""
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=32)
+    return f"scrypt${n}${r}${p}${_b64(salt)}${_b64(digest)}"
+
+
+def pbkdf2_hash(password: str, salt: bytes | None = None, iterations: int = PBKDF2_ITERATIONS) -> str:
+    """A hash as written before scrypt (what an existing claims or accounts file holds)."""
     salt = salt or secrets.token_bytes(16)
     digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
-    encode = base64.urlsafe_b64encode
-    return f"pbkdf2_sha256${iterations}${encode(salt).decode()}${encode(digest).decode()}"
+    return f"pbkdf2_sha256${iterations}${_b64(salt)}${_b64(digest)}"
 
 
 def verify_password(password_hash: str, password: str) -> bool:
+    """Does the password match the hash, with the scheme and parameters stored in it?"""
+    scheme, *fields = password_hash.split("$")
     try:
-        scheme, iterations, salt, digest = password_hash.split("$")
-    except ValueError:
+        if scheme == "scrypt" and len(fields) == 5:
+            n, r, p, salt, digest = fields
+            expected = hash_password(password, base64.urlsafe_b64decode(salt), int(n), int(r), int(p))
+        elif scheme == "pbkdf2_sha256" and len(fields) == 3:
+            iterations, salt, digest = fields
+            expected = pbkdf2_hash(password, base64.urlsafe_b64decode(salt), int(iterations))
+        else:
+            return False
+    except ValueError:  # not numbers, not base64, or parameters scrypt refuses
         return False
-    if scheme != "pbkdf2_sha256":
-        return False
-    expected = hash_password(password, base64.urlsafe_b64decode(salt), int(iterations)).rsplit("$", 1)[1]
-    return hmac.compare_digest(expected, digest)
+    return hmac.compare_digest(expected.rsplit("$", 1)[1], digest)
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,11 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from dlworkshop.settings import Settings, format_bytes
+from dlworkshop_learner.host_cpu import cpu_times
+
+__all__ = ["cpu_times"]  # the host's busy CPU, read where the learner's server reads it too
 
 # The hub, its proxy and the culler, measured with a margin.
 HUB_OVERHEAD_BYTES = 1024**3
@@ -35,17 +37,23 @@ def host_start_capacity(
     busy_cores: float = 0.0,
     cpu_seconds: float = START_CPU_SECONDS,
     wait_seconds: float = START_WAIT_SECONDS,
+    after_seconds: float = 0.0,
 ) -> int:
     """How many learner server starts the host carries at once (the hub's admission queue).
 
     Enough starts to keep the free cores busy while each also waits on Docker and the disk, and no
-    more (more only slows every start down): free cores x (CPU + wait) / CPU seconds of a start,
-    within the memory free for their imports. `busy_cores` is what runs besides the starts (the
-    hub itself, running learners). Counted as free: at least half the cores, as the kernel shares
-    a busy host's CPU time by process: fewer starts than that would only cede their share.
+    more (more only slows every start down): free cores x (CPU + wait) / CPU seconds of a learner,
+    within the memory free for their imports. A learner's CPU is the start's and `after_seconds`,
+    what their server uses right after it answers (their first kernel and cell), which competes with
+    the starts still admitted: at full speed the cores finish free cores / (start + after) learners
+    a second, and each start holds its place (CPU + wait) seconds (Little's law). `busy_cores` is
+    what runs besides the starts (the hub itself, running learners). Counted as free: at least half
+    the cores, as the kernel shares a busy host's CPU time by process: fewer starts than that would
+    only cede their share.
     """
     free_cores = max(cpus / 2, cpus - busy_cores)
-    by_cpu = math.ceil(free_cores * (cpu_seconds + wait_seconds) / max(cpu_seconds, 0.05) - 1e-9)
+    learner = max(cpu_seconds + after_seconds, 0.05)
+    by_cpu = math.ceil(free_cores * (cpu_seconds + wait_seconds) / learner - 1e-9)
     return max(1, min(by_cpu, available_memory // START_MEMORY_BYTES))
 
 
@@ -53,18 +61,6 @@ def start_capacity(settings: Settings, cpus: float, available_memory: int) -> in
     """hub.start_capacity from workshop.yaml, or the host's when it says auto."""
     configured = settings.hub.start_capacity
     return configured if isinstance(configured, int) else host_start_capacity(cpus, available_memory)
-
-
-def cpu_times(stat: Path = Path("/proc/stat")) -> tuple[int, int] | None:
-    """(busy, total) jiffies of all the host's cores together since boot (a container without
-    lxcfs reads its host's); None where /proc/stat cannot be read."""
-    try:
-        fields = [int(value) for value in stat.read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    total = sum(fields[:8])  # guest time is counted in user time already
-    return total - idle, total
 
 
 def available_memory() -> int:

@@ -322,6 +322,21 @@ class HubSession:
         started = await self.request("POST", f"/user/{name}/api/kernels", json={"name": kernel})
         return started.json()["id"]
 
+    async def start_session(self, name: str, path: str, kernel: str = "python3") -> str:
+        """A notebook's session in the user's server, as JupyterLab opens a notebook (its kernel
+        started in the notebook's folder, the session named after it); the kernel's id."""
+        started = await self.request(
+            "POST",
+            f"/user/{name}/api/sessions",
+            json={
+                "path": path,
+                "name": path.rsplit("/", 1)[-1],
+                "type": "notebook",
+                "kernel": {"name": kernel},
+            },
+        )
+        return started.json()["kernel"]["id"]
+
 
 # --- the same session for synchronous callers ---
 
@@ -418,3 +433,6 @@ class HubClient:
 
     def start_kernel(self, name: str, kernel: str = "python3") -> str:
         return _run(self.session.start_kernel(name, kernel))
+
+    def start_session(self, name: str, path: str, kernel: str = "python3") -> str:
+        return _run(self.session.start_session(name, path, kernel))

@@ -5,9 +5,12 @@ matplotlib's backend registry). When a room opens its notebooks together, those 
 the host's cores. This kernel manager starts one kernel when the server starts, keeps it out of
 the kernel list, and hands it to the first kernel request of the default kind, after moving it to
 the notebook's folder as a fresh kernel would have started there. Later kernels start the usual
-way; a new one is kept ready again a while later, not during the rush. The kernel ahead starts a
-few seconds after the server, once it answers: in a rush its imports would otherwise compete with
-its own server's start and first page (a kernel asked for before then starts the usual way).
+way. The kernel ahead starts a few seconds after the server, once it answers: in a rush its
+imports would otherwise compete with its own server's start and first page (a kernel asked for
+before then starts the usual way). It starts only when nobody needs the CPU it takes
+(dlworkshop_learner/kernel_ahead.py): not while the learner has a kernel running (never a second
+beside the one their first notebook took), the host is saturated, or the hub has starts queued;
+until then it looks again every `recheck` seconds.
 
 Named by the server's config (dlworkshop_learner/server_config.py, ServerApp.kernel_manager_class).
 """
@@ -21,6 +24,8 @@ from typing import Any
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from tornado.ioloop import IOLoop
 from traitlets import Float, Integer
+
+from dlworkshop_learner.kernel_ahead import SATURATED_SHARE, AheadGate, hub_queue_reader
 
 SETTLE = """\
 import os as _dlworkshop_os
@@ -42,12 +47,27 @@ class PrestartedKernelManager(AsyncMappingKernelManager):
         help="Seconds after the server starts before the kernel ahead starts (the server answers the "
         "hub and serves JupyterLab's first page first).",
     )
+    recheck = Float(
+        30.0,
+        config=True,
+        help="Seconds between looks while the kernel ahead waits (a learner's kernel running, the "
+        "host busy, starts queued at the hub).",
+    )
+
+    host_busy_share = Float(
+        SATURATED_SHARE,
+        config=True,
+        help="Share of the host's cores busy above which the kernel ahead waits (above 1: never on that account).",
+    )
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._ahead: list[str] = []
         self._filling: asyncio.Task[None] | None = None
+        self._checking: asyncio.Task[None] | None = None
         self._waiting_to_fill: object | None = None
+        self._gate = AheadGate(hub_queue_reader(), saturated=self.host_busy_share)
+        self._learner_requests = 0  # kernel requests of the learner's so far
         if self.prestarted:
             # The server's loop runs once the server listens; the kernel ahead starts a little later.
             self._fill_later(self.prestart_delay)
@@ -56,12 +76,26 @@ class PrestartedKernelManager(AsyncMappingKernelManager):
         loop = IOLoop.current()
         if self._waiting_to_fill is not None:
             loop.remove_timeout(self._waiting_to_fill)
+        self._gate.look()  # the host's busy cores are read over the wait
         self._waiting_to_fill = loop.call_later(delay, self._start_filling)
 
     def _start_filling(self) -> None:
         self._waiting_to_fill = None
-        if self._filling is None or self._filling.done():
-            self._filling = asyncio.ensure_future(self._fill())
+        busy = any(task is not None and not task.done() for task in (self._filling, self._checking))
+        if not busy:
+            self._checking = asyncio.ensure_future(self._fill_when_calm())
+
+    async def _fill_when_calm(self) -> None:
+        asked = self._learner_requests
+        reason = await self._gate.reason_to_wait(len(self.list_kernels()))
+        if reason is None and self._learner_requests != asked:
+            reason = "the learner asked for a kernel meanwhile"
+        if reason is not None:
+            self.log.debug("the kernel ahead waits: %s", reason)
+            if self._waiting_to_fill is None:
+                self._fill_later(self.recheck)
+            return
+        self._filling = asyncio.ensure_future(self._fill())
 
     async def _fill(self) -> None:
         try:
@@ -107,6 +141,7 @@ class PrestartedKernelManager(AsyncMappingKernelManager):
         self, *, kernel_id: str | None = None, path: str | None = None, **kwargs: Any
     ) -> str:
         name = kwargs.get("kernel_name") or self.default_kernel_name
+        self._learner_requests += 1
         if kernel_id is None and name == self.default_kernel_name and not self._ahead and self._filling:
             # A request during the start ahead waits for that kernel rather than starting a second.
             with contextlib.suppress(Exception):
@@ -120,7 +155,8 @@ class PrestartedKernelManager(AsyncMappingKernelManager):
             with contextlib.suppress(Exception):
                 await self.shutdown_kernel(ready, now=True)
         if name == self.default_kernel_name and self._waiting_to_fill is not None:
-            # Asked for before the kernel ahead started: this one is the learner's, the next later.
+            # Asked for before the kernel ahead started: this one is the learner's; the look for
+            # the next waits (and finds the learner's kernel running).
             self._fill_later(self.refill_after)
         return await super().start_kernel(kernel_id=kernel_id, path=path, **kwargs)
 

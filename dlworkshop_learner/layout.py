@@ -38,6 +38,9 @@ REGISTRY_ENV = "DLWORKSHOP_REGISTRY"
 GPU_MEMORY_ENV = "DLWORKSHOP_GPU_MEMORY_MB"
 # "0" switches the offline URL hook off.
 OFFLINE_URLS_ENV = "DLWORKSHOP_OFFLINE_URLS"
+# The hub's answer to a learner's server asking whether starts are queued (below the hub's API,
+# JUPYTERHUB_API_URL): its kernel ahead waits until none are (dlworkshop_learner/kernels.py).
+HUB_STARTS_API = "room/starts"
 # JupyterHub's own names for a server's quota; a fallback where no cgroup says it.
 CPU_LIMIT_ENV = "CPU_LIMIT"
 MEM_LIMIT_ENV = "MEM_LIMIT"

@@ -50,6 +50,15 @@ def apply(c: Config, environ: Mapping[str, str] = os.environ) -> None:
     # where the hub gives one), beside memory and CPU (jupyter-resource-usage).
     c.ResourceUseDisplay.track_disk_usage = True
     c.ResourceUseDisplay.disk_path = layout.WORK_FOLDER
+    # JupyterLab's extension manager without its PyPI client: learners install no JupyterLab
+    # extensions (the image has them all), and setting the client up costs every server start CPU
+    # in the 09:00 rush (its module is imported either way; benchmarks/server_start.py measures
+    # the set-up each way, and the whole start).
+    c.LabApp.extension_manager = "readonly"
+    # JupyterHub's single-user extension imports the hub's database layer (jupyterhub.log ->
+    # jupyterhub.handlers -> jupyterhub.orm: SQLAlchemy, Alembic) whichever way it is started
+    # (jupyterhub-singleuser or as a server extension, JupyterHub 5.5): no setting of JupyterHub's
+    # leaves it out, so it stays (its cost: benchmarks/server_start.py's imports).
     # A learner's first notebook finds its kernel already started.
     c.ServerApp.kernel_manager_class = "dlworkshop_learner.kernels.PrestartedKernelManager"
     # CPU beside memory in JupyterLab's status bar, and in what the server says of itself at

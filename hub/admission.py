@@ -9,10 +9,12 @@ The order is that of the learners' requests. After a hub restart, the starts tha
 are put back in their order (`reserve`, hub/spawning.py) before the hub answers anyone, and each
 takes its place when it is asked for again.
 
-How many start at once follows the host (hub.start_capacity auto): what a start costs here, measured
-by `StartCosts` as starts happen (CPU seconds from the engine, time spent waiting on something else),
-and the cores free when a burst of arrivals begins (`HostCpu`: the hub and running learners
-included). A number in workshop.yaml fixes it instead.
+How many start at once follows the host (hub.start_capacity auto): what a learner costs here phase
+by phase, measured by `StartCosts` as starts happen, several samples each (the start's CPU seconds
+from the engine and its time spent waiting on something else, then the CPU of the first seconds
+after the server answers), and the cores free when a burst of arrivals begins (`HostCpu`: the hub
+and running learners included). The order stays that of arrival whatever the capacity. A number
+in workshop.yaml fixes it instead.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from dlworkshop.capacity import START_CPU_SECONDS, START_WAIT_SECONDS, cpu_times, host_start_capacity
+from dlworkshop.capacity import START_CPU_SECONDS, START_WAIT_SECONDS, host_start_capacity
+from dlworkshop_learner.host_cpu import HostCpu
+
+__all__ = ["HostCpu"]  # the hub's admission reads the host as a learner's server does
 
 
 @dataclass(order=True)
@@ -142,14 +146,20 @@ class AdmissionQueue:
 
 @dataclass
 class StartCosts:
-    """What a learner server's start costs on this host, from the last starts the engine measured:
-    CPU seconds until the server answered (median), and seconds of the start spent waiting on
-    something else than a core (the least seen: a start slowed by its neighbours waits for the CPU
-    too, which is not what this counts)."""
+    """What a learner costs on this host, phase by phase, from the last learners the engine
+    measured: the start's CPU seconds until the server answered (median), the seconds of the start
+    spent waiting on something else than a core (the lower quartile: a start slowed by its
+    neighbours waits for the CPU too, which is not what this counts), and the CPU the server used
+    in the `AFTER_WINDOW` seconds after it answered (median: the learner's first kernel and cell,
+    which compete with the starts after it). Each phase keeps its default until `min_samples` of
+    it are measured: one start is no measure of the next."""
 
     cpu_seconds: float = START_CPU_SECONDS
     wait_seconds: float = START_WAIT_SECONDS
+    after_seconds: float = 0.0  # until measured, nothing assumed: a learner may not open a notebook at once
+    min_samples: int = 3
     measured: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=20))
+    measured_after: deque[float] = field(default_factory=lambda: deque(maxlen=20))
 
     def record(self, wall_seconds: float, cpu_seconds: float | None) -> None:
         """One start: wall seconds from admission until the server answered, and its CPU seconds
@@ -157,26 +167,32 @@ class StartCosts:
         if cpu_seconds is None or cpu_seconds <= 0:
             return
         self.measured.append((cpu_seconds, max(0.0, wall_seconds - cpu_seconds)))
-        self.cpu_seconds = statistics.median(cpu for cpu, _ in self.measured)
-        self.wait_seconds = min(wait for _, wait in self.measured)
+        if len(self.measured) >= self.min_samples:
+            self.cpu_seconds = statistics.median(cpu for cpu, _ in self.measured)
+            waits = sorted(wait for _, wait in self.measured)
+            self.wait_seconds = waits[(len(waits) - 1) // 4]
+
+    def record_after(self, cpu_seconds: float) -> None:
+        """One server's CPU over the AFTER_WINDOW seconds after it answered."""
+        self.measured_after.append(max(0.0, cpu_seconds))
+        if len(self.measured_after) >= self.min_samples:
+            self.after_seconds = statistics.median(self.measured_after)
+
+    @property
+    def settled(self) -> bool:
+        """Every phase measured enough to stand for the next learners."""
+        return min(len(self.measured), len(self.measured_after)) >= self.min_samples
+
+    def said(self) -> str:
+        return (
+            f"a start {self.cpu_seconds:.2f} CPU-s + {self.wait_seconds:.1f} s waiting, then "
+            f"{self.after_seconds:.2f} CPU-s right after it answers "
+            f"({len(self.measured)} starts, {len(self.measured_after)} followed)"
+        )
 
 
-class HostCpu:
-    """Cores busy on the host since the last reading, from /proc/stat (a container without lxcfs
-    reads its host's): the hub itself, running learners, anything else on the machine."""
-
-    def __init__(self, stat: Path = Path("/proc/stat"), cores: float | None = None) -> None:
-        self.stat = stat
-        self.cores = cores or float(os.cpu_count() or 1)
-        self._last = cpu_times(stat)
-
-    def busy_cores(self) -> float | None:
-        """Cores busy on average since the last call (None: nothing to tell yet)."""
-        now, last = cpu_times(self.stat), self._last
-        self._last = now
-        if now is None or last is None or now[1] <= last[1]:
-            return None
-        return self.cores * (now[0] - last[0]) / (now[1] - last[1])
+# Seconds after a server answers over which its CPU is read again (StartCosts.after_seconds).
+AFTER_WINDOW = 20.0
 
 
 @dataclass
@@ -200,17 +216,24 @@ class HostAdmission:
         self.busy_cores = recent_load(self.cores)
 
     def capacity(self) -> int:
+        """At the start of a burst: the cores busy now, read afresh, and the costs measured so far."""
         age = time.monotonic() - self._read_at
         if age >= self.min_interval:
             busy = self.host.busy_cores()
             self._read_at = time.monotonic()
             self.busy_cores = recent_load(self.cores) if busy is None or age > self.max_age else busy
+        return self.capacity_for_the_costs()
+
+    def capacity_for_the_costs(self) -> int:
+        """The capacity for costs measured since, with the cores read when the burst began (during a
+        burst the host's busy cores are the starts themselves)."""
         return host_start_capacity(
             self.cores,
             self.available_memory(),
             busy_cores=self.busy_cores,
             cpu_seconds=self.costs.cpu_seconds,
             wait_seconds=self.costs.wait_seconds,
+            after_seconds=self.costs.after_seconds,
         )
 
 

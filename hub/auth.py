@@ -166,7 +166,8 @@ class SharedCodeAuthenticator(RateLimitedAuthenticator):
                     f"First login as {name}: choose a secret of at least {MIN_SECRET_LENGTH} "
                     "characters; you will type it again at every login."
                 )
-            # Hashing takes a tenth of a second of CPU: off the hub's event loop.
+            # Hashing takes about a hundredth of a second of CPU (dlworkshop/accounts.py says why
+            # no more): off the hub's event loop all the same.
             if self.claims.claim(name, await asyncio.to_thread(hash_password, secret)):
                 self.log.info("the name %s is claimed", name)
                 return

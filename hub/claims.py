@@ -1,7 +1,8 @@
 """Claimed names, for shared-code workshops: the first login under a name claims it with a secret
 the learner chooses, and later logins under that name need the same secret.
 
-The book is a JSON file on the hub volume (name -> PBKDF2 hash of the secret, never the secret),
+The book is a JSON file on the hub volume (name -> scrypt hash of the secret, never the secret;
+dlworkshop/accounts.py says which parameters and why),
 mode 0600, so claims survive a hub restart or re-creation. The hub process and an admin's
 `dlworkshop accounts release NAME` (which runs this module inside the hub container) both change
 it: every change is a read-modify-write under an exclusive lock on a lock file next to it, written

@@ -401,10 +401,26 @@ class CloseHandler(RoomHandler):
         self.finish(json.dumps({"reopened": reopened, "closed": self.room.closing.closed()}))
 
 
+class StartsHandler(APIHandler):
+    """GET /hub/api/room/starts: how many learner server starts are queued and starting, for any
+    token the hub knows (a learner's server asks with its own, before it starts its kernel ahead:
+    dlworkshop_learner/kernels.py). Two counts, nobody's name."""
+
+    def get(self) -> None:
+        if self.current_user is None:
+            raise web.HTTPError(403, "Missing or invalid credentials.")
+        from hub.spawning import WorkshopSpawner
+
+        queue = WorkshopSpawner._admission
+        queued = sum(1 for entry in queue.waiting if not entry.admitted.done()) if queue else 0
+        self.finish(json.dumps({"queued": queued, "starting": len(queue.starting) if queue else 0}))
+
+
 def handlers(room: Room) -> list[tuple[str, type, dict[str, Any]]]:
     """The routes JupyterHub adds below its API (extra_handlers: /hub is prefixed)."""
     return [
         (rf"/api/{contract.ROOM_API}", RoomHandler, {"room": room}),
+        (rf"/api/{contract.learner.HUB_STARTS_API}", StartsHandler, {}),
         (rf"/api/{contract.ROOM_API}/close", CloseHandler, {"room": room}),
     ]
 

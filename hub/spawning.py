@@ -34,7 +34,7 @@ from traitlets.config import LoggingConfigurable
 from dlworkshop.capacity import available_memory
 from dlworkshop.contract import HUB_API_URL_LOCAL, QUEUED_START_TIMEOUT
 from dlworkshop.hubclient import HubError, HubSession, hub_url_of
-from hub.admission import AdmissionQueue, HostAdmission, HostCpu, StartCosts
+from hub.admission import AFTER_WINDOW, AdmissionQueue, HostAdmission, HostCpu, StartCosts
 
 __all__ = ["QUEUED_START_TIMEOUT", "START_STATE_KEY", "WorkshopSpawner"]
 
@@ -82,6 +82,12 @@ class WorkshopSpawner(LoggingConfigurable):
         "(jupyterhub-singleuser's check, with its own backoff), which answers only after this check; "
         "a new start is quicker.",
     )
+    learner_cost_window = Float(
+        AFTER_WINDOW,
+        config=True,
+        help="Seconds after a server answers over which its CPU is read again: what a learner's "
+        "first kernel and cell cost, which the admission capacity counts (hub/admission.py).",
+    )
     hub_api_url = Unicode(
         HUB_API_URL_LOCAL,
         config=True,
@@ -105,6 +111,8 @@ class WorkshopSpawner(LoggingConfigurable):
     _host_admission: ClassVar[HostAdmission | None] = None
     # What starts cost on this host, measured whatever the capacity (the log says it).
     _start_costs: ClassVar[StartCosts] = StartCosts()
+    # The costs the capacity was last worked out from (during a burst it follows newer ones).
+    _fitted_costs: ClassVar[tuple[float, float, float] | None] = None
 
     @property
     def admission(self) -> AdmissionQueue:
@@ -123,19 +131,24 @@ class WorkshopSpawner(LoggingConfigurable):
         return cls._admission
 
     def _fit_capacity_to_the_host(self, queue: AdmissionQueue) -> None:
-        """At the start of a burst (nothing starting or queued), admit what the host carries now."""
+        """At the start of a burst (nothing starting or queued), admit what the host carries now;
+        during one, follow the costs as more of them are measured (the cores read when it began)."""
         host = WorkshopSpawner._host_admission
-        if host is None or queue.starting or queue.waiting:
+        if host is None:
             return
-        capacity = host.capacity()
+        burst = bool(queue.starting or queue.waiting)
+        costs = (host.costs.cpu_seconds, host.costs.wait_seconds, host.costs.after_seconds)
+        if burst and costs == WorkshopSpawner._fitted_costs:
+            return
+        WorkshopSpawner._fitted_costs = costs
+        capacity = host.capacity_for_the_costs() if burst else host.capacity()
         if capacity != queue.capacity:
             self.log.info(
-                "dlworkshop: admitting %d starts at once (%.1f of %g cores busy, a start %.1f CPU-s + %.1f s waiting)",
+                "dlworkshop: admitting %d starts at once (%.1f of %g cores busy, %s)",
                 capacity,
                 host.busy_cores,
                 host.cores,
-                host.costs.cpu_seconds,
-                host.costs.wait_seconds,
+                host.costs.said(),
             )
             queue.resize(capacity)
 
@@ -188,14 +201,34 @@ class WorkshopSpawner(LoggingConfigurable):
         except Exception:  # a measurement, never a reason to fail a start
             self.log.debug("no CPU figure for %s's start", self._log_name, exc_info=True)
             return
-        first = not costs.measured
+        settled, first = costs.settled, not costs.measured
         costs.record(wall_seconds, cpu)
-        if first and costs.measured:
+        if first and costs.measured:  # one sample, said; the costs follow from several
             self.log.info(
                 "dlworkshop: a learner server start measured here: %.2f CPU-s, %.1f s waiting",
-                costs.cpu_seconds,
-                costs.wait_seconds,
+                *costs.measured[0],
             )
+        if cpu is not None and cpu > 0:
+            # The learner's first minute competes with the starts after theirs: read it again later.
+            task = asyncio.ensure_future(self._record_after(cpu))
+            WorkshopSpawner._background.add(task)
+            task.add_done_callback(WorkshopSpawner._background.discard)
+        if costs.settled and not settled:
+            self.log.info("dlworkshop: what a learner costs here, measured: %s", costs.said())
+
+    async def _record_after(self, answered_cpu: float) -> None:
+        """The server's CPU over learner_cost_window seconds after it answered (its first kernel and cell)."""
+        await asyncio.sleep(self.learner_cost_window)
+        try:
+            cpu = await self.server_cpu_seconds()
+        except Exception:  # a measurement, never a reason to fail anything
+            return
+        if cpu is not None and cpu >= answered_cpu:  # the same server, still running
+            costs = WorkshopSpawner._start_costs
+            settled = costs.settled
+            costs.record_after(cpu - answered_cpu)
+            if costs.settled and not settled:
+                self.log.info("dlworkshop: what a learner costs here, measured: %s", costs.said())
 
     async def _bounded(self, starting: Any) -> Any:
         """Await the start within admitted_start_timeout, less the time the engine's own queue held it."""

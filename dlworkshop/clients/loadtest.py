@@ -28,6 +28,7 @@ from dlworkshop.hubclient import HubError, HubSession
 T = TypeVar("T")
 STEPS = ("login", "spawn", "kernel", "first_cell")
 DEFAULT_CODE = "import numpy\nprint(int(numpy.arange(7).sum()))"
+NOTEBOOK = "loadtest.ipynb"  # the notebook each learner opens (its session; the file need not exist)
 
 
 class Credentials(NamedTuple):
@@ -71,7 +72,7 @@ async def _timed(run: LearnerRun, step: str, coroutine: Awaitable[T]) -> T:
     return result
 
 
-async def _login(hub: HubSession, login: Credentials) -> tuple[str, str]:
+async def log_in(hub: HubSession, login: Credentials) -> tuple[str, str]:
     """Log in through the form; returns the hub's name for the learner (a pre-warmed seat in
     shared-code mode may differ from the name typed) and an API token, which the session uses
     from then on."""
@@ -96,13 +97,14 @@ async def simulate_learner(
     await asyncio.sleep(arrival)
     async with HubSession(url, timeout=60) as hub:
         try:
-            name, token = await _timed(run, "login", _login(hub, login))
+            name, token = await _timed(run, "login", log_in(hub, login))
             if started is not None:
                 started.append((name, token))
             # Ask for the server, then follow the spawn page's event stream until ready, as the
             # browser does (no polling delay added to the measurement).
             await _timed(run, "spawn", hub.spawn(name, timeout))
-            kernel = await _timed(run, "kernel", hub.start_kernel(name))
+            # A notebook opened as JupyterLab opens one: a session, its kernel started for it.
+            kernel = await _timed(run, "kernel", hub.start_session(name, NOTEBOOK))
             server = JupyterServer(f"{url}/user/{name}/", token)
             outputs = await _timed(run, "first_cell", run_cells(server, kernel, [code], cell_timeout=timeout))
             if not outputs[0].stdout.strip():

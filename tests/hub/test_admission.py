@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from traitlets.config import Config
@@ -292,45 +293,94 @@ def test_a_kept_place_nobody_takes_goes_to_the_next() -> None:
     assert asyncio.run(scenario()) == ["start later", "done later"]
 
 
-def test_each_start_records_what_the_engine_measured(monkeypatch: pytest.MonkeyPatch) -> None:
+def spawner_measuring(monkeypatch: pytest.MonkeyPatch, readings: list[float], capacity: int = 0) -> Any:
+    """A spawner whose engine reads the server's CPU from `readings`, in turn; its learner cost
+    window 0 s (the reading after the answer comes at once)."""
     from hub import admission
 
     monkeypatch.setattr(WorkshopSpawner, "_admission", None)
     monkeypatch.setattr(WorkshopSpawner, "_host_admission", None)
     monkeypatch.setattr(WorkshopSpawner, "_start_costs", StartCosts())
+    monkeypatch.setattr(WorkshopSpawner, "_fitted_costs", None)
     monkeypatch.setattr(admission.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     c = Config()
     DockerBackend(parse_settings(BASE)).configure(c)
+    c.WorkshopSpawner.start_capacity = capacity
+    c.WorkshopSpawner.learner_cost_window = 0.0
     spawner = WorkshopDockerSpawner(config=c, user=SimpleNamespace(name="ada", id=1, url="/user/ada/"))
+    served = iter(readings)
 
     async def measured() -> float:
-        return 0.7
+        return next(served)
 
     monkeypatch.setattr(spawner, "server_cpu_seconds", measured)
+    return spawner
+
+
+async def record_starts(spawner: Any, walls: list[float]) -> None:
+    """Starts that took `walls` seconds each, each followed by its reading after the answer."""
+    for wall in walls:
+        await spawner._record_cost(wall)
+        await asyncio.gather(*WorkshopSpawner._background)
+
+
+def test_each_learner_is_measured_phase_by_phase_and_several_decide(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Server CPU when it answered, then 20 s later (its first kernel and cell), for three learners.
+    spawner = spawner_measuring(monkeypatch, [0.7, 1.1, 0.8, 1.3, 0.6, 0.9])
     assert spawner.admission.capacity >= 1
-    asyncio.run(spawner._record_cost(2.0))
     costs = WorkshopSpawner._host_admission.costs  # type: ignore[union-attr]
-    assert (costs.cpu_seconds, costs.wait_seconds) == (0.7, pytest.approx(1.3))
+
+    async def scenario() -> list[tuple[float, float, float]]:
+        seen = []
+        for wall in (2.0, 2.5, 1.5):
+            await record_starts(spawner, [wall])
+            seen.append((costs.cpu_seconds, costs.wait_seconds, costs.after_seconds))
+        return seen
+
+    first, second, third = asyncio.run(scenario())
+    # One or two samples are no measure: the defaults stand until three.
+    assert first == second == (START_CPU_SECONDS, START_WAIT_SECONDS, 0.0)
+    assert third == (0.7, pytest.approx(0.9), pytest.approx(0.4))
+    assert costs.settled
 
 
-def test_a_fixed_capacity_hub_still_measures_and_says_what_a_start_costs(
+def test_the_capacity_counts_what_a_learner_does_right_after_the_start() -> None:
+    # 2 free cores, a start 1 CPU-s + 1 s waiting: 4 at once; with 1 CPU-s more right after, 2.
+    assert host_start_capacity(2, 20 * GiB, cpu_seconds=1.0, wait_seconds=1.0, after_seconds=0.0) == 4
+    assert host_start_capacity(2, 20 * GiB, cpu_seconds=1.0, wait_seconds=1.0, after_seconds=1.0) == 2
+
+
+def test_during_a_burst_the_capacity_follows_the_costs_as_they_are_measured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spawner = spawner_measuring(monkeypatch, [1.0, 2.0] * 3)
+    queue = spawner.admission
+    assert queue.capacity == 4  # the defaults on an idle 2-core host: 2 x 2.2 / 1.2
+    host = WorkshopSpawner._host_admission
+    assert host is not None
+    host.busy_cores = 0.0
+
+    async def scenario() -> int:
+        async with queue.admitted("someone/"):  # a burst under way
+            await record_starts(spawner, [2.0, 2.0, 2.0])
+            spawner._fit_capacity_to_the_host(queue)
+            return queue.capacity
+
+    # Measured: 1 CPU-s + 1 s waiting, then 1 CPU-s more: 2 x 2 / 2.
+    assert asyncio.run(scenario()) == 2
+
+
+def test_a_fixed_capacity_hub_still_measures_and_says_what_a_learner_costs(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(WorkshopSpawner, "_admission", None)
-    monkeypatch.setattr(WorkshopSpawner, "_host_admission", None)
-    monkeypatch.setattr(WorkshopSpawner, "_start_costs", StartCosts())
-    c = Config()
-    DockerBackend(parse_settings(BASE)).configure(c)
-    c.WorkshopSpawner.start_capacity = 2
-    spawner = WorkshopDockerSpawner(config=c, user=SimpleNamespace(name="ada", id=1, url="/user/ada/"))
-
-    async def measured() -> float:
-        return 1.25
-
-    monkeypatch.setattr(spawner, "server_cpu_seconds", measured)
+    spawner = spawner_measuring(monkeypatch, [1.25, 1.65] * 4, capacity=2)
     assert spawner.admission.capacity == 2
     with caplog.at_level("INFO"):
-        asyncio.run(spawner._record_cost(2.0))
-        asyncio.run(spawner._record_cost(3.0))
-    said = [r.getMessage() for r in caplog.records if "start measured here" in r.getMessage()]
-    assert said == ["dlworkshop: a learner server start measured here: 1.25 CPU-s, 0.8 s waiting"]
+        asyncio.run(record_starts(spawner, [2.0, 3.0, 2.5, 2.0]))
+    first = [r.getMessage() for r in caplog.records if "start measured here" in r.getMessage()]
+    assert first == ["dlworkshop: a learner server start measured here: 1.25 CPU-s, 0.8 s waiting"]
+    said = [r.getMessage() for r in caplog.records if "costs here" in r.getMessage()]
+    assert said == [
+        "dlworkshop: what a learner costs here, measured: a start 1.25 CPU-s + 0.8 s waiting, then "
+        "0.40 CPU-s right after it answers (3 starts, 3 followed)"
+    ]

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from tornado import web
 
-from dlworkshop.accounts import hash_password
+from dlworkshop.accounts import hash_password, pbkdf2_hash
 from dlworkshop.errors import ConfigError
 from dlworkshop.settings import parse_settings
 from hub.auth import AccountsAuthenticator, SharedCodeAuthenticator
@@ -98,10 +98,18 @@ def test_the_secret_is_stored_hashed_on_the_hub_volume_and_survives_a_restart(tm
     book = tmp_path / "claims.json"
     assert stat.S_IMODE(book.stat().st_mode) == 0o600
     assert "hopper-1906" not in book.read_text()
-    assert json.loads(book.read_text())["grace"]["secret"].startswith("pbkdf2_sha256$")
+    assert json.loads(book.read_text())["grace"]["secret"].startswith("scrypt$")
     restarted = shared(tmp_path)  # a new hub process reads the book from the volume
     assert login(restarted, "grace", "hopper-1906")["name"] == "grace"
     assert "taken" in refused(restarted, "grace", "guess")
+
+
+def test_a_name_claimed_before_the_cheaper_hash_still_logs_in(tmp_path: Path) -> None:
+    """A claims book written by an older hub (PBKDF2) keeps its names: the stored hash says how."""
+    ClaimBook(tmp_path / "claims.json").claim("grace", pbkdf2_hash("hopper-1906", iterations=1000))
+    auth = shared(tmp_path)
+    assert login(auth, "grace", "hopper-1906")["name"] == "grace"
+    assert "taken" in refused(auth, "grace", "hopper-1907")
 
 
 @pytest.mark.parametrize(

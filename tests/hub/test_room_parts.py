@@ -166,7 +166,11 @@ def test_helpers_see_the_room_and_open_servers_without_being_admins(tmp_path: Pa
     room = next(s for s in c.JupyterHub.services if s["name"] == contract.ROOM_SERVICE)
     assert room == {"name": contract.ROOM_SERVICE, "api_token": "r"}
     routes = [route for route, *_ in c.JupyterHub.extra_handlers]
-    assert routes == [f"/api/{contract.ROOM_API}", f"/api/{contract.ROOM_API}/close"]
+    assert routes == [
+        f"/api/{contract.ROOM_API}",
+        f"/api/{contract.learner.HUB_STARTS_API}",  # a learner's server asks before its kernel ahead
+        f"/api/{contract.ROOM_API}/close",
+    ]
     assert c.JupyterHub.tornado_settings["log_function"].__func__ is Room.log_request
     assert c.Spawner.post_stop_hook.__func__ is Room.record_stop
     assert c.RateLimitedAuthenticator.helper_users == {"hana"}

@@ -222,6 +222,8 @@ def test_the_server_opens_in_the_work_folder_with_the_kernel_started_ahead() -> 
     }
     # An idle server samples nothing every second (jupyter-resource-usage's Prometheus gauges).
     assert c.ResourceUseDisplay.enable_prometheus_metrics is False
+    # No package-index client set up at every start (learners install no JupyterLab extensions).
+    assert c.LabApp.extension_manager == "readonly"
     tensorboard = c.ServerProxy.servers["tensorboard"]["command"]
     assert tensorboard[tensorboard.index("--logdir") + 1] == layout.WORK_FOLDER
     # On a Slurm cluster the job names the learner's own work folder.

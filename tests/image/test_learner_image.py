@@ -8,6 +8,7 @@ import json
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -150,15 +151,17 @@ app = ServerApp()
 app.load_config_file()
 slow = sorted(m for m in ("rfc3987_syntax", "lark") if m in sys.modules)
 print("SLOW", slow, "OFF", [app.jpserver_extensions.get(e) for e in ("jupyter_lsp", "notebook_shim")])
+print("EXTENSION MANAGER", app.config.LabApp.extension_manager)
 """
 
 
 def test_a_server_start_skips_what_a_workshop_does_not_need(learner_image: str) -> None:
     """No Lark grammar compiled at import (jsonschema's optional IRI check), no language-server scan,
-    no classic-notebook settings shim."""
+    no classic-notebook settings shim, no package-index client for JupyterLab's extension manager."""
     result = docker_run(learner_image, "--network", "none", command=["python", "-c", START_PROBE])
     assert result.returncode == 0, result.stderr
     assert "SLOW [] OFF [False, False]" in result.stdout, result.stdout + result.stderr
+    assert "EXTENSION MANAGER readonly" in result.stdout, result.stdout + result.stderr
 
 
 # Stands in for the hub's API, which jupyterhub-singleuser asks for its version when it starts.
@@ -281,25 +284,77 @@ def test_a_dataset_that_does_not_match_its_hash_fails_the_build(
     )
 
 
+def kernel_ahead_server(client: Any, image: str, *options: str) -> Any:
+    return client.containers.run(
+        image,
+        [
+            "jupyter",
+            "server",
+            "--ServerApp.ip=0.0.0.0",
+            "--ServerApp.token=ahead",
+            "--ServerApp.port=8888",
+            *options,
+        ],
+        detach=True,
+        ports={"8888/tcp": ("127.0.0.1", None)},
+        name=f"dlworkshop-test-kernel-ahead-{time.time_ns()}",
+    )
+
+
+def server_of(container: Any) -> Any:
+    from dlworkshop.clients.smoke.jupyter import JupyterServer
+
+    container.reload()
+    port = container.attrs["NetworkSettings"]["Ports"]["8888/tcp"][0]["HostPort"]
+    return JupyterServer(f"http://127.0.0.1:{port}/", "ahead")
+
+
+def test_no_kernel_is_started_ahead_beside_the_one_the_learner_took(learner_image: str) -> None:
+    """A learner who opens a notebook before the kernel ahead starts keeps the only kernel: the
+    kernel manager looks again (every second here) and finds theirs running."""
+    import docker
+
+    from dlworkshop.clients.smoke.jupyter import run_code
+
+    container = kernel_ahead_server(
+        docker.from_env(),
+        learner_image,
+        "--PrestartedKernelManager.prestart_delay=3",
+        "--PrestartedKernelManager.refill_after=1",
+        "--PrestartedKernelManager.recheck=1",
+        "--PrestartedKernelManager.host_busy_share=100",
+    )
+    try:
+        server = server_of(container)
+        deadline = time.monotonic() + 120
+        while True:
+            assert time.monotonic() < deadline, container.logs().decode()[-3000:]
+            try:
+                kernel = server.request("POST", "api/kernels", json={"name": "python3"}).json()["id"]
+                break
+            except Exception:
+                time.sleep(0.1)
+        assert run_code(server, kernel, "print(6 * 7)").strip() == "42"
+        time.sleep(8)  # past the delay, the refill and several looks
+        assert len(container.exec_run(["pgrep", "-f", "ipykernel_launcher"]).output.decode().split()) == 1
+        assert "ready ahead" not in container.logs().decode()
+    finally:
+        container.remove(force=True)
+
+
 def test_the_first_kernel_is_started_ahead_and_moves_to_the_notebooks_folder(learner_image: str) -> None:
     """A learner's first kernel request gets the kernel the server started ahead (same process),
     hidden from the kernel list until then, working in the folder asked for."""
     import docker
 
-    from dlworkshop.clients.smoke.jupyter import JupyterServer, run_code
+    from dlworkshop.clients.smoke.jupyter import run_code
 
     client = docker.from_env()
-    container = client.containers.run(
-        learner_image,
-        ["jupyter", "server", "--ServerApp.ip=0.0.0.0", "--ServerApp.token=ahead", "--ServerApp.port=8888"],
-        detach=True,
-        ports={"8888/tcp": ("127.0.0.1", None)},
-        name=f"dlworkshop-test-kernel-ahead-{int(time.time())}",
-    )
+    # Whatever else runs on this host: the gate's reading of a busy host is unit-tested
+    # (tests/hub/test_kernel_ahead.py); this test is of the hand-out.
+    container = kernel_ahead_server(client, learner_image, "--PrestartedKernelManager.host_busy_share=100")
     try:
-        container.reload()
-        port = container.attrs["NetworkSettings"]["Ports"]["8888/tcp"][0]["HostPort"]
-        server = JupyterServer(f"http://127.0.0.1:{port}/", "ahead")
+        server = server_of(container)
         deadline = time.monotonic() + 120
         while True:  # the kernel ahead starts a few seconds after the server answers
             assert time.monotonic() < deadline, container.logs().decode()[-3000:]

@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
@@ -37,6 +38,7 @@ class FakeHub:
         self.users: dict[str, dict] = {}  # type: ignore[type-arg]
         self.tokens: dict[str, str] = {}
         self.seen: list[str] = []  # "METHOD path" of every request
+        self.sessions: list[dict[str, Any]] = []  # the notebook sessions asked for
         self.progress: list[dict] = [  # type: ignore[type-arg]
             {"progress": 10, "message": "you are number 1 in the queue"},
             {"progress": 100, "ready": True, "message": "Server ready"},
@@ -60,7 +62,7 @@ class FakeHub:
                 return httpx.Response(403, json={"status": 403, "message": "Action is not authorized"})
             return self.api(method, path.removeprefix("/hub/api"), who, request)
         if found := re.fullmatch(r"/user/([^/]+)/(.*)", path):
-            return self.learner_server(found.group(1), found.group(2), method, who, cookies)
+            return self.learner_server(found.group(1), found.group(2), method, who, cookies, request.content)
         return httpx.Response(404)
 
     def identity(self, request: httpx.Request, cookies: dict[str, str]) -> str | None:
@@ -150,7 +152,7 @@ class FakeHub:
             await asyncio.sleep(30)  # a hub that never says more
 
     def learner_server(
-        self, name: str, rest: str, method: str, who: str | None, cookies: dict[str, str]
+        self, name: str, rest: str, method: str, who: str | None, cookies: dict[str, str], body: bytes = b""
     ) -> httpx.Response:
         if rest == "lab":  # the hub's OAuth step hands the owner a login to their server
             if cookies.get("jupyterhub-session") != name:
@@ -160,6 +162,11 @@ class FakeHub:
             )
         if rest == "api/kernels" and method == "POST" and who == name:
             return httpx.Response(201, json={"id": "kernel-1", "name": "python3"})
+        if rest == "api/sessions" and method == "POST" and who == name:
+            self.sessions.append(json.loads(body))
+            return httpx.Response(
+                201, json={"id": "session-1", "kernel": {"id": "kernel-2", "name": "python3"}}
+            )
         if rest.startswith("api/contents") and cookies.get("_xsrf") == f"srv-{name}":
             return httpx.Response(200, json={"type": "directory"})
         return httpx.Response(403, json={"message": "Forbidden"})
@@ -351,6 +358,22 @@ def test_a_kernel_is_one_request_with_the_learners_token() -> None:
     with HubClient(URL, token="t", transport=httpx.MockTransport(hub)) as ada:
         assert ada.start_kernel("ada") == "kernel-1"
     assert hub.seen == ["POST /user/ada/api/kernels"]
+
+
+def test_a_notebook_session_is_opened_as_jupyterlab_opens_a_notebook() -> None:
+    hub = FakeHub()
+    hub.tokens["t"] = "ada"
+    with HubClient(URL, token="t", transport=httpx.MockTransport(hub)) as ada:
+        assert ada.start_session("ada", "lessons/01-introduction.ipynb") == "kernel-2"
+    assert hub.seen == ["POST /user/ada/api/sessions"]
+    assert hub.sessions == [
+        {
+            "path": "lessons/01-introduction.ipynb",
+            "name": "01-introduction.ipynb",
+            "type": "notebook",
+            "kernel": {"name": "python3"},
+        }
+    ]
 
 
 def test_the_sync_client_may_be_called_from_many_threads_at_once() -> None:
