@@ -35,6 +35,16 @@ _T = TypeVar("_T")
 Json = dict[str, Any]
 
 
+def _certificate_refusal(exc: BaseException) -> str | None:
+    """The TLS verification failure behind a connection error (its reason), or None."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return str(seen.verify_message or seen.reason or seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 class HubError(WorkshopError):
     """The hub, or a learner's server behind it, refused, failed or did not answer. The message
     is one line a caller can show as it is; `status` is the HTTP status where there was one."""
@@ -116,6 +126,13 @@ class HubSession:
         try:
             yield
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            untrusted = _certificate_refusal(exc)
+            if untrusted:
+                # httpx reports a refused certificate as a ConnectError: said as what it is.
+                raise HubError(
+                    f"the hub's certificate at {self.url} is not trusted: {untrusted}",
+                    fix="trust the CA that signed it (SSL_CERT_FILE=/path/to/ca.pem), or use the hub's own name in the URL",
+                ) from None
             raise HubError(f"hub unreachable at {self.url}: {type(exc).__name__}") from None
         except httpx.HTTPError as exc:
             raise HubError(f"the hub at {self.url}: {type(exc).__name__}: {_one_line(str(exc))}") from None

@@ -197,74 +197,6 @@ def test_check_mode_changes_nothing(deployed: DeployHost) -> None:
     assert "# edited by hand" in deployed.run("cat /etc/nginx/conf.d/dlworkshop-http.conf")
 
 
-def test_an_upgrade_interrupted_midway_converges_to_the_rebuilt_image(
-    deployed: DeployHost, hub_image: str, tmp_path: Path
-) -> None:
-    """An upgrade (same tag, new image: the deploy compares image IDs, not tags) killed while it
-    copies the new image's archive, after the hub container was lost too; the next run converges:
-    the archive copied again, the hub re-created on the new image, the hand edit the --check test
-    left repaired, the killed run's private folder gone."""
-    tag = f"{PREFIX}/hub:upgrade"
-    archive = tmp_path / "hub-upgrade.tar"
-    config = tmp_path / "workshop.yaml"
-    original = load_settings(deployed.config)
-    config.write_text(
-        deployed.config.read_text()
-        .replace(f"image: {original.hub.image}", f"image: {tag}")
-        .replace(f"image_archive: {original.hub.image_archive}", f"image_archive: {archive}")
-    )
-    # The host has the tag already, on the image deployed before (as after the previous release).
-    deployed.run(f"docker tag {original.hub.image} {tag} && docker rm -f dlworkshop-hub")
-    old_id = deployed.run(f"docker image inspect -f '{{{{.Id}}}}' {tag}").strip()
-    try:
-        subprocess.run(
-            [docker_cli(), "build", "-q", "-t", tag, "-"],
-            input=f"FROM {hub_image}\nLABEL org.dlworkshop.deploytest.revision=2\n",
-            text=True,
-            check=True,
-            capture_output=True,
-        )
-        new_id = subprocess.check_output(
-            [docker_cli(), "image", "inspect", "-f", "{{.Id}}", tag], text=True
-        ).strip()
-        assert new_id != old_id
-        subprocess.run([docker_cli(), "save", "-o", str(archive), tag], check=True)
-
-        command = [
-            sys.executable, "-m", "dlworkshop", "deploy", "-i", str(deployed.inventory), "-c", str(config),
-        ]  # fmt: skip
-        process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-        )
-        seen = []
-        try:
-            for line in process.stdout:  # type: ignore[union-attr]
-                seen.append(line)
-                if line.startswith(f"TASK Copy the archive of {tag}"):
-                    time.sleep(2)  # well into the copy
-                    break
-        finally:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        assert any(line.startswith(f"TASK Copy the archive of {tag}") for line in seen), "".join(seen)[-3000:]
-        assert deployed.run(f"docker image inspect -f '{{{{.Id}}}}' {tag}").strip() == old_id
-        assert deployed.run("docker ps -aq --filter name=^dlworkshop-hub$").strip() == ""
-
-        rerun = deployed.dlworkshop("deploy", "-i", str(deployed.inventory), "-c", str(config))
-        assert rerun.returncode == 0, rerun.stdout[-4000:] + rerun.stderr[-2000:]
-        assert f"TASK Copy the archive of {tag}" in rerun.stdout
-        running = deployed.run("docker inspect -f '{{.Image}}' dlworkshop-hub").strip()
-        assert running == new_id, f"the hub runs {running}, not the rebuilt {new_id}"
-        # The killed run's private folder (its extra vars hold the access code) is gone too.
-        assert not list(Path(tempfile.gettempdir()).glob(f"dlworkshop-deploy-*/run-{process.pid}"))
-        # The hand edit from the --check test is repaired too.
-        assert "# edited by hand" not in deployed.run("cat /etc/nginx/conf.d/dlworkshop-http.conf")
-        verified = deployed.dlworkshop("verify", "-i", str(deployed.inventory), "-c", str(config))
-        assert verified.returncode == 0, verified.stdout[-5000:] + verified.stderr[-2000:]
-    finally:
-        subprocess.run([docker_cli(), "rmi", tag], capture_output=True)
-
-
 def certificate_chain(folder: Path, name: str) -> tuple[Path, Path, Path]:
     """A private CA and a certificate for `name` signed by it: (ca.pem, fullchain.pem, key.pem)."""
     from cryptography import x509
@@ -318,6 +250,8 @@ def test_supplied_certificate_is_served(deployed: DeployHost, tmp_path: Path) ->
     assert "mode: files" in config.read_text()
     result = deployed.dlworkshop("deploy", "-i", str(deployed.inventory), "-c", str(config))
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    # The first deploy after the --check test: the hand edit it left is repaired.
+    assert "# edited by hand" not in deployed.run("cat /etc/nginx/conf.d/dlworkshop-http.conf")
     context = ssl.create_default_context(cafile=str(ca))
     assert httpx.get(f"{deployed.url}/hub/health", verify=context).status_code == 200
     verified = deployed.dlworkshop(
@@ -382,3 +316,72 @@ def test_letsencrypt_certificate_through_acme_http01(deployed: DeployHost, tmp_p
     assert verified.returncode == 0, verified.stdout[-5000:] + verified.stderr[-2000:]
     again = deploy(load_settings(config), deployed.inventory, Console(file=open(os.devnull, "w")))  # noqa: SIM115
     assert [s.changed for s in again.stats.values()] == [0], "a valid certificate was requested again"
+
+
+def test_an_upgrade_interrupted_midway_converges_to_the_rebuilt_image(
+    deployed: DeployHost, hub_image: str, tmp_path: Path
+) -> None:
+    """An upgrade (same tag, new image: the deploy compares image IDs, not tags) killed while it
+    copies the new image's archive, after the hub container was lost too; the next run converges:
+    the archive copied again, the hub re-created on the new image, the killed run's private folder
+    gone. Last of the deploy tests: its deploy brings the host back to the run's own settings
+    (self-signed TLS after the certificate tests), which the fault suite works on after it."""
+    tag = f"{PREFIX}/hub:upgrade"
+    archive = tmp_path / "hub-upgrade.tar"
+    config = tmp_path / "workshop.yaml"
+    original = load_settings(deployed.config)
+    config.write_text(
+        deployed.config.read_text()
+        .replace(f"image: {original.hub.image}", f"image: {tag}")
+        .replace(f"image_archive: {original.hub.image_archive}", f"image_archive: {archive}")
+    )
+    # The host has the tag already, on the image deployed before (as after the previous release).
+    deployed.run(f"docker tag {original.hub.image} {tag} && docker rm -f dlworkshop-hub")
+    old_id = deployed.run(f"docker image inspect -f '{{{{.Id}}}}' {tag}").strip()
+    try:
+        subprocess.run(
+            [docker_cli(), "build", "-q", "-t", tag, "-"],
+            input=f"FROM {hub_image}\nLABEL org.dlworkshop.deploytest.revision=2\n",
+            text=True,
+            check=True,
+            capture_output=True,
+        )
+        new_id = subprocess.check_output(
+            [docker_cli(), "image", "inspect", "-f", "{{.Id}}", tag], text=True
+        ).strip()
+        assert new_id != old_id
+        subprocess.run([docker_cli(), "save", "-o", str(archive), tag], check=True)
+
+        command = [
+            sys.executable, "-m", "dlworkshop", "deploy", "-i", str(deployed.inventory), "-c", str(config),
+        ]  # fmt: skip
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
+        seen = []
+        try:
+            for line in process.stdout:  # type: ignore[union-attr]
+                seen.append(line)
+                if line.startswith(f"TASK Copy the archive of {tag}"):
+                    time.sleep(2)  # well into the copy
+                    break
+        finally:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        assert any(line.startswith(f"TASK Copy the archive of {tag}") for line in seen), "".join(seen)[-3000:]
+        assert deployed.run(f"docker image inspect -f '{{{{.Id}}}}' {tag}").strip() == old_id
+        assert deployed.run("docker ps -aq --filter name=^dlworkshop-hub$").strip() == ""
+
+        rerun = deployed.dlworkshop("deploy", "-i", str(deployed.inventory), "-c", str(config))
+        assert rerun.returncode == 0, rerun.stdout[-4000:] + rerun.stderr[-2000:]
+        assert f"TASK Copy the archive of {tag}" in rerun.stdout
+        running = deployed.run("docker inspect -f '{{.Image}}' dlworkshop-hub").strip()
+        assert running == new_id, f"the hub runs {running}, not the rebuilt {new_id}"
+        # The killed run's private folder (its extra vars hold the access code) is gone too.
+        assert not list(Path(tempfile.gettempdir()).glob(f"dlworkshop-deploy-*/run-{process.pid}"))
+        verified = deployed.dlworkshop("verify", "-i", str(deployed.inventory), "-c", str(config))
+        assert verified.returncode == 0, verified.stdout[-5000:] + verified.stderr[-2000:]
+        # The host serves the self-signed certificate the fault suite trusts again.
+        assert httpx.get(f"{deployed.url}/hub/health", verify=deployed.tls_context()).status_code == 200
+    finally:
+        subprocess.run([docker_cli(), "rmi", tag], capture_output=True)

@@ -8,6 +8,7 @@ import asyncio
 import html
 import json
 import re
+import ssl
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -216,6 +217,21 @@ def test_an_unreachable_hub_and_a_missing_form_are_hub_errors() -> None:
     with pytest.raises(HubError, match=r"no login form at .*/hub/login \(HTTP 502\)"):
         broken.login("ada", "code")
     assert issubclass(HubError, WorkshopError)  # the CLI shows it as one line
+
+
+def test_a_certificate_the_client_does_not_trust_is_said_so_not_unreachable() -> None:
+    def untrusted(request: httpx.Request) -> httpx.Response:
+        refusal = ssl.SSLCertVerificationError(1, "certificate verify failed")
+        refusal.verify_message = "self-signed certificate in certificate chain"
+        raise httpx.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED]", request=request) from refusal
+
+    hub = HubClient(URL, transport=httpx.MockTransport(untrusted))
+    with pytest.raises(HubError) as refused:
+        hub.login("ada", "code")
+    assert str(refused.value).startswith(
+        f"the hub's certificate at {URL} is not trusted: self-signed certificate in certificate chain"
+    )
+    assert refused.value.fix and "SSL_CERT_FILE" in refused.value.fix
 
 
 def test_whoami_tells_the_seat_and_a_token_created_by_the_learner_replaces_the_cookie() -> None:
