@@ -87,7 +87,7 @@ ChartOption = typer.Option(
     None,
     "--chart",
     help="The released chart (folder, or the .tgz `helm pull` writes) for Helm's lint and template "
-    "(default: $DLWORKSHOP_Z2JH_CHART).",
+    "(default: $DLWORKSHOP_Z2JH_CHART, else the copy of the released chart kept in this package).",
 )
 
 

@@ -3,11 +3,11 @@ library, no helm binary): the chart's schema as Helm applies it, `helm lint --st
 oldest Kubernetes the chart supports and a current one, `helm template`, and every object it
 renders against Kubernetes' OpenAPI schema (kubernetes-validate, strict) for both versions.
 
-The chart's templates are not part of this package (only its data files under chart/<version>/):
 Helm runs on the chart an operator installs, given as a folder or the `.tgz` that
 `helm pull jupyterhub --repo https://hub.jupyter.org/helm-chart/ --version <version>` writes
-(--chart, or $DLWORKSHOP_Z2JH_CHART), or the chart folder chart/<version>/jupyterhub when a copy
-of the released chart is kept there.
+(--chart, or $DLWORKSHOP_Z2JH_CHART), else on the released chart kept in this package beside its
+data files, chart/<version>/jupyterhub (reproduced from the chart's tag by
+scripts/refresh-z2jh-chart as its release makes it; its README says how).
 """
 
 from __future__ import annotations

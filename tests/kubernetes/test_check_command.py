@@ -67,7 +67,19 @@ def test_check_passes_the_rendered_file_and_says_what_it_checked(
     assert result.returncode == 0, result.stderr
     assert f"{rendered} passes chart 4.4.0's schema and KubeSpawner 7.0.0's options" in result.stdout
     assert "pod and claim for 1 profile(s), valid for Kubernetes 1.28 and 1.37" in result.stdout
-    # Without the released chart, Helm's part is named as not run, with how to run it.
+    # Helm ran on the released chart kept beside the chart's data files.
+    assert f"{rendered} passes helm lint --strict and helm template (" in result.stdout
+    assert "not checked" not in result.stderr
+
+
+def test_without_the_released_chart_helms_part_is_named_as_not_run_with_how_to_run_it(
+    dlworkshop: Callable[..., Ran], rendered: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("dlworkshop.kubernetes.helm.CHART_DATA", tmp_path / "no-kept-chart")
+    result = dlworkshop("render", "z2jh", "--check", str(rendered))
+    assert result.returncode == 0, result.stderr
+    assert f"{rendered} passes chart 4.4.0's schema and KubeSpawner 7.0.0's options" in result.stdout
+    assert "helm lint" not in result.stdout
     assert "not checked: Helm's lint and template: give the released chart with --chart" in result.stderr
 
 

@@ -2,8 +2,9 @@
 oldest Kubernetes the chart supports and a current one, render with `helm template`, and every
 object rendered is valid for both (kubernetes-validate, strict); Helm refuses what the schema does.
 
-Helm runs on the released chart (its templates are not kept in this repository): the folder or
-`.tgz` in $DLWORKSHOP_Z2JH_CHART, or chart/<version>/jupyterhub when a copy is kept there.
+Helm runs on the released chart kept in dlworkshop/kubernetes/chart/<version>/jupyterhub
+(reproduced from the chart's tag by scripts/refresh-z2jh-chart, as its release makes it), or on the
+folder or `.tgz` in $DLWORKSHOP_Z2JH_CHART.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ def released_chart(chart: Chart) -> Path:
     found = find_chart(chart)
     if found is None:
         pytest.skip(
-            f"no released Z2JH chart {chart.version} here: set {CHART_ENV} to the folder or .tgz "
-            "`helm pull jupyterhub --repo https://hub.jupyter.org/helm-chart/ --version "
+            f"no released Z2JH chart {chart.version} here: dlworkshop/kubernetes/chart/{chart.version}/"
+            f"jupyterhub is missing (scripts/refresh-z2jh-chart writes it); or set {CHART_ENV} to the "
+            f"folder or .tgz `helm pull jupyterhub --repo https://hub.jupyter.org/helm-chart/ --version "
             f"{chart.version}` writes"
         )
     return found

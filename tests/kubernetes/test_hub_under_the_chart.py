@@ -6,9 +6,10 @@ nothing of what the chart owns (database, secrets, addresses) changed.
 
 In the hub image (`docker run`, as the chart's hub pod runs it: UID 1000, the hub's volume over
 /srv/jupyterhub), and in the test venv for the same configuration without Docker. With the
-released chart at hand ($DLWORKSHOP_Z2JH_CHART, or a checkout in $DLWORKSHOP_Z2JH_CHECKOUT), the
-chart's own jupyterhub_config.py and z2jh.py run instead of the stand-ins: in the image, and in the
-venv over a folder laid out as the chart mounts its ConfigMap and Secrets.
+released chart at hand (kept in dlworkshop/kubernetes/chart/<version>/jupyterhub, or
+$DLWORKSHOP_Z2JH_CHART, or a checkout in $DLWORKSHOP_Z2JH_CHECKOUT), the chart's own
+jupyterhub_config.py and z2jh.py run instead of the stand-ins: in the image, and in the venv over a
+folder laid out as the chart mounts its ConfigMap and Secrets.
 """
 
 from __future__ import annotations
@@ -195,7 +196,10 @@ def test_the_charts_own_hub_configuration_runs_our_extra_config(
     chart mounts its ConfigMap and Secrets (its mount point moved here), run in this venv."""
     files = chart_own_files(chart)
     if files is None:
-        pytest.skip(f"no released Z2JH chart {chart.version} here: set {CHART_ENV} (see test_helm.py)")
+        pytest.skip(
+            f"no released Z2JH chart {chart.version} here: dlworkshop/kubernetes/chart/{chart.version}/"
+            f"jupyterhub is missing (scripts/refresh-z2jh-chart writes it); or set {CHART_ENV} (see test_helm.py)"
+        )
     pod = hub_pod(
         example.values,
         chart,

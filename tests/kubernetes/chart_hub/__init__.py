@@ -57,9 +57,9 @@ class HubPod:
 
 
 def chart_own_files(chart: Chart) -> dict[str, str] | None:
-    """The chart's own jupyterhub_config.py and z2jh.py, from the released chart
-    ($DLWORKSHOP_Z2JH_CHART: folder or .tgz), else from a checkout ($DLWORKSHOP_Z2JH_CHECKOUT);
-    None when neither is here."""
+    """The chart's own jupyterhub_config.py and z2jh.py, from the released chart (find_chart: the
+    one kept in dlworkshop/kubernetes/chart/<version>/jupyterhub, or $DLWORKSHOP_Z2JH_CHART: folder or
+    .tgz), else from a checkout ($DLWORKSHOP_Z2JH_CHECKOUT); None when neither is here."""
     found = find_chart(chart)
     if found is not None:
         import helm_python
