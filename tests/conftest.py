@@ -65,8 +65,18 @@ def docker_client() -> Iterator[object]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that re-create the shared hub run after every test that uses it (order kept otherwise)."""
-    items.sort(key=lambda item: item.get_closest_marker("recreates_shared_hub") is not None)
+    """Tests that need none of the run's images go first: they run while the images build in the
+    background (tests/fixtures/pipeline.py) instead of after the first image test has waited for its
+    build with a core idle. Tests that re-create the shared hub run after every test that uses it.
+    The order is kept otherwise (a stable sort)."""
+    from tests.fixtures.pipeline import needed
+
+    items.sort(
+        key=lambda item: (
+            bool(needed([item])),
+            item.get_closest_marker("recreates_shared_hub") is not None,
+        )
+    )
 
 
 # What a whole run takes of the disk under Docker's data root at its peak (images, the Slurm test

@@ -15,6 +15,11 @@ from tests.fixtures.pipeline import ImagePipeline, needed
 @dataclass
 class Item:
     fixturenames: list[str]
+    name: str = ""
+    markers: tuple[str, ...] = ()
+
+    def get_closest_marker(self, marker: str) -> object | None:
+        return marker if marker in self.markers else None
 
 
 def test_a_run_builds_what_its_tests_need_and_what_those_builds_need_in_order() -> None:
@@ -32,6 +37,28 @@ def test_each_learner_image_asks_for_both_learner_images() -> None:
 
 def test_a_run_without_images_builds_nothing() -> None:
     assert needed([Item(["tmp_path"]), Item([])]) == []
+
+
+def test_tests_without_images_run_first_and_the_hub_recreating_ones_last_order_kept_otherwise() -> None:
+    from tests.conftest import pytest_collection_modifyitems
+
+    items = [
+        Item(["deploy_host"], "deploy 1"),
+        Item(["tmp_path"], "settings 1"),
+        Item(["hub_image"], "hub restart", ("recreates_shared_hub",)),
+        Item(["hub_image"], "hub 1"),
+        Item([], "settings 2"),
+        Item(["each_learner_image"], "image 1"),
+    ]
+    pytest_collection_modifyitems(items)  # type: ignore[arg-type]
+    assert [item.name for item in items] == [
+        "settings 1",
+        "settings 2",
+        "deploy 1",
+        "hub 1",
+        "image 1",
+        "hub restart",
+    ]
 
 
 def fake_builds(failing: str | None) -> dict:
