@@ -75,6 +75,8 @@ OURS = """
 workshop: {{name: surge benchmark}}
 # Every name a repeat logs in has a work folder (the one-learner tries, the 10, the 30 cold); 30 at once.
 learners: {{count: {names}, expected_concurrent: {concurrent}}}
+# The room's seats whatever the planner expects at once (auto: expected_concurrent, fewer on a 24 GiB host).
+prewarm: {{seats: {room}}}
 auth: {{mode: shared-code, access_code: {code}}}
 image: {{name: {name}, tag: {tag}}}
 resources: {{cpu: 1, memory: {memory}}}  # every taught episode runs in it (check refuses less)
@@ -184,7 +186,8 @@ class OurHub:
             # refuses the start); what this benchmark measures, the arrival, uses a fraction of it.
             self.memory_why += (
                 f"; learners.expected_concurrent {self.concurrent}: {ROOM} learners at {self.memory} "
-                "exceed this host's memory if all peak at once, and `up` refuses that"
+                "exceed this host's memory if all peak at once, and `up` refuses that; "
+                f"prewarm.seats {ROOM} (auto would follow expected_concurrent)"
             )
         self.settings = self.settings_for("auto")
 
@@ -202,6 +205,7 @@ class OurHub:
                 prefix=self.args.prefix,
                 capacity=capacity,
                 concurrent=self.concurrent,
+                room=ROOM,
             )
         )
 
