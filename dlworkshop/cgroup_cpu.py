@@ -9,9 +9,14 @@ in the container's cgroup. The hub reads it through the host's /sys/fs/cgroup mo
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from dlworkshop import contract
+
+# Docker names a container's cgroup by its full id. Anything else (an empty id, once a spawner has
+# forgotten its stopped container) would name a parent cgroup: the CPU of every container together.
+CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
 
 
 def container_cgroups(container_id: str) -> list[tuple[str, str]]:
@@ -28,7 +33,10 @@ def container_cgroups(container_id: str) -> list[tuple[str, str]]:
 
 def container_cpu_seconds(container_id: str, root: Path = Path(contract.HOST_CGROUP)) -> float | None:
     """CPU seconds the container's processes have used so far (children included, the kernel's
-    count); None where no cgroup of that container is found under `root`."""
+    count); None where no cgroup of that container is found under `root`, or `container_id` is not
+    a full container id."""
+    if not CONTAINER_ID.fullmatch(container_id or ""):
+        return None
     for relative, name in container_cgroups(container_id):
         try:
             text = (root / relative / name).read_text()

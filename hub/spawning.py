@@ -156,6 +156,11 @@ class WorkshopSpawner(LoggingConfigurable):
         """CPU seconds the learner's server has used since it started, where the engine says."""
         return None
 
+    def server_instance(self) -> str | None:
+        """What names this start's server in the engine (a container's id), so that a reading taken
+        later is of the same server; None where the engine does not say."""
+        return None
+
     @property
     def admission_key(self) -> str:
         return f"{self.user.name}/{self.name}"
@@ -210,15 +215,17 @@ class WorkshopSpawner(LoggingConfigurable):
             )
         if cpu is not None and cpu > 0:
             # The learner's first minute competes with the starts after theirs: read it again later.
-            task = asyncio.ensure_future(self._record_after(cpu))
+            task = asyncio.ensure_future(self._record_after(cpu, self.server_instance()))
             WorkshopSpawner._background.add(task)
             task.add_done_callback(WorkshopSpawner._background.discard)
         if costs.settled and not settled:
             self.log.info("dlworkshop: what a learner costs here, measured: %s", costs.said())
 
-    async def _record_after(self, answered_cpu: float) -> None:
+    async def _record_after(self, answered_cpu: float, instance: str | None) -> None:
         """The server's CPU over learner_cost_window seconds after it answered (its first kernel and cell)."""
         await asyncio.sleep(self.learner_cost_window)
+        if self.server_instance() != instance:  # stopped or started again since: not this server's
+            return
         try:
             cpu = await self.server_cpu_seconds()
         except Exception:  # a measurement, never a reason to fail anything

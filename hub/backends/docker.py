@@ -254,6 +254,9 @@ class WorkshopDockerSpawner(WorkshopSpawner, DockerSpawner):
             self._release_gpu()
             raise
 
+    def server_instance(self) -> str | None:
+        return self.container_id or None
+
     async def server_cpu_seconds(self) -> float | None:
         """The container's CPU so far (every process in it): the kernel's count in the host's
         cgroup files where the hub container has them, else as the engine's stats say."""

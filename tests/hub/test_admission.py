@@ -344,6 +344,22 @@ def test_each_learner_is_measured_phase_by_phase_and_several_decide(monkeypatch:
     assert costs.settled
 
 
+def test_a_server_stopped_or_replaced_before_its_second_reading_is_not_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The reading after the answer is of the same server or none: a server stopped within the
+    window (its spawner forgets the container) once read as the CPU of every container together."""
+    spawner = spawner_measuring(monkeypatch, [0.7, 0.7, 0.7, 1.3])  # read only for the same server
+    assert spawner.admission.capacity >= 1  # the host's admission made
+    costs = WorkshopSpawner._host_admission.costs  # type: ignore[union-attr]
+    instances = iter(["first", None, "second", "third", "fourth", "fourth"])
+    monkeypatch.setattr(spawner, "server_instance", lambda: next(instances))
+    asyncio.run(record_starts(spawner, [2.0, 2.0, 2.0]))
+    assert len(costs.measured) == 3
+    # Stopped, then replaced: not counted; the same server read twice: its 0.6 CPU-s.
+    assert list(costs.measured_after) == [pytest.approx(0.6)]
+
+
 def test_the_capacity_counts_what_a_learner_does_right_after_the_start() -> None:
     # 2 free cores, a start 1 CPU-s + 1 s waiting: 4 at once; with 1 CPU-s more right after, 2.
     assert host_start_capacity(2, 20 * GiB, cpu_seconds=1.0, wait_seconds=1.0, after_seconds=0.0) == 4

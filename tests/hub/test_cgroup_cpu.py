@@ -32,3 +32,13 @@ def test_no_cgroup_of_that_container_is_none(tmp_path: Path) -> None:
     (tmp_path / "cpuacct" / "docker" / "another").mkdir(parents=True)
     assert container_cpu_seconds(ID, tmp_path) is None
     assert container_cpu_seconds(ID, tmp_path / "not-mounted") is None
+
+
+def test_an_empty_or_short_id_never_reads_a_parent_cgroup(tmp_path: Path) -> None:
+    """A stopped server's spawner forgets its container id: reading "docker/" would be the CPU of
+    every container together (what once made the hub admit one start at a time)."""
+    for relative in ("cpuacct/docker", "cpuacct/docker/0123abcd"):
+        (tmp_path / relative).mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative / "cpuacct.usage").write_text("9561830000000\n")
+    assert container_cpu_seconds("", tmp_path) is None
+    assert container_cpu_seconds("0123abcd", tmp_path) is None
