@@ -49,14 +49,16 @@ from dlworkshop import contract
 from dlworkshop.clients import instructor, loadtest
 from dlworkshop.errors import WorkshopError
 from dlworkshop.local import local_hub
-from dlworkshop.settings import Settings, format_bytes, parse_settings
+from dlworkshop.settings import Settings, parse_settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 from arrival_profile import Meters, median_phases, one_arrival  # one learner, phase by phase
 from host_trace import HostCpuTrace, pair_order, saturated_seconds, wait_for_quiet  # around each run
 from machine import load_average, machine, revision  # what every results file records
 from start_profile import cpu_seconds  # the sibling benchmark's cgroup reader
+from surge_quota import learner_memory, room_the_planner_allows  # the learners' quota here
 from surge_report import (  # the results: summary, README table and plot
+    COLD_ROOM,
     OURS_HUB,
     PLAIN_HUB,
     RESULTS,
@@ -107,35 +109,6 @@ NAMES_PER_REPEAT = sum(size * tries for _, _, size, prewarmed, tries in SCENARIO
 PROFILE_SAMPLES = 3
 
 
-def learner_memory() -> tuple[str, str]:
-    """The learners' memory quota: 1G, or what the lesson's largest taught episode needs where
-    that is more (the notebooks' `needs`, from benchmarks/results/episode-needs-*.json), and why.
-    An alternative episode (04b-cifar10 beside 04-dollar-street) is left out, as check leaves it."""
-    from dlworkshop.needs import lesson_needs
-
-    needs = [need for need in lesson_needs() if need.alternative_to is None]
-    largest = max(needs, key=lambda need: need.quota_bytes, default=None)
-    if largest is None:
-        return "1G", "no episode's needs measured"
-    quota = max(largest.quota_bytes, 2**30)
-    return format_bytes(
-        quota
-    ), f"the lesson's largest taught episode, {largest.episode}, needs {largest.figure()}"
-
-
-ROOM = 30  # the cold room
-
-
-def room_the_planner_allows(memory: str) -> int:
-    """How many learners at this quota `dlworkshop up` lets be expected at once here (at most the
-    cold room): the host's memory less the hub's, as dlworkshop.capacity counts it."""
-    from dlworkshop.capacity import HUB_OVERHEAD_BYTES, HostFacts
-    from dlworkshop.settings import parse_bytes
-
-    carries = (HostFacts.detect().memory - HUB_OVERHEAD_BYTES) // parse_bytes(memory)
-    return int(max(1, min(ROOM, carries)))
-
-
 class PlainHub:
     def __init__(self, client: docker.DockerClient, prefix: str, port: int) -> None:
         self.client, self.port = client, port
@@ -181,13 +154,13 @@ class OurHub:
         self.url = f"http://127.0.0.1:{args.port}"
         self.memory, self.memory_why = learner_memory()
         self.concurrent = room_the_planner_allows(self.memory)
-        if self.concurrent < ROOM:
+        if self.concurrent < COLD_ROOM:
             # 30 learners at the lesson's quota need more memory than a 24 GiB host has (the planner
             # refuses the start); what this benchmark measures, the arrival, uses a fraction of it.
             self.memory_why += (
-                f"; learners.expected_concurrent {self.concurrent}: {ROOM} learners at {self.memory} "
+                f"; learners.expected_concurrent {self.concurrent}: {COLD_ROOM} learners at {self.memory} "
                 "exceed this host's memory if all peak at once, and `up` refuses that; "
-                f"prewarm.seats {ROOM} (auto would follow expected_concurrent)"
+                f"prewarm.seats {COLD_ROOM} (auto would follow expected_concurrent)"
             )
         self.settings = self.settings_for("auto")
 
@@ -205,7 +178,7 @@ class OurHub:
                 prefix=self.args.prefix,
                 capacity=capacity,
                 concurrent=self.concurrent,
-                room=ROOM,
+                room=COLD_ROOM,
             )
         )
 
