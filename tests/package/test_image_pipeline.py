@@ -43,7 +43,7 @@ def test_tests_without_images_run_first_and_the_hub_recreating_ones_last_order_k
     from tests.conftest import pytest_collection_modifyitems
 
     items = [
-        Item(["deploy_host"], "deploy 1"),
+        Item(["deploy_host", "deploy_host_image"], "deploy 1"),  # a closure names every fixture
         Item(["tmp_path"], "settings 1"),
         Item(["hub_image"], "hub restart", ("recreates_shared_hub",)),
         Item(["hub_image"], "hub 1"),
