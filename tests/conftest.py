@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,6 +78,33 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.get_closest_marker("recreates_shared_hub") is not None,
         )
     )
+
+
+_SESSION_START = pytest.StashKey[float]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_SESSION_START] = time.monotonic()
+
+
+@pytest.hookimpl(trylast=True)  # after the slowest tests, before the short summary: in CI's tail
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Where the run's time went, per test file and image build (tests/fixtures/run_time.py)."""
+    from tests.fixtures.pipeline import PIPELINE
+    from tests.fixtures.run_time import seconds_per_file, summary
+
+    reports = [
+        report
+        for outcome in ("passed", "failed", "error", "skipped")
+        for report in terminalreporter.stats.get(outcome, [])
+        if isinstance(report, pytest.TestReport)
+    ]
+    if not reports:
+        return
+    pipeline = config.stash.get(PIPELINE, None)
+    wall = time.monotonic() - config.stash.get(_SESSION_START, time.monotonic())
+    for line in summary(seconds_per_file(reports), pipeline.took if pipeline else {}, wall):
+        terminalreporter.write_line(line)
 
 
 # What a whole run takes of the disk under Docker's data root at its peak (images, the Slurm test

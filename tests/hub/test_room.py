@@ -115,7 +115,16 @@ class Holding:
             threading.Thread(target=arrive, args=(self.hub, name), daemon=True).start()
         watcher.join(timeout=120)
         events.close()
-        assert sorted(self.paused) == sorted(self.names), f"paused {self.paused} of {self.names}"
+        missing = [name for name in self.names if name not in self.paused]
+        if missing:
+            # A paused server never answers: left paused, the hub gives up on it 10 minutes later,
+            # in the middle of another test. What the hub said of the others says why they never started.
+            self.__exit__()
+            said = [line for line in self.hub.log().splitlines() if any(name in line for name in missing)]
+            pytest.fail(
+                f"the hub never started {missing} (paused {self.paused}); it logged:\n"
+                + "\n".join(said[-30:])
+            )
         return self
 
     def _pause(self, events: Any) -> None:

@@ -90,3 +90,26 @@ def test_a_failed_build_fails_the_tests_that_need_it_or_what_builds_on_it(tmp_pa
     assert any("the builds' log" in note for note in failed.value.__notes__)
     with pytest.raises(RuntimeError, match="not built: base_image"):
         pipeline.result("hub_image", lambda: "not this")
+
+
+def test_the_runs_summary_says_where_the_time_went() -> None:
+    from types import SimpleNamespace
+
+    from tests.fixtures.run_time import SHOWN, seconds_per_file, summary
+
+    reports = [
+        SimpleNamespace(nodeid="tests/a.py::one", duration=30.0),
+        SimpleNamespace(nodeid="tests/a.py::two", duration=30.0),
+        SimpleNamespace(nodeid="tests/b.py::one", duration=6.0),
+        *(SimpleNamespace(nodeid=f"tests/small{n}.py::t", duration=1.0) for n in range(SHOWN)),
+    ]
+    per_file = seconds_per_file(reports)  # type: ignore[arg-type]
+    assert per_file["tests/a.py"] == 60.0 and per_file["tests/b.py"] == 6.0
+    lines = summary(per_file, {"base_image": (0.0, 90.0)}, wall=600.0)
+    assert lines[0] == "where the run's 10.0 min went:"
+    assert "image base_image" in lines[1] and "90 s" in lines[1] and "0.0-1.5 min" in lines[1]
+    assert lines[2].split()[0] == "tests/a.py" and lines[2].split()[-2:] == ["s", "10.0%"]
+    assert lines[3].split()[0] == "tests/b.py"
+    # The files past the first SHOWN, together: two of the small ones (1 s each).
+    assert lines[-1].split()[:3] == ["2", "other", "files"] and lines[-1].split()[-2] == "s"
+    assert len(lines) == 2 + SHOWN + 1
