@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from tornado import web
 from tornado.httpclient import AsyncHTTPClient
 from traitlets import Float, Integer, Unicode
 from traitlets.config import LoggingConfigurable
@@ -40,6 +41,22 @@ __all__ = ["QUEUED_START_TIMEOUT", "START_STATE_KEY", "WorkshopSpawner"]
 
 # The key of a start in flight in the spawner's state (JupyterHub's database): when it was asked for.
 START_STATE_KEY = "dlworkshop_start"
+
+
+class StartTimedOut(web.HTTPError):
+    """An admitted start whose server did not answer in time. Not a TimeoutError: JupyterHub logs
+    those as "failed to start in {Spawner.start_timeout} seconds", and start_timeout is the day-long
+    bound over the queue (contract.QUEUED_START_TIMEOUT), not the time this start had."""
+
+    def __init__(self, user: str, seconds: float) -> None:
+        super().__init__(
+            504, "%s's server did not answer within %d s of its start (hub.start_timeout)", user, seconds
+        )
+        # What the spawn page shows the learner (JupyterHub reads this attribute).
+        self.jupyterhub_message = (
+            f"Your server did not start within {seconds:.0f} s. Try again; if it fails again, "
+            "please tell a helper."
+        )
 
 
 class WorkshopSpawner(LoggingConfigurable):
@@ -248,9 +265,7 @@ class WorkshopSpawner(LoggingConfigurable):
                 )
                 left = self.admitted_start_timeout - (time.monotonic() - began - queued)
                 if left <= 0 and self._engine_queued_since is None:
-                    raise TimeoutError(
-                        f"the server did not answer within {self.admitted_start_timeout} s of its start"
-                    )
+                    raise StartTimedOut(self.user.name, self.admitted_start_timeout)
                 done, _ = await asyncio.wait({task}, timeout=max(left, 1.0))
                 if done:
                     return task.result()

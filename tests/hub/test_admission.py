@@ -400,3 +400,25 @@ def test_a_fixed_capacity_hub_still_measures_and_says_what_a_learner_costs(
         "dlworkshop: what a learner costs here, measured: a start 1.25 CPU-s + 0.8 s waiting, then "
         "0.40 CPU-s right after it answers (3 starts, 3 followed)"
     ]
+
+
+def test_an_admitted_start_that_never_answers_fails_with_the_time_it_had(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not as a TimeoutError, which JupyterHub would log as the day-long queue bound."""
+    from hub.spawning import StartTimedOut
+
+    spawner = spawner_measuring(monkeypatch, [])
+    spawner.admitted_start_timeout = 0
+
+    async def never_answers() -> None:
+        await asyncio.sleep(3600)
+
+    with pytest.raises(StartTimedOut) as failed:
+        asyncio.run(spawner._bounded(never_answers()))
+    assert not isinstance(failed.value, TimeoutError)
+    assert failed.value.status_code == 504
+    assert str(failed.value) == (
+        "HTTP 504: Gateway Timeout (ada's server did not answer within 0 s of its start (hub.start_timeout))"
+    )
+    assert failed.value.jupyterhub_message.startswith("Your server did not start within 0 s.")

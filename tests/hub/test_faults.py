@@ -42,9 +42,11 @@ from tests.fixtures.images import TEST_PREFIX
 
 pytestmark = [pytest.mark.docker, pytest.mark.hub, pytest.mark.faults]
 
-# What the hub logs when it gives up on a learner's start.
+# What the hub logs when it gives up on a learner's start (JupyterHub's words, and the admitted
+# start's own bound: hub/spawning.py StartTimedOut).
 GIVEN_UP = re.compile(
-    r"never showed up|does not appear to be running|failed to start|Unhandled error starting|giving up",
+    r"never showed up|does not appear to be running|failed to start|Unhandled error starting|giving up"
+    r"|did not answer within",
     re.IGNORECASE,
 )
 # A file each learner left in their work folder the day before.
