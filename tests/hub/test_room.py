@@ -77,11 +77,23 @@ def staff(hub: RunningHub, name: str) -> HubClient:
     return hub.login(name, secret=STAFF_SECRET)
 
 
-def arrive(hub: RunningHub, name: str) -> None:
-    """A learner logs in and asks for their server (the hub answers within its 10 s slow-spawn wait)."""
-    with contextlib.suppress(HubError), HubClient(hub.url) as browser:
-        browser.login(name, hub.access_code, hub.secret_of(name))
-        browser.start(name)
+class Arrival(threading.Thread):
+    """A learner logs in and asks for their server, in the background (the hub answers at once; the
+    start goes on in the hub). What the hub refused, if it did, is kept for the test to report."""
+
+    def __init__(self, hub: RunningHub, name: str) -> None:
+        super().__init__(name=f"arrival of {name}", daemon=True)
+        self.hub, self.learner = hub, name
+        self.refused: str | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            with HubClient(self.hub.url) as browser:
+                browser.login(self.learner, self.hub.access_code, self.hub.secret_of(self.learner))
+                browser.start(self.learner)
+        except HubError as error:
+            self.refused = str(error)
 
 
 def queued_view(hub: RunningHub, name: str) -> dict[str, Any] | None:
@@ -111,8 +123,7 @@ class Holding:
         )
         watcher = threading.Thread(target=self._pause, args=(events,), daemon=True)
         watcher.start()
-        for name in self.names:
-            threading.Thread(target=arrive, args=(self.hub, name), daemon=True).start()
+        arrivals = [Arrival(self.hub, name) for name in self.names]
         watcher.join(timeout=120)
         events.close()
         missing = [name for name in self.names if name not in self.paused]
@@ -121,8 +132,9 @@ class Holding:
             # in the middle of another test. What the hub said of the others says why they never started.
             self.__exit__()
             said = [line for line in self.hub.log().splitlines() if any(name in line for name in missing)]
+            refused = {arrival.learner: arrival.refused for arrival in arrivals if arrival.refused}
             pytest.fail(
-                f"the hub never started {missing} (paused {self.paused}); it logged:\n"
+                f"the hub never started {missing} (paused {self.paused}; refused: {refused}); it logged:\n"
                 + "\n".join(said[-30:])
             )
         return self
@@ -235,8 +247,7 @@ def test_status_shows_the_queued_the_busy_and_the_stopped_learner(
     try:
         with Holding(running_hub, holders):
             # Both places are held by starts that do not answer: the next learner queues.
-            arrival = threading.Thread(target=arrive, args=(running_hub, queued), daemon=True)
-            arrival.start()
+            arrival = Arrival(running_hub, queued)
             view = until(lambda: queued_view(running_hub, queued), "the third learner queued")
             assert person(view, queued)["place"] == 1
             for holder in holders:
@@ -291,6 +302,7 @@ def test_status_shows_the_queued_the_busy_and_the_stopped_learner(
         assert "queued #" not in screen.split(queued)[1].splitlines()[0]
         assert re.search(rf"{busy_learner}\s+\S\s+running", screen)
         arrival.join(timeout=60)
+        assert arrival.refused is None, arrival.refused
     finally:
         tmux.close()
         for name in [*holders, queued]:

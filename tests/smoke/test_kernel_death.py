@@ -95,3 +95,27 @@ def test_another_death_says_so_plainly() -> None:
         == "the kernel died (the server reports it restarting), not for memory (peak 400 MiB); see the server's log"
     )
     assert died_reason("the kernel died", None, None, NEED).endswith("(its container may have been killed)")
+
+
+def test_after_a_death_the_restarted_kernel_is_asked_again_until_it_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under a tight quota the restarted kernel may not answer the first probe (the restart still
+    going, the killed kernel's memory not yet given back): one failed probe is not a dead server."""
+    from dlworkshop.clients.smoke import checks
+
+    answers: list[dict[str, int] | None] = [None, None, {"oom_kills": 1, "limit": 640 * 2**20}]
+    asked: list[float] = []
+
+    def probe(server: object, kernel: str, timeout: float = 60) -> dict[str, int] | None:
+        asked.append(timeout)
+        return answers.pop(0)
+
+    monkeypatch.setattr(checks, "memory_probe", probe)
+    monkeypatch.setattr(checks.time, "sleep", lambda seconds: None)
+    found = checks.probe_after_death(JupyterServer("http://127.0.0.1:9/", "token"), "k", timeout=60)
+    assert found == {"oom_kills": 1, "limit": 640 * 2**20} and len(asked) == 3
+
+    # A server that never answers again: asked until the timeout, then None (its container gone).
+    monkeypatch.setattr(checks, "memory_probe", lambda server, kernel, timeout=60: None)
+    assert checks.probe_after_death(JupyterServer("http://127.0.0.1:9/", "token"), "k", timeout=0) is None

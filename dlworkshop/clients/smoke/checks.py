@@ -126,6 +126,19 @@ def memory_probe(server: JupyterServer, kernel: str, timeout: float = 60) -> dic
         return None  # a server that died with its kernel answers nothing useful
 
 
+def probe_after_death(server: JupyterServer, kernel: str, timeout: float = 90) -> dict[str, Any] | None:
+    """MEMORY's figures after the kernel died: the server restarts it under the same id, which takes
+    a while under a tight quota (a first try can meet the restart still going, or the memory of the
+    killed kernel not yet given back). Asked again until `timeout`; None when the server never
+    answers (its container gone)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = memory_probe(server, kernel, timeout=max(5.0, min(30.0, deadline - time.monotonic())))
+        if found is not None or time.monotonic() >= deadline:
+            return found
+        time.sleep(2)
+
+
 def _json_of(output: str) -> dict[str, Any]:
     return json.loads(output.strip().splitlines()[-1])
 
@@ -164,7 +177,7 @@ def check_packages(server: JupyterServer, kernel: str) -> CheckResult:
         return CheckResult("packages", False, "import failed", detail=str(exc))
     except KernelDied as died:
         # Importing TensorFlow alone outgrows a quota of a few hundred megabytes.
-        reason = needs.died_reason(str(died), memory_probe(server, kernel), before, None, episode=False)
+        reason = needs.died_reason(str(died), probe_after_death(server, kernel), before, None, episode=False)
         return CheckResult("packages", False, f"import failed: {reason}", detail=reason)
     return CheckResult(
         "packages",
@@ -270,7 +283,7 @@ def run_episode(
         seconds, passed = time.monotonic() - started, False
         progress(f"episode {lesson.name}: the kernel died; asking its container why")
         # The server restarts a dead kernel: the new one reads the cgroup's OOM count.
-        after = memory_probe(server, kernel)
+        after = probe_after_death(server, kernel)
         detail = f"failed: {needs.died_reason(str(died), after, before, need)}"
     except (CellError, TimeoutError) as exc:
         seconds, passed = time.monotonic() - started, False
