@@ -124,7 +124,9 @@ class Holding:
         watcher = threading.Thread(target=self._pause, args=(events,), daemon=True)
         watcher.start()
         arrivals = [Arrival(self.hub, name) for name in self.names]
-        watcher.join(timeout=120)
+        # Generous: on CI's fresh machine the engine may be writing a build's layers of GBs at the
+        # same moment, and a container's create and start wait on it (no time is asserted here).
+        watcher.join(timeout=300)
         events.close()
         missing = [name for name in self.names if name not in self.paused]
         if missing:
