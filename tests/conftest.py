@@ -91,14 +91,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     """Where the run's time went, per test file and image build (tests/fixtures/run_time.py)."""
     from tests.fixtures.pipeline import PIPELINE
-    from tests.fixtures.run_time import seconds_per_file, summary
+    from tests.fixtures.run_time import seconds_per_file, summary, test_reports
 
-    reports = [
-        report
-        for outcome in ("passed", "failed", "error", "skipped")
-        for report in terminalreporter.stats.get(outcome, [])
-        if isinstance(report, pytest.TestReport)
-    ]
+    reports = test_reports(terminalreporter.stats)
     if not reports:
         return
     pipeline = config.stash.get(PIPELINE, None)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from dlworkshop.contract import learner
+from dlworkshop.lessons import Lesson
 from tests.conftest import docker_cli
 from tests.fixtures.data import KERAS_OVERRIDE_DIR, keras_hash_overrides
 from tests.fixtures.images import LearnerImage, copy_build_context
@@ -230,7 +231,7 @@ def test_jupyterhub_singleuser_starts_and_turns_healthy(learner_image: str) -> N
         subprocess.run([docker_cli(), "rm", "-f", name], capture_output=True)
 
 
-def halves_by_cpu(lessons: list[Any]) -> list[list[str]]:
+def halves_by_cpu(lessons: list[Lesson]) -> list[list[str]]:
     """The lessons' names in two groups of about equal CPU at smoke size (their measured needs), the
     heaviest placed first: one group a core."""
     groups: list[list[str]] = [[], []]
@@ -242,8 +243,9 @@ def halves_by_cpu(lessons: list[Any]) -> list[list[str]]:
     return [group for group in groups if group]
 
 
-def smoke_cpu_seconds(lesson: Any) -> float:
-    return float(lesson.needs.get("cpu", {}).get("smoke", {}).get("cpu_seconds", 30.0))
+def smoke_cpu_seconds(lesson: Lesson) -> float:
+    """The lesson's measured CPU at smoke size (its notebook's needs metadata; tests/package/test_needs.py keeps it equal to the results file)."""
+    return float(lesson.needs["cpu"]["smoke"]["cpu_seconds"])
 
 
 @pytest.mark.notebooks

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from tests.conftest import REPO
 from tests.fixtures.pipeline import ImagePipeline, needed
 
 
@@ -113,3 +114,43 @@ def test_the_runs_summary_says_where_the_time_went() -> None:
     # The files past the first SHOWN, together: two of the small ones (1 s each).
     assert lines[-1].split()[:3] == ["2", "other", "files"] and lines[-1].split()[-2] == "s"
     assert len(lines) == 2 + SHOWN + 1
+
+
+def test_a_runs_summary_counts_the_setup_of_passed_tests(tmp_path: Path) -> None:
+    """Through pytest itself: a fixture's setup time (where a deploy's or cluster's goes) is in its
+    file's figure, though pytest files a passed setup under no status."""
+    import subprocess
+    import sys
+
+    (tmp_path / "test_slow_setup.py").write_text(
+        "import time, pytest\n"
+        "@pytest.fixture\n"
+        "def slow():\n"
+        "    time.sleep(1.5)\n"
+        "def test_it(slow):\n"
+        "    pass\n"
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "tests.conftest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--rootdir",
+            str(tmp_path),
+            "-c",
+            "/dev/null",
+            str(tmp_path / "test_slow_setup.py"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = next(line for line in result.stdout.splitlines() if "test_slow_setup.py" in line and "%" in line)
+    assert float(line.split()[1]) >= 1, line  # "<path> <seconds> s <share>%"
